@@ -1,0 +1,96 @@
+namespace Appliance.Hosting;
+
+/// <summary>
+/// The whole configuration of a node, bound from appliance.json and APPLIANCE__Section__Key
+/// environment variables. Key names under Listen, Relay and Dns are a contract (DESIGN.md §5).
+/// A port of 0 binds an ephemeral port (tests); a negative port disables the listener.
+/// </summary>
+public sealed class ApplianceOptions
+{
+    public NodeOptions Node { get; set; } = new();
+    public ListenOptions Listen { get; set; } = new();
+    public SmtpOptions Smtp { get; set; } = new();
+    public Pop3Options Pop3 { get; set; } = new();
+    public StoreOptions Store { get; set; } = new();
+    public TlsOptions Tls { get; set; } = new();
+    public RelayOptions Relay { get; set; } = new();
+    public DnsOptions Dns { get; set; } = new();
+    public SecurityOptions Security { get; set; } = new();
+}
+
+public sealed class NodeOptions
+{
+    /// <summary>Node name; defaults to the host name.</summary>
+    public string Name { get; set; } = "";
+    /// <summary>Name announced in SMTP banners and Received headers; defaults to the host name.</summary>
+    public string Hostname { get; set; } = "";
+    /// <summary>Data directory (see DESIGN.md §3). The --data argument wins.</summary>
+    public string DataDirectory { get; set; } = "data";
+    /// <summary>Dev mode allows plaintext authentication from loopback addresses.</summary>
+    public bool DevMode { get; set; } = true;
+}
+
+public sealed class ListenOptions
+{
+    public string Address { get; set; } = "127.0.0.1";
+    public int Smtp { get; set; } = 2525;
+    public int Submission { get; set; } = 2587;
+    public int Smtps { get; set; } = 2465;
+    public int Imap { get; set; } = 2143;
+    public int Imaps { get; set; } = 2993;
+    public int Pop3 { get; set; } = 2110;
+    public int Pop3s { get; set; } = 2995;
+    public int Http { get; set; } = 8080;
+    public int Https { get; set; } = -1;
+}
+
+public sealed class SmtpOptions
+{
+    public long MaxMessageSize { get; set; } = 50 * 1024 * 1024;
+    public int MaxRecipients { get; set; } = 100;
+    public int CommandTimeoutSeconds { get; set; } = 300;
+}
+
+public sealed class Pop3Options
+{
+    public int IdleTimeoutSeconds { get; set; } = 600;
+    public int MaxConnectionsPerIp { get; set; } = 20;
+}
+
+public sealed class StoreOptions
+{
+    /// <summary>Mailbox partitions hosted by this node (units/store-NAME).</summary>
+    public string[] Partitions { get; set; } = ["a", "b"];
+    /// <summary>Default quota for new mailboxes in bytes; 0 = unlimited.</summary>
+    public long DefaultQuotaBytes { get; set; } = 1024L * 1024 * 1024;
+    /// <summary>Journal segment size before rotating to a new segment file.</summary>
+    public long JournalSegmentBytes { get; set; } = 64L * 1024 * 1024;
+}
+
+public sealed class TlsOptions
+{
+    /// <summary>PEM certificate (chain) file; empty = self-signed certificate under data/tls.</summary>
+    public string CertificateFile { get; set; } = "";
+    public string KeyFile { get; set; } = "";
+}
+
+public sealed class RelayOptions
+{
+    public string SmartHost { get; set; } = "";
+    public string SmartHostUser { get; set; } = "";
+    public string SmartHostPassword { get; set; } = "";
+    public string[] TrustedNetworks { get; set; } = [];
+}
+
+public sealed class DnsOptions
+{
+    public string[] Servers { get; set; } = [];
+}
+
+public sealed class SecurityOptions
+{
+    /// <summary>Failed logins from one address before it is slowed down.</summary>
+    public int LoginFailuresBeforeThrottle { get; set; } = 5;
+    /// <summary>Window over which failed logins are counted.</summary>
+    public int LoginFailureWindowSeconds { get; set; } = 300;
+}
