@@ -1,0 +1,54 @@
+namespace Appliance.Directory;
+
+/// <summary>directory.db: domains, mailboxes, aliases, admins and API tokens (a copy on each node).</summary>
+internal static class DirectorySchema
+{
+    public const string Create = """
+        PRAGMA journal_mode=WAL;
+        CREATE TABLE IF NOT EXISTS domains(
+            name TEXT PRIMARY KEY,
+            created INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS mailboxes(
+            address TEXT PRIMARY KEY,
+            domain TEXT NOT NULL REFERENCES domains(name),
+            password_hash TEXT NOT NULL,
+            quota_bytes INTEGER NOT NULL,
+            partition TEXT NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS mailboxes_domain ON mailboxes(domain);
+        CREATE TABLE IF NOT EXISTS aliases(
+            source TEXT NOT NULL,
+            target TEXT NOT NULL,
+            domain TEXT NOT NULL REFERENCES domains(name),
+            PRIMARY KEY(source, target));
+        CREATE TABLE IF NOT EXISTS admins(
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS tokens(
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            created INTEGER NOT NULL);
+        """;
+}
+
+public sealed class MailboxRecord
+{
+    public string Address { get; set; } = "";
+    public string Domain { get; set; } = "";
+    public string PasswordHash { get; set; } = "";
+    public long QuotaBytes { get; set; }
+    public string Partition { get; set; } = "";
+    public bool Enabled { get; set; }
+
+    public MailUser ToUser() => new(Address, Partition, QuotaBytes);
+}
+
+public sealed class AliasRecord
+{
+    public string Source { get; set; } = "";
+    public string Target { get; set; } = "";
+}

@@ -1,0 +1,328 @@
+using System.Net;
+using System.Security.Cryptography;
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace Appliance.Directory;
+
+/// <summary>A refused directory change; <see cref="Exception.Message"/> is the one-line reason shown to the admin.</summary>
+public sealed class DirectoryException(string reason) : Exception(reason);
+
+/// <summary>
+/// Domains, mailboxes and aliases in directory.db, recipient resolution for delivery, and
+/// mailbox authentication with throttling and transparent rehash of migrated password hashes.
+/// </summary>
+public sealed class MailDirectory : IMailAuthenticator
+{
+    private const int MaxAliasDepth = 8;
+    private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("auth");
+    private readonly string _connectionString;
+    private readonly string[] _partitions;
+    private readonly LoginThrottle _throttle;
+
+    public MailDirectory(string path, string[] partitions, LoginThrottle throttle)
+    {
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
+        _partitions = partitions;
+        _throttle = throttle;
+        using var c = Open();
+        c.Execute(DirectorySchema.Create);
+    }
+
+    private SqliteConnection Open()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        c.Execute("PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000");
+        return c;
+    }
+
+    // ---- domains ----
+
+    public string AddDomain(string name)
+    {
+        var domain = Addresses.NormalizeDomain(name, out var reason) ?? throw new DirectoryException(reason);
+        using var c = Open();
+        if (c.Execute("INSERT OR IGNORE INTO domains(name, created) VALUES (@domain, @now)", new { domain, now = Now() }) == 0)
+            throw new DirectoryException($"domain {domain} already exists");
+        return domain;
+    }
+
+    public IReadOnlyList<string> ListDomains()
+    {
+        using var c = Open();
+        return c.Query<string>("SELECT name FROM domains ORDER BY name").AsList();
+    }
+
+    public bool DomainExists(string domain)
+    {
+        using var c = Open();
+        return c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }) > 0;
+    }
+
+    /// <summary>Removes an empty domain (its aliases go with it).</summary>
+    public void RemoveDomain(string name)
+    {
+        var domain = Addresses.NormalizeDomain(name, out var reason) ?? throw new DirectoryException(reason);
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }, tx) == 0)
+            throw new DirectoryException($"no such domain {domain}");
+        var boxes = c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE domain = @domain", new { domain }, tx);
+        if (boxes > 0) throw new DirectoryException($"domain {domain} still has {boxes} mailbox(es); remove them first");
+        c.Execute("DELETE FROM aliases WHERE domain = @domain", new { domain }, tx);
+        c.Execute("DELETE FROM domains WHERE name = @domain", new { domain }, tx);
+        tx.Commit();
+    }
+
+    // ---- mailboxes ----
+
+    /// <summary>Validates and records a new mailbox on the least used partition.</summary>
+    public MailboxRecord AddMailbox(string address, string password, long quotaBytes)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        CheckPassword(password);
+        if (quotaBytes < 0) throw new DirectoryException("quota must be zero (unlimited) or positive");
+        var domain = Addresses.DomainOf(a);
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }, tx) == 0)
+            throw new DirectoryException($"unknown domain {domain}; add it first");
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE address = @a", new { a }, tx) > 0)
+            throw new DirectoryException($"mailbox {a} already exists");
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM aliases WHERE source = @a", new { a }, tx) > 0)
+            throw new DirectoryException($"{a} is an alias; remove the alias first");
+        var counts = c.Query<PartitionCount>("SELECT partition AS Partition, count(*) AS Count FROM mailboxes GROUP BY partition", transaction: tx)
+            .ToDictionary(p => p.Partition, p => p.Count);
+        var partition = _partitions.OrderBy(p => counts.GetValueOrDefault(p)).ThenBy(p => p, StringComparer.Ordinal).First();
+        var record = new MailboxRecord { Address = a, Domain = domain, PasswordHash = PasswordHasher.Hash(password), QuotaBytes = quotaBytes, Partition = partition, Enabled = true };
+        c.Execute("INSERT INTO mailboxes(address, domain, password_hash, quota_bytes, partition, enabled, created) VALUES (@Address, @Domain, @PasswordHash, @QuotaBytes, @Partition, 1, @now)",
+            new { record.Address, record.Domain, record.PasswordHash, record.QuotaBytes, record.Partition, now = Now() }, tx);
+        tx.Commit();
+        return record;
+    }
+
+    /// <summary>Records a mailbox with an existing (possibly migrated) password hash.</summary>
+    public void SetPasswordHash(string address, string hash)
+    {
+        using var c = Open();
+        if (c.Execute("UPDATE mailboxes SET password_hash = @hash WHERE address = @address", new { hash, address }) == 0)
+            throw new DirectoryException($"no such mailbox {address}");
+    }
+
+    public MailboxRecord UpdateMailbox(string address, string? password, long? quotaBytes, bool? enabled)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        if (password is not null) CheckPassword(password);
+        if (quotaBytes < 0) throw new DirectoryException("quota must be zero (unlimited) or positive");
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE address = @a", new { a }, tx) == 0)
+            throw new DirectoryException($"no such mailbox {a}");
+        if (password is not null)
+            c.Execute("UPDATE mailboxes SET password_hash = @hash WHERE address = @a", new { hash = PasswordHasher.Hash(password), a }, tx);
+        if (quotaBytes is { } q) c.Execute("UPDATE mailboxes SET quota_bytes = @q WHERE address = @a", new { q, a }, tx);
+        if (enabled is { } e) c.Execute("UPDATE mailboxes SET enabled = @e WHERE address = @a", new { e, a }, tx);
+        tx.Commit();
+        return FindMailbox(a)!;
+    }
+
+    public MailboxRecord RemoveMailbox(string address)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        var record = FindMailbox(a) ?? throw new DirectoryException($"no such mailbox {a}");
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        c.Execute("DELETE FROM aliases WHERE target = @a", new { a }, tx);
+        c.Execute("DELETE FROM mailboxes WHERE address = @a", new { a }, tx);
+        tx.Commit();
+        return record;
+    }
+
+    public MailboxRecord? FindMailbox(string address)
+    {
+        using var c = Open();
+        return c.QuerySingleOrDefault<MailboxRecord>(
+            "SELECT address AS Address, domain AS Domain, password_hash AS PasswordHash, quota_bytes AS QuotaBytes, partition AS Partition, enabled AS Enabled FROM mailboxes WHERE address = @address",
+            new { address });
+    }
+
+    public IReadOnlyList<MailboxRecord> ListMailboxes(string? domain)
+    {
+        using var c = Open();
+        return c.Query<MailboxRecord>(
+            "SELECT address AS Address, domain AS Domain, '' AS PasswordHash, quota_bytes AS QuotaBytes, partition AS Partition, enabled AS Enabled FROM mailboxes WHERE @domain IS NULL OR domain = @domain ORDER BY address",
+            new { domain }).AsList();
+    }
+
+    private static void CheckPassword(string password)
+    {
+        if (password.Length < 8) throw new DirectoryException("password too short (at least 8 characters)");
+        if (password.Length > 1024) throw new DirectoryException("password too long");
+    }
+
+    // ---- aliases ----
+
+    /// <summary>Adds targets to an alias ("@domain" is the domain's catch-all). Targets must be local mailboxes or aliases.</summary>
+    public void AddAlias(string source, IReadOnlyList<string> targets)
+    {
+        var s = Addresses.NormalizeAliasSource(source, out var reason) ?? throw new DirectoryException(reason);
+        if (targets.Count == 0) throw new DirectoryException("an alias needs at least one target");
+        var domain = Addresses.DomainOf(s);
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }, tx) == 0)
+            throw new DirectoryException($"unknown domain {domain}; add it first");
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE address = @s", new { s }, tx) > 0)
+            throw new DirectoryException($"{s} is a mailbox");
+        foreach (var target in targets)
+        {
+            var t = Addresses.NormalizeAddress(target, out reason) ?? throw new DirectoryException(reason);
+            if (t == s) throw new DirectoryException("an alias cannot point to itself");
+            var local = c.ExecuteScalar<long>("SELECT (SELECT count(*) FROM mailboxes WHERE address = @t) + (SELECT count(*) FROM aliases WHERE source = @t)", new { t }, tx);
+            if (local == 0)
+            {
+                var external = c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @d", new { d = Addresses.DomainOf(t) }, tx) == 0;
+                throw new DirectoryException(external
+                    ? $"target {t} is not a local address (forwarding outside needs the outbound relay)"
+                    : $"target {t} is neither a mailbox nor an alias");
+            }
+            c.Execute("INSERT OR IGNORE INTO aliases(source, target, domain) VALUES (@s, @t, @domain)", new { s, t, domain }, tx);
+        }
+        tx.Commit();
+    }
+
+    /// <summary>Removes one target, or the whole alias when <paramref name="target"/> is null.</summary>
+    public void RemoveAlias(string source, string? target)
+    {
+        var s = Addresses.NormalizeAliasSource(source, out var reason) ?? throw new DirectoryException(reason);
+        using var c = Open();
+        var n = target is null
+            ? c.Execute("DELETE FROM aliases WHERE source = @s", new { s })
+            : c.Execute("DELETE FROM aliases WHERE source = @s AND target = @t", new { s, t = target.Trim().ToLowerInvariant() });
+        if (n == 0) throw new DirectoryException(target is null ? $"no such alias {s}" : $"alias {s} has no target {target}");
+    }
+
+    public IReadOnlyList<AliasRecord> ListAliases(string? domain)
+    {
+        using var c = Open();
+        return c.Query<AliasRecord>("SELECT source AS Source, target AS Target FROM aliases WHERE @domain IS NULL OR domain = @domain ORDER BY source, target", new { domain }).AsList();
+    }
+
+    // ---- delivery ----
+
+    /// <summary>
+    /// The enabled mailboxes an address delivers to: the mailbox itself, else its alias targets
+    /// (recursively), else the same for the address without its +detail, else the domain's
+    /// catch-all. Empty when the address is unknown (the caller answers 550 5.1.1).
+    /// </summary>
+    public IReadOnlyList<MailboxRecord> Resolve(string address)
+    {
+        var a = address.Trim().ToLowerInvariant();
+        using var c = Open();
+        var result = new Dictionary<string, MailboxRecord>();
+        if (Expand(c, a, result, 0)) return result.Values.ToList();
+        var at = a.LastIndexOf('@');
+        var plus = at > 0 ? a.IndexOf('+', 0, at) : -1;
+        if (plus > 0 && Expand(c, a[..plus] + a[at..], result, 0)) return result.Values.ToList();
+        if (at > 0) Expand(c, a[at..], result, 0);
+        return result.Values.ToList();
+    }
+
+    private static bool Expand(SqliteConnection c, string address, Dictionary<string, MailboxRecord> into, int depth)
+    {
+        if (depth > MaxAliasDepth) return false;
+        var box = c.QuerySingleOrDefault<MailboxRecord>(
+            "SELECT address AS Address, domain AS Domain, password_hash AS PasswordHash, quota_bytes AS QuotaBytes, partition AS Partition, enabled AS Enabled FROM mailboxes WHERE address = @address",
+            new { address });
+        if (box is not null)
+        {
+            if (box.Enabled) into.TryAdd(box.Address, box);
+            return true;
+        }
+        var targets = c.Query<string>("SELECT target FROM aliases WHERE source = @address", new { address }).AsList();
+        foreach (var t in targets) Expand(c, t, into, depth + 1);
+        return targets.Count > 0;
+    }
+
+    // ---- authentication ----
+
+    public async Task<AuthResult> AuthenticateAsync(string user, string password, IPAddress remote, CancellationToken ct)
+    {
+        if (_throttle.IsThrottled(remote))
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            Log.Warn("login throttled user={0} ip={1}", user, remote);
+            return AuthResult.Throttled;
+        }
+        var address = user.Trim().ToLowerInvariant();
+        var box = FindMailbox(address);
+        // Verify against a dummy hash for unknown users so timing does not reveal which exist.
+        var ok = PasswordHasher.Verify(password, box?.PasswordHash ?? DummyHash.Value, out var rehash) && box is { Enabled: true };
+        if (!ok)
+        {
+            _throttle.Failed(remote);
+            Log.Info("login failed user={0} ip={1}", address, remote);
+            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+            return AuthResult.Failed;
+        }
+        _throttle.Succeeded(remote);
+        if (rehash) SetPasswordHash(box!.Address, PasswordHasher.Hash(password));
+        return new AuthResult(AuthOutcome.Success, box!.ToUser());
+    }
+
+    private static readonly Lazy<string> DummyHash = new(() => PasswordHasher.Hash(Convert.ToBase64String(RandomNumberGenerator.GetBytes(16))));
+
+    // ---- admins and tokens ----
+
+    /// <summary>Creates the first admin with a random password if there is none; returns the password once.</summary>
+    public string? EnsureFirstAdmin(string name)
+    {
+        using var c = Open();
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM admins") > 0) return null;
+        var password = Secrets.NewPassword();
+        c.Execute("INSERT INTO admins(name, password_hash, created) VALUES (@name, @hash, @now)", new { name, hash = PasswordHasher.Hash(password), now = Now() });
+        return password;
+    }
+
+    public bool VerifyAdmin(string name, string password)
+    {
+        using var c = Open();
+        var hash = c.ExecuteScalar<string?>("SELECT password_hash FROM admins WHERE name = @name", new { name });
+        return hash is not null && PasswordHasher.Verify(password, hash, out _);
+    }
+
+    /// <summary>Creates an API token; only its hash is kept, the token is returned once.</summary>
+    public string CreateToken(string name, string scopes)
+    {
+        if (string.IsNullOrWhiteSpace(name)) throw new DirectoryException("a token needs a name");
+        foreach (var scope in scopes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (!Secrets.KnownScopes.Contains(scope)) throw new DirectoryException($"unknown scope '{scope}' (known: {string.Join(", ", Secrets.KnownScopes)})");
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        using var c = Open();
+        c.Execute("INSERT INTO tokens(id, name, secret_hash, scopes, created) VALUES (@id, @name, @hash, @scopes, @now)",
+            new { id, name, hash = Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(secret))), scopes, now = Now() });
+        return $"apl_{id}_{secret}";
+    }
+
+    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+    private sealed class PartitionCount
+    {
+        public string Partition { get; set; } = "";
+        public long Count { get; set; }
+    }
+}
+
+internal static class Secrets
+{
+    public static readonly string[] KnownScopes = ["admin", "read", "provision"];
+
+    /// <summary>A random password of 20 characters from an unambiguous alphabet.</summary>
+    public static string NewPassword()
+    {
+        const string alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        return RandomNumberGenerator.GetString(alphabet, 20);
+    }
+}

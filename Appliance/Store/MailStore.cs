@@ -1,0 +1,61 @@
+using Appliance.Directory;
+
+namespace Appliance.Store;
+
+/// <summary>The partitions hosted by this node, routed by each mailbox's partition.</summary>
+public sealed class MailStore : IMailStore, IAsyncDisposable
+{
+    public const string Inbox = "INBOX";
+    private readonly Dictionary<string, Partition> _partitions;
+
+    private MailStore(Dictionary<string, Partition> partitions) => _partitions = partitions;
+
+    /// <summary>Opens units/store-NAME for each configured partition (replaying unapplied journal records).</summary>
+    public static MailStore Open(string dataDir, IEnumerable<string> partitions, long journalSegmentBytes)
+    {
+        var map = new Dictionary<string, Partition>(StringComparer.Ordinal);
+        foreach (var name in partitions)
+            map[name] = Store.Partition.Open(name, Path.Combine(dataDir, "units", "store-" + name), journalSegmentBytes);
+        return new MailStore(map);
+    }
+
+    public IReadOnlyCollection<string> PartitionNames => _partitions.Keys;
+
+    public Partition Partition(string name) =>
+        _partitions.TryGetValue(name, out var p) ? p : throw new InvalidOperationException($"partition {name} is not hosted on this node");
+
+    public Partition For(MailUser user) => Partition(user.Partition);
+
+    public async Task<FolderStatus> GetFolderAsync(MailUser user, string folder, CancellationToken ct)
+    {
+        var p = For(user);
+        if (await p.GetFolderAsync(user.Address, folder, ct) is { } status) return status;
+        if (folder != Inbox) throw new KeyNotFoundException($"no folder {folder}");
+        await p.CreateFolderAsync(user.Address, Inbox);
+        return (await p.GetFolderAsync(user.Address, folder, ct))!;
+    }
+
+    public Task<IReadOnlyList<StoredMessage>> ListAsync(MailUser user, string folder, CancellationToken ct) =>
+        For(user).ListAsync(user.Address, folder, ct);
+
+    public Stream OpenMessage(MailUser user, StoredMessage message) =>
+        new FileStream(For(user).BlobPath(message.BlobId), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16, FileOptions.Asynchronous);
+
+    public Task ExpungeAsync(MailUser user, string folder, IReadOnlyCollection<long> uids, CancellationToken ct) =>
+        For(user).ExpungeAsync(user.Address, folder, uids);
+
+    public long UsedBytes(MailUser user) => For(user).UsedBytes(user.Address);
+
+    /// <summary>Delivers into a folder; null when over quota.</summary>
+    public Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, MessageStructure structure, CancellationToken ct) =>
+        For(user).AppendAsync(user.Address, folder, data, structure, DateTimeOffset.UtcNow, MessageFlags.None, user.QuotaBytes, ct);
+
+    public Task CreateMailboxAsync(MailUser user) => For(user).CreateFolderAsync(user.Address, Inbox);
+
+    public Task DeleteMailboxAsync(MailUser user) => For(user).DeleteAccountAsync(user.Address);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var p in _partitions.Values) await p.DisposeAsync();
+    }
+}

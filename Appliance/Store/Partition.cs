@@ -1,0 +1,246 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading.Channels;
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace Appliance.Store;
+
+/// <summary>
+/// One mailbox partition (units/store-NAME): index.db + blobs/ + journal/.
+/// Implementation notes (invariants):
+/// - All mutations run on one writer loop. A batch of requests is planned inside one SQLite
+///   transaction (each request under its own savepoint, so a failing request leaves no trace),
+///   the resulting ops are appended to the journal and fsynced once (group commit), and only
+///   then is the transaction committed and the callers released. So an acknowledged mutation
+///   is in the journal on disk and in the committed index.
+/// - Ops carry absolute values (UIDs, MODSEQs, final flags, bytes). The same apply code serves
+///   the primary, crash recovery (replay of journal records past meta.applied_seq) and a
+///   replica, which therefore reaches the same state.
+/// - Message files are immutable and written (fsynced) before their op is journalled.
+/// </summary>
+public sealed partial class Partition : IAsyncDisposable
+{
+    private readonly string _blobDir;
+    private readonly SqliteConnection _writer;
+    private readonly Journal _journal;
+    private readonly Channel<WriteRequest> _requests = Channel.CreateUnbounded<WriteRequest>(new() { SingleReader = true });
+    private readonly Task _writerLoop;
+    private readonly string _connectionString;
+
+    public string Name { get; }
+    public string Directory { get; }
+    public long LastSeq => _journal.LastSeq;
+
+    private Partition(string name, string dir, SqliteConnection writer, Journal journal, string connectionString)
+    {
+        Name = name;
+        Directory = dir;
+        _blobDir = Path.Combine(dir, "blobs");
+        _writer = writer;
+        _journal = journal;
+        _connectionString = connectionString;
+        _writerLoop = Task.Run(WriterLoopAsync);
+    }
+
+    /// <summary>Opens (or creates) the partition and replays journal records the index has not applied yet.</summary>
+    public static Partition Open(string name, string dir, long journalSegmentBytes)
+    {
+        System.IO.Directory.CreateDirectory(Path.Combine(dir, "blobs"));
+        var connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(dir, "index.db"),
+            Pooling = true,
+        }.ToString();
+        var writer = new SqliteConnection(connectionString);
+        writer.Open();
+        writer.Execute(PartitionSchema.Create);
+        // The journal is fsynced per batch, so the index may lag on power loss: replay fixes it.
+        writer.Execute("PRAGMA synchronous=NORMAL");
+        var journal = Journal.Open(Path.Combine(dir, "journal"), journalSegmentBytes);
+        var applied = writer.ExecuteScalar<long>("SELECT value FROM meta WHERE key = 'applied_seq'");
+        var pending = journal.ReadFrom(applied).ToList();
+        if (pending.Count > 0)
+        {
+            using var tx = writer.BeginTransaction();
+            var ctx = new WriteContext(writer, tx, 0);
+            foreach (var record in pending)
+            {
+                if (record.Op is AppendOp append) EnsureBlob(Path.Combine(dir, "blobs"), append);
+                ctx.Apply(record.Op);
+            }
+            SetAppliedSeq(writer, tx, pending[^1].Seq);
+            tx.Commit();
+            ctx.DeleteRemovedBlobs(Path.Combine(dir, "blobs"));
+        }
+        return new Partition(name, dir, writer, journal, connectionString);
+    }
+
+    // ---- reads (own connections; WAL lets them run beside the writer) ----
+
+    internal SqliteConnection OpenReader()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        return c;
+    }
+
+    public async Task<FolderStatus?> GetFolderAsync(string account, string folder, CancellationToken ct)
+    {
+        await using var c = OpenReader();
+        var f = await c.QuerySingleOrDefaultAsync<FolderRow>(
+            "SELECT id AS Id, account AS Account, name AS Name, uidvalidity AS UidValidity, uidnext AS UidNext, highest_modseq AS HighestModSeq FROM folders WHERE account = @account AND name = @folder",
+            new { account, folder });
+        if (f is null) return null;
+        var count = await c.ExecuteScalarAsync<long>("SELECT count(*) FROM messages WHERE folder_id = @id", new { id = f.Id });
+        return new FolderStatus(f.Name, f.UidValidity, f.UidNext, f.HighestModSeq, (int)count);
+    }
+
+    public async Task<IReadOnlyList<StoredMessage>> ListAsync(string account, string folder, CancellationToken ct)
+    {
+        await using var c = OpenReader();
+        var rows = await c.QueryAsync<MessageRow>(
+            """
+            SELECT m.uid AS Uid, m.size AS Size, m.internal_date AS InternalDate, m.flags AS Flags, m.keywords AS Keywords,
+                   m.modseq AS ModSeq, m.blob AS Blob, m.envelope AS Envelope, m.bodystructure AS BodyStructure
+            FROM messages m JOIN folders f ON f.id = m.folder_id
+            WHERE f.account = @account AND f.name = @folder ORDER BY m.uid
+            """, new { account, folder });
+        return rows.Select(r => r.ToStored()).ToList();
+    }
+
+    public long UsedBytes(string account)
+    {
+        using var c = OpenReader();
+        return c.ExecuteScalar<long?>("SELECT used_bytes FROM accounts WHERE account = @account", new { account }) ?? 0;
+    }
+
+    public string BlobPath(string blobId) => BlobPath(_blobDir, blobId);
+
+    private static string BlobPath(string blobDir, string blobId) => Path.Combine(blobDir, blobId[..2], blobId);
+
+    // ---- writes ----
+
+    /// <summary>
+    /// Delivers one message: writes its file (fsync), then journals and indexes it. Returns the
+    /// UID, or null when the account's quota (bytes, 0 = unlimited) would be exceeded.
+    /// </summary>
+    public async Task<long?> AppendAsync(string account, string folder, ReadOnlyMemory<byte> data, MessageStructure structure,
+        DateTimeOffset internalDate, MessageFlags flags, long quotaBytes, CancellationToken ct)
+    {
+        var blobId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var path = BlobPath(blobId);
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        await FileSystem.WriteDurableAsync(path, data, ct);
+        var bytes = data.ToArray();
+        var result = await SubmitAsync(ctx =>
+        {
+            if (quotaBytes > 0 && ctx.UsedBytes(account) + bytes.Length > quotaBytes) return (long?)null;
+            var f = ctx.EnsureFolder(account, folder);
+            var op = new AppendOp(account, folder, f.UidNext, f.HighestModSeq + 1, internalDate.ToUnixTimeMilliseconds(),
+                flags, [], blobId, structure.Envelope, structure.BodyStructure, bytes);
+            ctx.Emit(op);
+            return op.Uid;
+        });
+        if (result is null) File.Delete(path);
+        return result;
+    }
+
+    /// <summary>Creates the folder if it does not exist yet.</summary>
+    public Task CreateFolderAsync(string account, string folder) =>
+        SubmitAsync(ctx => { ctx.EnsureFolder(account, folder); return 0; });
+
+    /// <summary>Sets the final flags and keywords of the given messages.</summary>
+    public Task SetFlagsAsync(string account, string folder, IReadOnlyCollection<long> uids, MessageFlags flags, string[] keywords) =>
+        SubmitAsync(ctx =>
+        {
+            var f = ctx.Folder(account, folder);
+            if (f is null || uids.Count == 0) return 0;
+            ctx.Emit(new SetFlagsOp(account, folder, f.HighestModSeq + 1, uids.Order().ToArray(), flags, keywords));
+            return 0;
+        });
+
+    public Task ExpungeAsync(string account, string folder, IReadOnlyCollection<long> uids) =>
+        SubmitAsync(ctx =>
+        {
+            var f = ctx.Folder(account, folder);
+            if (f is null || uids.Count == 0) return 0;
+            ctx.Emit(new ExpungeOp(account, folder, f.HighestModSeq + 1, uids.Order().ToArray()));
+            return 0;
+        });
+
+    public Task DeleteAccountAsync(string account) =>
+        SubmitAsync(ctx => { ctx.Emit(new DeleteAccountOp(account)); return 0; });
+
+    /// <summary>
+    /// Applies records shipped from the primary (replica side, and the replay test). Records at
+    /// or below <see cref="LastSeq"/> are skipped (idempotent); a gap is refused, the replica then
+    /// needs a resync.
+    /// </summary>
+    public async Task ApplyReplicatedAsync(IReadOnlyList<JournalRecord> records)
+    {
+        foreach (var r in records)
+            if (r.Op is AppendOp append) EnsureBlob(_blobDir, append);
+        await SubmitAsync(ctx =>
+        {
+            foreach (var r in records)
+            {
+                if (r.Seq <= ctx.NextSeq - 1) continue;
+                if (r.Seq != ctx.NextSeq) throw new InvalidDataException($"journal gap: expected seq {ctx.NextSeq}, got {r.Seq}");
+                ctx.Emit(r.Op);
+            }
+            return 0;
+        });
+    }
+
+    /// <summary>Journal records after <paramref name="afterSeq"/> (to ship to a replica).</summary>
+    public IEnumerable<JournalRecord> ReadJournal(long afterSeq) => _journal.ReadFrom(afterSeq);
+
+    private static void EnsureBlob(string blobDir, AppendOp op)
+    {
+        var path = BlobPath(blobDir, op.BlobId);
+        if (File.Exists(path) && new FileInfo(path).Length == op.Data.Length) return;
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var file = new FileStream(path, FileMode.Create, FileAccess.Write);
+        file.Write(op.Data);
+        file.Flush(flushToDisk: true);
+    }
+
+    private static void SetAppliedSeq(SqliteConnection c, SqliteTransaction tx, long seq) =>
+        c.Execute("UPDATE meta SET value = @seq WHERE key = 'applied_seq'", new { seq }, tx);
+
+    public async ValueTask DisposeAsync()
+    {
+        _requests.Writer.TryComplete();
+        await _writerLoop;
+        _journal.Dispose();
+        await _writer.DisposeAsync();
+    }
+
+    /// <summary>A canonical text form of the whole partition state, used to compare replicas.</summary>
+    public async Task<string> DumpAsync()
+    {
+        await using var c = OpenReader();
+        var sb = new StringBuilder();
+        foreach (var a in await c.QueryAsync<AccountRow>("SELECT account AS Account, used_bytes AS UsedBytes, messages AS Messages FROM accounts ORDER BY account"))
+            sb.Append("account ").Append(a.Account).Append(' ').Append(a.UsedBytes).Append(' ').Append(a.Messages).Append('\n');
+        var folders = await c.QueryAsync<FolderRow>("SELECT id AS Id, account AS Account, name AS Name, uidvalidity AS UidValidity, uidnext AS UidNext, highest_modseq AS HighestModSeq FROM folders ORDER BY account, name");
+        foreach (var f in folders)
+        {
+            sb.Append($"folder {f.Account} {f.Name} {f.UidValidity} {f.UidNext} {f.HighestModSeq}\n");
+            foreach (var m in await ListAsync(f.Account, f.Name, CancellationToken.None))
+            {
+                var hash = Convert.ToHexStringLower(SHA256.HashData(await File.ReadAllBytesAsync(BlobPath(m.BlobId))));
+                sb.Append($"  {m.Uid} {m.Size} {m.InternalDate.ToUnixTimeMilliseconds()} {(int)m.Flags} [{string.Join(' ', m.Keywords)}] {m.ModSeq} {hash}\n");
+            }
+        }
+        return sb.ToString();
+    }
+}
+
+internal sealed class AccountRow
+{
+    public string Account { get; set; } = "";
+    public long UsedBytes { get; set; }
+    public long Messages { get; set; }
+}
