@@ -105,6 +105,19 @@ public static class PasswordHasher
         }
     }
 
+    /// <summary>Whether a stored hash is in a scheme <see cref="Verify"/> understands (for imports).</summary>
+    public static bool IsKnownScheme(string stored)
+    {
+        var s = stored.AsSpan();
+        if (s.StartsWith('{'))
+        {
+            var close = s.IndexOf('}');
+            if (close < 0) return false;
+            s = s[(close + 1)..];
+        }
+        return s.StartsWith("$argon2id$") || s.StartsWith("$6$") || s.StartsWith("$2a$") || s.StartsWith("$2b$") || s.StartsWith("$2y$");
+    }
+
     private enum Scheme { Any, Argon2id, Sha512Crypt, BlfCrypt }
 
     private static bool VerifyBytes(byte[] passwordBytes, string password, string stored, out bool needsRehash)

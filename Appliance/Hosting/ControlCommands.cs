@@ -1,0 +1,192 @@
+using Appliance.Directory;
+using Appliance.Provisioning;
+
+namespace Appliance.Hosting;
+
+/// <summary>
+/// The management commands of DESIGN.md §5 as the running node executes them (the CLI only
+/// forwards its arguments). A refused change prints one line and exits 1; bad usage exits 2.
+/// </summary>
+public sealed class ControlCommands(Provisioner provisioner)
+{
+    public delegate void Output(string text, bool error);
+
+    private sealed class UsageException(string message) : Exception(message);
+
+    public async Task<int> ExecuteAsync(string[] args, string? input, Output output)
+    {
+        try
+        {
+            var a = new Args(args);
+            var noun = a.Next("command");
+            var verb = noun is "import" ? "" : a.Next(noun + " subcommand");
+            switch (noun, verb)
+            {
+                case ("domain", "add"):
+                    var newDomain = a.Next("domain");
+                    a.EnsureDone();
+                    output($"domain {provisioner.Directory.AddDomain(newDomain)} added", false);
+                    break;
+                case ("domain", "list"):
+                    a.EnsureDone();
+                    foreach (var d in provisioner.Directory.ListDomains()) output(d, false);
+                    break;
+                case ("domain", "remove"):
+                    var domain = a.Next("domain");
+                    a.EnsureDone();
+                    provisioner.Directory.RemoveDomain(domain);
+                    output($"domain {domain} removed", false);
+                    break;
+                case ("mailbox", "add"):
+                {
+                    var address = a.Next("address");
+                    var quota = a.Option("--quota") is { } q ? ParseSize(q) : (long?)null;
+                    var (password, hash) = Secret(a, input);
+                    a.EnsureDone();
+                    var box = await provisioner.AddMailboxAsync(address, password, hash, quota);
+                    output($"mailbox {box.Address} added (partition {box.Partition}, quota {Sizes.Format(box.QuotaBytes)})", false);
+                    break;
+                }
+                case ("mailbox", "list"):
+                    var dom = a.Optional();
+                    a.EnsureDone();
+                    foreach (var m in provisioner.Directory.ListMailboxes(dom?.ToLowerInvariant()))
+                        output($"{m.Address}\t{(m.Enabled ? "enabled" : "disabled")}\tquota={Sizes.Format(m.QuotaBytes)}\tpartition={m.Partition}", false);
+                    break;
+                case ("mailbox", "set"):
+                {
+                    var address = a.Next("address");
+                    var quota = a.Option("--quota") is { } q ? ParseSize(q) : (long?)null;
+                    bool? enabled = a.Flag("--enable") ? true : a.Flag("--disable") ? false : null;
+                    var password = a.Flag("--password-stdin") ? ReadSecret(input) : null;
+                    a.EnsureDone();
+                    if (quota is null && enabled is null && password is null) throw new UsageException("mailbox set: nothing to change (--quota, --enable, --disable, --password-stdin)");
+                    var box = provisioner.Directory.UpdateMailbox(address, password, quota, enabled);
+                    output($"mailbox {box.Address} updated ({(box.Enabled ? "enabled" : "disabled")}, quota {Sizes.Format(box.QuotaBytes)})", false);
+                    break;
+                }
+                case ("mailbox", "remove"):
+                    var removed = a.Next("address");
+                    a.EnsureDone();
+                    output($"mailbox {(await provisioner.RemoveMailboxAsync(removed)).Address} removed", false);
+                    break;
+                case ("alias", "add"):
+                {
+                    var source = a.Next("alias address");
+                    var targets = a.Rest();
+                    a.EnsureDone();
+                    if (targets.Count == 0) throw new UsageException("alias add: at least one target address is needed");
+                    provisioner.Directory.AddAlias(source, targets);
+                    output($"alias {source.Trim().ToLowerInvariant()} -> {string.Join(", ", targets)}", false);
+                    break;
+                }
+                case ("alias", "list"):
+                    var ad = a.Optional();
+                    a.EnsureDone();
+                    foreach (var al in provisioner.Directory.ListAliases(ad?.ToLowerInvariant())) output($"{al.Source}\t{al.Target}", false);
+                    break;
+                case ("alias", "remove"):
+                {
+                    var source = a.Next("alias address");
+                    var target = a.Optional();
+                    a.EnsureDone();
+                    provisioner.Directory.RemoveAlias(source, target);
+                    output($"alias {source} removed", false);
+                    break;
+                }
+                case ("token", "create"):
+                    var tokenName = a.Option("--name") ?? "cli";
+                    var scope = a.Option("--scope") ?? "admin";
+                    a.EnsureDone();
+                    output(provisioner.Directory.CreateToken(tokenName, scope), false);
+                    break;
+                case ("import", _):
+                {
+                    a.Next("CSV file");
+                    a.EnsureDone();
+                    if (input is null) throw new UsageException("import: the CSV content was not sent");
+                    var n = await provisioner.ImportAsync(input.Split('\n'), p => output(p, false));
+                    output($"{n} mailboxes imported", false);
+                    break;
+                }
+                default:
+                    throw new UsageException($"unknown command '{noun} {verb}'".TrimEnd());
+            }
+            return 0;
+        }
+        catch (UsageException ex)
+        {
+            output(ex.Message, true);
+            return 2;
+        }
+        catch (DirectoryException ex)
+        {
+            output(ex.Message, true);
+            return 1;
+        }
+    }
+
+    private static (string? Password, string? Hash) Secret(Args a, string? input)
+    {
+        if (a.Option("--password-hash") is { } hash) return (null, hash);
+        if (a.Flag("--password-stdin")) return (ReadSecret(input), null);
+        throw new UsageException("mailbox add: give --password-stdin (or --password-hash HASH)");
+    }
+
+    private static string ReadSecret(string? input)
+    {
+        var line = input?.Split('\n')[0].TrimEnd('\r');
+        if (string.IsNullOrEmpty(line)) throw new UsageException("no password on standard input");
+        return line;
+    }
+
+    private static long ParseSize(string s) => Sizes.Parse(s) ?? throw new UsageException($"bad size '{s}' (examples: 0, 500M, 2G)");
+
+    /// <summary>Positional arguments and --options, consumed as the command reads them.</summary>
+    private sealed class Args(string[] args)
+    {
+        private readonly List<string> _rest = [.. args];
+
+        public string Next(string what)
+        {
+            var i = _rest.FindIndex(x => !x.StartsWith("--", StringComparison.Ordinal));
+            if (i < 0) throw new UsageException($"missing {what}");
+            var v = _rest[i];
+            _rest.RemoveAt(i);
+            return v;
+        }
+
+        public string? Optional()
+        {
+            var i = _rest.FindIndex(x => !x.StartsWith("--", StringComparison.Ordinal));
+            if (i < 0) return null;
+            var v = _rest[i];
+            _rest.RemoveAt(i);
+            return v;
+        }
+
+        public List<string> Rest()
+        {
+            var values = _rest.Where(x => !x.StartsWith("--", StringComparison.Ordinal)).ToList();
+            _rest.RemoveAll(x => !x.StartsWith("--", StringComparison.Ordinal));
+            return values;
+        }
+
+        public string? Option(string name)
+        {
+            var i = _rest.IndexOf(name);
+            if (i < 0) return null;
+            if (i + 1 >= _rest.Count) throw new UsageException($"{name} needs a value");
+            var v = _rest[i + 1];
+            _rest.RemoveRange(i, 2);
+            return v;
+        }
+
+        public bool Flag(string name) => _rest.Remove(name);
+
+        public void EnsureDone()
+        {
+            if (_rest.Count > 0) throw new UsageException($"unexpected argument '{_rest[0]}'");
+        }
+    }
+}
