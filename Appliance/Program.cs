@@ -1,1 +1,93 @@
-return 0;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Appliance.Cli;
+using Appliance.Hosting;
+
+// Composition root and command-line dispatch (DESIGN.md §5).
+var (command, rest, configFile, dataDir) = ParseGlobal(args);
+switch (command)
+{
+    case "run":
+        return await RunAsync(configFile, dataDir);
+    case "version":
+        Console.WriteLine($"appliance {typeof(ApplianceHost).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown"}");
+        return 0;
+    case "help" or "--help" or "-h":
+        PrintUsage(Console.Out);
+        return 0;
+    case "domain" or "mailbox" or "alias" or "token" or "import":
+    {
+        ApplianceOptions options;
+        try { options = ConfigLoader.Load(configFile, dataDir); }
+        catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException or FormatException) { Console.Error.WriteLine(ex.Message); return 2; }
+        var socket = Path.Combine(Path.GetFullPath(options.Node.DataDirectory), "control.sock");
+        return await ControlClient.RunAsync(socket, [command, .. rest], Console.In, Console.Out, Console.Error);
+    }
+    default:
+        Console.Error.WriteLine($"unknown command '{command}'");
+        PrintUsage(Console.Error);
+        return 2;
+}
+
+static (string Command, string[] Others, string? Config, string? Data) ParseGlobal(string[] args)
+{
+    string? config = null, data = null;
+    var rest = new List<string>();
+    for (var i = 0; i < args.Length; i++)
+    {
+        if (args[i] == "--config" && i + 1 < args.Length) config = args[++i];
+        else if (args[i] == "--data" && i + 1 < args.Length) data = args[++i];
+        else rest.Add(args[i]);
+    }
+    var command = rest.Count > 0 ? rest[0] : "run";
+    return (command, rest.Skip(1).ToArray(), config, data);
+}
+
+static async Task<int> RunAsync(string? configFile, string? dataDir)
+{
+    ApplianceOptions options;
+    try { options = ConfigLoader.Load(configFile, dataDir); }
+    catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException or FormatException or InvalidOperationException)
+    {
+        Console.Error.WriteLine($"configuration: {ex.Message}");
+        return 2;
+    }
+    Logging.Configure(options.Node.DataDirectory, console: true);
+    await using var host = ApplianceHost.Create(options);
+    if (host.FirstAdminPassword is { } password)
+    {
+        Console.WriteLine("==================================================================");
+        Console.WriteLine($" First start: admin credential (shown once)  user: admin  password: {password}");
+        Console.WriteLine("==================================================================");
+    }
+    var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+    try
+    {
+        await host.StartAsync(CancellationToken.None);
+    }
+    catch (System.Net.Sockets.SocketException ex)
+    {
+        NLog.LogManager.GetLogger("host").Fatal("cannot listen: {0}", ex.Message);
+        return 1;
+    }
+    await stop.Task;
+    NLog.LogManager.GetLogger("host").Info("stopping");
+    await host.StopAsync();
+    NLog.LogManager.GetLogger("host").Info("stopped");
+    NLog.LogManager.Shutdown();
+    return 0;
+}
+
+static void PrintUsage(TextWriter w) => w.WriteLine("""
+    usage: appliance [run] [--config FILE] [--data DIR]
+           appliance domain add|list|remove …
+           appliance mailbox add ADDRESS --password-stdin [--quota SIZE]
+           appliance mailbox list [DOMAIN] | set ADDRESS [--quota SIZE] [--enable|--disable] [--password-stdin] | remove ADDRESS
+           appliance alias add ADDRESS|@DOMAIN TARGET… | list [DOMAIN] | remove ADDRESS [TARGET]
+           appliance import CSVFILE            (address,password[,quota] per line)
+           appliance token create [--name N] [--scope admin|read|provision]
+           appliance version
+    management commands take the same --data/--config as run and talk to the running node.
+    """);

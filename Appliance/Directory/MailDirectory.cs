@@ -307,12 +307,12 @@ public sealed class MailDirectory : IMailAuthenticator
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+}
 
-    private sealed class PartitionCount
-    {
-        public string Partition { get; set; } = "";
-        public long Count { get; set; }
-    }
+internal sealed class PartitionCount
+{
+    public string Partition { get; set; } = "";
+    public long Count { get; set; }
 }
 
 internal static class Secrets

@@ -30,7 +30,7 @@ public sealed class SmtpMxServer
             .ServerName(hostname)
             .MaxMessageSize(maxSize, MaxMessageSizeHandling.Strict)
             .CommandWaitTimeout(TimeSpan.FromSeconds(options.CommandTimeoutSeconds))
-            .CustomSmtpGreeting(_ => $"{hostname} ESMTP Appliance")
+            .CustomSmtpGreeting(_ => $"220 {hostname} ESMTP Appliance")
             .Endpoint(b => b.Endpoint(endpoint).IsSecure(false).Certificate(certificate)
                 .AllowUnsecureAuthentication(false).AuthenticationRequired(false)
                 .SessionTimeout(TimeSpan.FromSeconds(options.CommandTimeoutSeconds)))

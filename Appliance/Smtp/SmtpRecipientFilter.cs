@@ -33,7 +33,7 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
         if (state.Recipients >= options.MaxRecipients)
             throw Reject(context, SmtpReplyCode.InsufficientStorage, "4.5.3 Too many recipients", from, address);
         if (string.IsNullOrEmpty(to.Host) || !directory.DomainExists(to.Host.ToLowerInvariant()))
-            throw Reject(context, SmtpReplyCode.RelayDenied, "5.7.1 Relay access denied", from, address);
+            throw Reject(context, SmtpReplyCode.MailboxUnavailable, "5.7.1 Relay access denied", from, address);
         var boxes = directory.Resolve(address);
         if (boxes.Count == 0)
         {

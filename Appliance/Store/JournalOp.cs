@@ -42,14 +42,15 @@ public sealed record CreateFolderOp(string Account, string Folder, long UidValid
 /// <summary>A new message; <see cref="Data"/> carries its bytes so a replica needs nothing else.</summary>
 public sealed record AppendOp(
     string Account, string Folder, long Uid, long ModSeq, long InternalDateUnixMs, MessageFlags Flags,
-    string[] Keywords, string BlobId, string Envelope, string BodyStructure, byte[] Data) : JournalOp
+    string[] Keywords, string BlobId, MessageStructure Structure, byte[] Data) : JournalOp
 {
     public override JournalOpType Type => JournalOpType.Append;
 
     public override void Write(BinaryWriter w)
     {
         w.Write(Account); w.Write(Folder); w.Write(Uid); w.Write(ModSeq); w.Write(InternalDateUnixMs);
-        w.Write((int)Flags); WriteStrings(w, Keywords); w.Write(BlobId); w.Write(Envelope); w.Write(BodyStructure);
+        w.Write((int)Flags); WriteStrings(w, Keywords); w.Write(BlobId);
+        w.Write(Structure.Envelope); w.Write(Structure.Body); w.Write(Structure.BodyStructure); w.Write(Structure.PartOffsets);
         w.Write(Data.Length); w.Write(Data);
     }
 
@@ -57,9 +58,10 @@ public sealed record AppendOp(
     {
         var account = r.ReadString(); var folder = r.ReadString(); var uid = r.ReadInt64(); var modSeq = r.ReadInt64();
         var date = r.ReadInt64(); var flags = (MessageFlags)r.ReadInt32(); var keywords = ReadStrings(r);
-        var blob = r.ReadString(); var envelope = r.ReadString(); var body = r.ReadString();
+        var blob = r.ReadString();
+        var structure = new MessageStructure(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString());
         var data = r.ReadBytes(r.ReadInt32());
-        return new(account, folder, uid, modSeq, date, flags, keywords, blob, envelope, body, data);
+        return new(account, folder, uid, modSeq, date, flags, keywords, blob, structure, data);
     }
 
     internal static void WriteStrings(BinaryWriter w, string[] values)

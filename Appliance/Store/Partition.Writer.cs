@@ -145,10 +145,10 @@ public sealed partial class Partition
                     var folder = Folder(a.Account, a.Folder) ?? throw new InvalidDataException($"append to missing folder {a.Account}/{a.Folder}");
                     var inserted = c.Execute(
                         """
-                        INSERT OR IGNORE INTO messages(folder_id, uid, size, internal_date, flags, keywords, modseq, blob, envelope, bodystructure)
-                        VALUES (@id, @Uid, @size, @InternalDateUnixMs, @flags, @keywords, @ModSeq, @BlobId, @Envelope, @BodyStructure)
+                        INSERT OR IGNORE INTO messages(folder_id, uid, size, internal_date, flags, keywords, modseq, blob, envelope, body, bodystructure, part_offsets)
+                        VALUES (@id, @Uid, @size, @InternalDateUnixMs, @flags, @keywords, @ModSeq, @BlobId, @envelope, @body, @bodystructure, @offsets)
                         """,
-                        new { id = folder.Id, a.Uid, size = (long)a.Data.Length, a.InternalDateUnixMs, flags = (int)a.Flags, keywords = string.Join(' ', a.Keywords), a.ModSeq, a.BlobId, a.Envelope, a.BodyStructure }, tx);
+                        new { id = folder.Id, a.Uid, size = (long)a.Data.Length, a.InternalDateUnixMs, flags = (int)a.Flags, keywords = string.Join(' ', a.Keywords), a.ModSeq, a.BlobId, envelope = a.Structure.Envelope, body = a.Structure.Body, bodystructure = a.Structure.BodyStructure, offsets = a.Structure.PartOffsets }, tx);
                     if (inserted == 0) break;
                     c.Execute("UPDATE folders SET uidnext = max(uidnext, @next), highest_modseq = max(highest_modseq, @ModSeq) WHERE id = @id",
                         new { next = a.Uid + 1, a.ModSeq, id = folder.Id }, tx);

@@ -101,8 +101,7 @@ public sealed partial class Partition : IAsyncDisposable
         await using var c = OpenReader();
         var rows = await c.QueryAsync<MessageRow>(
             """
-            SELECT m.uid AS Uid, m.size AS Size, m.internal_date AS InternalDate, m.flags AS Flags, m.keywords AS Keywords,
-                   m.modseq AS ModSeq, m.blob AS Blob, m.envelope AS Envelope, m.bodystructure AS BodyStructure
+            SELECT m.uid AS Uid, m.size AS Size, m.internal_date AS InternalDate, m.flags AS Flags, m.keywords AS Keywords, m.modseq AS ModSeq, m.blob AS Blob
             FROM messages m JOIN folders f ON f.id = m.folder_id
             WHERE f.account = @account AND f.name = @folder ORDER BY m.uid
             """, new { account, folder });
@@ -138,7 +137,7 @@ public sealed partial class Partition : IAsyncDisposable
             if (quotaBytes > 0 && ctx.UsedBytes(account) + bytes.Length > quotaBytes) return (long?)null;
             var f = ctx.EnsureFolder(account, folder);
             var op = new AppendOp(account, folder, f.UidNext, f.HighestModSeq + 1, internalDate.ToUnixTimeMilliseconds(),
-                flags, [], blobId, structure.Envelope, structure.BodyStructure, bytes);
+                flags, [], blobId, structure, bytes);
             ctx.Emit(op);
             return op.Uid;
         });

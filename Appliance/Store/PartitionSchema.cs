@@ -30,7 +30,9 @@ internal static class PartitionSchema
             modseq INTEGER NOT NULL,
             blob TEXT NOT NULL,
             envelope TEXT NOT NULL,
+            body TEXT NOT NULL,
             bodystructure TEXT NOT NULL,
+            part_offsets TEXT NOT NULL,
             PRIMARY KEY(folder_id, uid)) WITHOUT ROWID;
         """;
 }
@@ -54,8 +56,6 @@ internal sealed class MessageRow
     public string Keywords { get; set; } = "";
     public long ModSeq { get; set; }
     public string Blob { get; set; } = "";
-    public string Envelope { get; set; } = "";
-    public string BodyStructure { get; set; } = "";
 
     public StoredMessage ToStored() => new(
         Uid, Size, DateTimeOffset.FromUnixTimeMilliseconds(InternalDate), (MessageFlags)Flags,

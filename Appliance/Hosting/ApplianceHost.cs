@@ -1,0 +1,100 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using Appliance.Directory;
+using Appliance.Provisioning;
+using Appliance.Smtp;
+using Appliance.Store;
+using Appliance.Tls;
+
+namespace Appliance.Hosting;
+
+/// <summary>
+/// One node with every role it hosts in single-node mode: directory, store partitions, MX,
+/// POP3/POP3S and the control socket. Start order: data (identity, TLS, directory, store with
+/// journal replay), then listeners; stop is the reverse, so nothing accepts work it cannot store.
+/// </summary>
+public sealed class ApplianceHost : IAsyncDisposable
+{
+    private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("host");
+    private readonly List<Func<Task>> _stops = [];
+    private readonly Dictionary<string, IPEndPoint> _endpoints = [];
+
+    public ApplianceOptions Options { get; }
+    public string DataDirectory { get; }
+    public NodeIdentity Identity { get; }
+    public X509Certificate2 Certificate { get; }
+    public MailDirectory Directory { get; }
+    public MailStore Store { get; }
+    public Provisioner Provisioner { get; }
+    /// <summary>The first admin's password when this start created it (shown once), else null.</summary>
+    public string? FirstAdminPassword { get; }
+    public IReadOnlyDictionary<string, IPEndPoint> Endpoints => _endpoints;
+    public string ControlSocketPath => Path.Combine(DataDirectory, "control.sock");
+
+    private ApplianceHost(ApplianceOptions options)
+    {
+        Options = options;
+        DataDirectory = Path.GetFullPath(options.Node.DataDirectory);
+        System.IO.Directory.CreateDirectory(DataDirectory);
+        Identity = LoadIdentity(DataDirectory, options.Node.Name);
+        Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
+        var throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
+        Directory = new MailDirectory(Path.Combine(DataDirectory, "directory.db"), options.Store.Partitions, throttle);
+        Store = MailStore.Open(DataDirectory, options.Store.Partitions, options.Store.JournalSegmentBytes);
+        Provisioner = new Provisioner(Directory, Store, options.Store.DefaultQuotaBytes);
+        FirstAdminPassword = Directory.EnsureFirstAdmin("admin");
+    }
+
+    /// <summary>Opens the node's data. Listeners start with <see cref="StartAsync"/>.</summary>
+    public static ApplianceHost Create(ApplianceOptions options) => new(options);
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        var address = IPAddress.Parse(Options.Listen.Address);
+        var hostname = Options.Node.Hostname;
+
+        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioner));
+        control.Start();
+        _stops.Add(async () => await control.DisposeAsync());
+
+        if (Options.Listen.Smtp >= 0)
+        {
+            var mx = new SmtpMxServer(new IPEndPoint(address, Options.Listen.Smtp), Certificate, hostname, Options.Smtp, Directory, Store);
+            await mx.StartAsync(ct);
+            _endpoints["smtp"] = mx.Endpoints[0];
+            _stops.Add(mx.StopAsync);
+        }
+
+        foreach (var (name, ep) in _endpoints) Log.Info("{0} listening on {1}", name, ep);
+        Log.Info("node {0} ({1}) ready, data in {2}", Identity.Name, Identity.Id, DataDirectory);
+    }
+
+    public async Task StopAsync()
+    {
+        for (var i = _stops.Count - 1; i >= 0; i--)
+        {
+            try { await _stops[i](); }
+            catch (Exception ex) { Log.Warn(ex, "error while stopping"); }
+        }
+        _stops.Clear();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        await Store.DisposeAsync();
+        Certificate.Dispose();
+    }
+
+    private static NodeIdentity LoadIdentity(string dataDir, string name)
+    {
+        var path = Path.Combine(dataDir, "node.json");
+        if (File.Exists(path))
+            return JsonSerializer.Deserialize(File.ReadAllText(path), ControlJson.Default.NodeIdentity) ?? throw new InvalidDataException($"{path} is empty");
+        var identity = new NodeIdentity(name, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        File.WriteAllText(path, JsonSerializer.Serialize(identity, ControlJson.Default.NodeIdentity));
+        return identity;
+    }
+}
