@@ -36,12 +36,13 @@ internal static class Program
         }
 
         var messages = BuildMessages(o);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(o.TimeoutSeconds));
         var failures = 0;
         var sw = Stopwatch.StartNew();
         var sessions = Enumerable.Range(0, o.Sessions).Select(s => Task.Run(async () =>
         {
             var mine = Enumerable.Range(0, o.Messages).Where(i => i % o.Sessions == s).ToArray();
-            var failed = await RunSessionAsync(o, mine, messages).ConfigureAwait(false);
+            var failed = await RunSessionAsync(o, mine, messages, cts.Token).ConfigureAwait(false);
             Interlocked.Add(ref failures, failed);
         })).ToArray();
         await Task.WhenAll(sessions).ConfigureAwait(false);
@@ -113,21 +114,21 @@ internal static class Program
         string.Create(CultureInfo.InvariantCulture, $"{o.UserPrefix}{(i % o.Mailboxes) + 1}@{o.Domain}");
 
     /// <summary>Sends the given messages over one connection; returns how many failed.</summary>
-    private static async Task<int> RunSessionAsync(Options o, int[] indexes, byte[][] messages)
+    private static async Task<int> RunSessionAsync(Options o, int[] indexes, byte[][] messages, CancellationToken ct)
     {
         var failed = 0;
         var done = 0;
         try
         {
             using var client = new TcpClient { NoDelay = true };
-            await client.ConnectAsync(o.Host, o.Port).ConfigureAwait(false);
+            await client.ConnectAsync(o.Host, o.Port, ct).ConfigureAwait(false);
             var stream = client.GetStream();
             using var reader = new StreamReader(stream, Encoding.ASCII, false, 4096, leaveOpen: true);
             async Task<int> Reply()
             {
                 while (true)
                 {
-                    var line = await reader.ReadLineAsync().ConfigureAwait(false)
+                    var line = await reader.ReadLineAsync(ct).ConfigureAwait(false)
                         ?? throw new IOException("connection closed by server");
                     if (line.Length < 3 || !int.TryParse(line.AsSpan(0, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var code))
                     {
@@ -141,7 +142,7 @@ internal static class Program
             }
             async Task<int> Command(string cmd)
             {
-                await stream.WriteAsync(Encoding.ASCII.GetBytes(cmd + "\r\n")).ConfigureAwait(false);
+                await stream.WriteAsync(Encoding.ASCII.GetBytes(cmd + "\r\n"), ct).ConfigureAwait(false);
                 return await Reply().ConfigureAwait(false);
             }
 
@@ -164,7 +165,7 @@ internal static class Program
                     step = "DATA";
                     Expect(await Command("DATA").ConfigureAwait(false), 354, step);
                     step = "end of data";
-                    await stream.WriteAsync(messages[i]).ConfigureAwait(false);
+                    await stream.WriteAsync(messages[i], ct).ConfigureAwait(false);
                     Expect(await Reply().ConfigureAwait(false), 250, step);
                 }
                 catch (ReplyException e)
@@ -176,7 +177,7 @@ internal static class Program
             }
             await Command("QUIT").ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or SocketException or ReplyException)
+        catch (Exception e) when (e is IOException or SocketException or ReplyException or OperationCanceledException)
         {
             Report($"session aborted after {done} messages: {e.Message}");
             failed += indexes.Length - done;
@@ -244,6 +245,8 @@ internal sealed class Options
     public string? WaitMaildir { get; private set; }
     public int? Expect { get; private set; }
     public int WaitTimeoutSeconds { get; private set; } = 120;
+    /// <summary>Upper bound for the sending phase; sessions still running are aborted.</summary>
+    public int TimeoutSeconds { get; private set; } = 300;
 
     public static Options Parse(string[] args)
     {
@@ -270,6 +273,7 @@ internal sealed class Options
                 case "--wait-maildir": o.WaitMaildir = v; break;
                 case "--expect": o.Expect = Int(key, v, 0); break;
                 case "--wait-timeout": o.WaitTimeoutSeconds = Int(key, v, 1); break;
+                case "--timeout": o.TimeoutSeconds = Int(key, v, 1); break;
                 default: throw new ArgumentException($"unknown option {key}");
             }
         }
