@@ -18,14 +18,18 @@ param(
     [int]$Messages = 2000,
     [int]$Sessions = 10,
     [int]$Mailboxes = 10,
-    [int]$MessageSize = 4096
+    [int]$MessageSize = 4096,
+    # bench only: measure this executable instead of publishing artifacts/publish/appliance.
+    [string]$Exe = ''
 )
 
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $Root = $PSScriptRoot
 $PublishDir = Join-Path $Root 'artifacts/publish'
-$Exe = Join-Path $PublishDir 'appliance'
+$PublishedExe = Join-Path $PublishDir 'appliance'
+$SkipPublish = $Exe -ne ''
+if (-not $SkipPublish) { $Exe = $PublishedExe } else { $Exe = (Resolve-Path $Exe).Path }
 $LoadDir = Join-Path $Root 'artifacts/bench/SmtpLoad'
 $PeerScript = Join-Path $Root 'bench/peer-postfix-dovecot.sh'
 $Inv = [Globalization.CultureInfo]::InvariantCulture
@@ -39,6 +43,7 @@ $PeerSmtpPort = 12525
 $BenchDomain = 'bench.test'
 
 function Write-Log([string]$Message) { [Console]::Error.WriteLine($Message) }
+function Write-Result([string]$Line) { [Console]::Out.WriteLine($Line) }
 
 function Test-Root { return (& id -u) -eq '0' }
 
@@ -72,9 +77,9 @@ function Invoke-Publish {
         $warnings | ForEach-Object { Write-Log "WARNING: $_" }
         throw "dotnet publish produced $($warnings.Count) warning(s)"
     }
-    if (-not (Test-Path $Exe)) { throw "publish did not produce $Exe" }
-    $mb = (Get-Item $Exe).Length / 1MB
-    Write-Output ([string]::Format($Inv, 'publish artifacts/publish/appliance {0:F1} MB', $mb))
+    if (-not (Test-Path $PublishedExe)) { throw "publish did not produce $PublishedExe" }
+    $mb = (Get-Item $PublishedExe).Length / 1MB
+    return [string]::Format($Inv, 'publish artifacts/publish/appliance {0:F1} MB', $mb)
 }
 
 function Build-SmtpLoad {
@@ -160,6 +165,46 @@ function Start-Appliance([string]$DataDir, [string]$LogFile, [int]$TimeoutMs = 3
     return [pscustomobject]@{ Process = $proc; Ms = $ms }
 }
 
+# Provisioning may be applied asynchronously (DESIGN.md §4): wait until SMTP accepts every
+# bench recipient, so the ingest run does not start with 550s.
+function Wait-Recipients([int]$Port, [int]$TimeoutMs = 15000) {
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    $pending = 1..$Mailboxes
+    $warned = $false
+    while ($true) {
+        $client = [Net.Sockets.TcpClient]::new()
+        try {
+            $client.Connect('127.0.0.1', $Port)
+            $stream = $client.GetStream()
+            $stream.ReadTimeout = 5000
+            $reader = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII)
+            $writer = [IO.StreamWriter]::new($stream, [Text.Encoding]::ASCII)
+            $writer.NewLine = "`r`n"
+            $writer.AutoFlush = $true
+            $reply = {
+                do { $line = $reader.ReadLine() } while ($null -ne $line -and $line.Length -gt 3 -and $line[3] -eq '-')
+                return $line
+            }
+            $null = & $reply
+            $writer.WriteLine('EHLO bench.check'); $null = & $reply
+            $writer.WriteLine('MAIL FROM:<check@load.test>'); $null = & $reply
+            $pending = @($pending | Where-Object {
+                    $writer.WriteLine("RCPT TO:<u$_@$BenchDomain>")
+                    -not "$(& $reply)".StartsWith('250')
+                })
+            $writer.WriteLine('QUIT')
+        }
+        catch [Net.Sockets.SocketException], [IO.IOException] { }
+        finally { $client.Dispose() }
+        if ($pending.Count -eq 0) { return }
+        if ($sw.ElapsedMilliseconds -gt $TimeoutMs) {
+            throw "SMTP still rejects $($pending.Count) bench mailbox(es) $($TimeoutMs / 1000) s after provisioning (e.g. u$($pending[0])@$BenchDomain)"
+        }
+        if (-not $warned) { Write-Log "appliance: $($pending.Count) mailbox(es) not accepted by SMTP yet; waiting"; $warned = $true }
+        Start-Sleep -Milliseconds 100
+    }
+}
+
 function Stop-Appliance([Diagnostics.Process]$Proc) {
     if ($null -eq $Proc -or $Proc.HasExited) { return }
     & kill -s TERM $Proc.Id 2>$null
@@ -220,6 +265,7 @@ function Measure-Appliance([hashtable]$Results) {
         for ($i = 1; $i -le $Mailboxes; $i++) {
             Invoke-ApplianceCli @('mailbox', 'add', "u$i@$BenchDomain", '--password-stdin', '--data', $data) 'bench-password'
         }
+        Wait-Recipients $AppPorts.Smtp
         Write-Log "appliance: sending $Messages messages over $Sessions sessions"
         $r = Invoke-SmtpLoad $AppPorts.Smtp
         $Results.smtp_ingest = [double]::Parse($r.rate, $Inv)
@@ -284,15 +330,15 @@ function Format-Figure([hashtable]$App, [hashtable]$Peer, [string]$Name, [string
 }
 
 function Invoke-Bench {
-    Invoke-Publish | ForEach-Object { Write-Log $_ }
+    if ($SkipPublish) { Write-Log "bench: using $Exe (no publish)" } else { Write-Log (Invoke-Publish) }
     Build-SmtpLoad
     $app = @{}
     $peer = @{}
     Measure-Appliance $app
     Measure-Peer $peer
-    Write-Output (Format-Figure $app $peer 'smtp_ingest' 'msgs/s' 'F1')
-    Write-Output (Format-Figure $app $peer 'idle_rss' 'MB' 'F1')
-    Write-Output (Format-Figure $app @{} 'start_to_smtp' 'ms' 'F0')
+    Write-Result (Format-Figure $app $peer 'smtp_ingest' 'msgs/s' 'F1')
+    Write-Result (Format-Figure $app $peer 'idle_rss' 'MB' 'F1')
+    Write-Result (Format-Figure $app @{} 'start_to_smtp' 'ms' 'F0')
     $missing = @('smtp_ingest', 'idle_rss', 'start_to_smtp' | Where-Object { -not $app.ContainsKey($_) })
     if ($app.ContainsKey('failed') -or $peer.ContainsKey('failed') -or $missing.Count -gt 0) {
         Write-Log 'bench: some figures could not be measured (see above)'
@@ -308,12 +354,13 @@ tasks:
   publish   native-AOT publish of Appliance to artifacts/publish (fails on any warning)
   bench     publish, then benchmark the appliance against Postfix+Dovecot:
             -Messages 2000 -Sessions 10 -Mailboxes 10 -MessageSize 4096
+            -Exe PATH  bench an existing executable instead of publishing
 '@
 }
 
 try {
     switch ($Task) {
-        'publish' { Invoke-Publish; exit 0 }
+        'publish' { Write-Result (Invoke-Publish); exit 0 }
         'bench' { exit (Invoke-Bench) }
         default { Show-Usage; exit 2 }
     }
