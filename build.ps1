@@ -225,8 +225,8 @@ function Get-RssMB([int]$ProcessId) {
     return [double](($line -split '\s+')[1]) / 1024
 }
 
-function Invoke-ApplianceCli([string[]]$CliArgs, [string]$StdIn = $null) {
-    $out = if ($null -ne $StdIn) { $StdIn | & $Exe @CliArgs 2>&1 } else { & $Exe @CliArgs 2>&1 }
+function Invoke-ApplianceCli([string[]]$CliArgs, [string]$StdIn = '') {
+    $out = if ($StdIn -ne '') { $StdIn | & $Exe @CliArgs 2>&1 } else { & $Exe @CliArgs 2>&1 }
     if ($LASTEXITCODE -ne 0) {
         throw "appliance $($CliArgs -join ' ') failed (exit $LASTEXITCODE): $($out -join ' ')"
     }
