@@ -1,0 +1,371 @@
+#!/usr/bin/env pwsh
+# Build tasks for the appliance. Run: dotnet tool restore && dotnet pwsh build.ps1 <task>
+#
+#   publish   native-AOT publish to artifacts/publish; fails on any warning
+#   bench     publish, then measure against the appliance and a Postfix+Dovecot peer;
+#             prints one line per figure: bench NAME VALUE UNIT peer=VALUE ratio=R
+#
+# Implementation notes
+# - stdout carries results only (the publish size line, the bench lines); progress and
+#   tool output go to stderr so `build.ps1 bench | grep '^bench '` is all one needs.
+# - Everything bench starts is stopped in finally blocks (appliance by pid, the peer
+#   through bench/peer-postfix-dovecot.sh down) and its temp directories removed.
+# - A figure that could not be measured prints as `-` and makes the exit code 1; the
+#   other figures are still measured, so a broken appliance still shows the peer.
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)][string]$Task = '',
+    [int]$Messages = 2000,
+    [int]$Sessions = 10,
+    [int]$Mailboxes = 10,
+    [int]$MessageSize = 4096,
+    # bench only: measure this executable instead of publishing artifacts/publish/appliance.
+    [string]$Exe = ''
+)
+
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+$Root = $PSScriptRoot
+$PublishDir = Join-Path $Root 'artifacts/publish'
+$PublishedExe = Join-Path $PublishDir 'appliance'
+$SkipPublish = $Exe -ne ''
+if (-not $SkipPublish) { $Exe = $PublishedExe } else { $Exe = (Resolve-Path $Exe).Path }
+$LoadDir = Join-Path $Root 'artifacts/bench/SmtpLoad'
+$PeerScript = Join-Path $Root 'bench/peer-postfix-dovecot.sh'
+$Inv = [Globalization.CultureInfo]::InvariantCulture
+
+# Ports of the bench instances (spare ports, loopback only; see DESIGN.md §1 for the defaults).
+$AppPorts = [ordered]@{
+    Smtp = 22525; Submission = 22587; Smtps = 22465; Imap = 22143; Imaps = 22993
+    Pop3 = 22110; Pop3s = 22995; Http = 28080; Https = -1
+}
+$PeerSmtpPort = 12525
+$BenchDomain = 'bench.test'
+
+function Write-Log([string]$Message) { [Console]::Error.WriteLine($Message) }
+function Write-Result([string]$Line) { [Console]::Out.WriteLine($Line) }
+
+function Test-Root { return (& id -u) -eq '0' }
+
+function Install-NativeToolchain {
+    $haveClang = $null -ne (Get-Command clang -ErrorAction SilentlyContinue)
+    $haveZlib = Test-Path '/usr/include/zlib.h'
+    if ($haveClang -and $haveZlib) { return }
+    if (-not (Test-Root) -or -not (Get-Command apt-get -ErrorAction SilentlyContinue)) {
+        throw 'native AOT needs clang and zlib1g-dev; install them (apt-get install clang zlib1g-dev)'
+    }
+    Write-Log 'installing clang zlib1g-dev'
+    $env:DEBIAN_FRONTEND = 'noninteractive'
+    & apt-get update -q 2>&1 | ForEach-Object { Write-Log "  $_" }
+    & apt-get install -y -q clang zlib1g-dev 2>&1 | ForEach-Object { Write-Log "  $_" }
+    if ($LASTEXITCODE -ne 0) { throw 'apt-get install clang zlib1g-dev failed' }
+}
+
+function Invoke-Publish {
+    Install-NativeToolchain
+    # Force the ILC step to run so its trim/AOT warnings are printed on every publish.
+    Remove-Item -Recurse -Force -ErrorAction SilentlyContinue (Join-Path $Root 'Appliance/obj/Release/net10.0/linux-x64/native')
+    Write-Log 'dotnet publish Appliance/Appliance.csproj -c Release -r linux-x64 -o artifacts/publish'
+    $output = & dotnet publish (Join-Path $Root 'Appliance/Appliance.csproj') -c Release -r linux-x64 -o $PublishDir -tl:off -nologo 2>&1 |
+        ForEach-Object { "$_" }
+    $code = $LASTEXITCODE
+    $output | ForEach-Object { Write-Log "  $_" }
+    if ($code -ne 0) { throw "dotnet publish failed (exit $code)" }
+    # MSBuild canonical warnings (": warning IL2026:", "warning CS8618") and ILC's "Trim analysis warning".
+    $warnings = @($output | Where-Object { $_ -match '(?i)\bwarning\s*:|\bwarning\s+[A-Z]{2,}\d+' } | Sort-Object -Unique)
+    if ($warnings.Count -gt 0) {
+        $warnings | ForEach-Object { Write-Log "WARNING: $_" }
+        throw "dotnet publish produced $($warnings.Count) warning(s)"
+    }
+    if (-not (Test-Path $PublishedExe)) { throw "publish did not produce $PublishedExe" }
+    $mb = (Get-Item $PublishedExe).Length / 1MB
+    return [string]::Format($Inv, 'publish artifacts/publish/appliance {0:F1} MB', $mb)
+}
+
+function Build-SmtpLoad {
+    Write-Log 'building bench/SmtpLoad'
+    $output = & dotnet build (Join-Path $Root 'bench/SmtpLoad/SmtpLoad.csproj') -c Release -o $LoadDir -tl:off -nologo -v q 2>&1 | ForEach-Object { "$_" }
+    if ($LASTEXITCODE -ne 0) {
+        $output | ForEach-Object { Write-Log "  $_" }
+        throw 'building bench/SmtpLoad failed'
+    }
+}
+
+# Runs the load generator; returns its key=value result line as a hashtable.
+function Invoke-SmtpLoad([int]$Port, [string[]]$Extra = @()) {
+    $loadArgs = @((Join-Path $LoadDir 'SmtpLoad.dll'), '--port', $Port, '--sessions', $Sessions,
+        '--messages', $Messages, '--size', $MessageSize, '--domain', $BenchDomain, '--mailboxes', $Mailboxes) + $Extra
+    $lines = & dotnet @loadArgs 2>&1 | ForEach-Object { "$_" }
+    $code = $LASTEXITCODE
+    $lines | ForEach-Object { Write-Log "  smtpload: $_" }
+    if ($code -ne 0) { throw "SmtpLoad against port $Port failed (exit $code)" }
+    $result = @{}
+    foreach ($pair in (($lines | Where-Object { $_ -match '^sent=' } | Select-Object -Last 1) -split ' ')) {
+        $k, $v = $pair -split '=', 2
+        $result[$k] = $v
+    }
+    if (-not $result.ContainsKey('rate')) { throw 'SmtpLoad printed no result line' }
+    return $result
+}
+
+function Assert-PortFree([int]$Port) {
+    $client = [Net.Sockets.TcpClient]::new()
+    try {
+        $client.Connect('127.0.0.1', $Port)
+        throw "port $Port on 127.0.0.1 is already in use"
+    }
+    catch [Net.Sockets.SocketException] { }
+    finally { $client.Dispose() }
+}
+
+# True when a connection to the port is accepted and a 220 banner arrives.
+function Test-SmtpBanner([int]$Port) {
+    $client = [Net.Sockets.TcpClient]::new()
+    try {
+        $client.NoDelay = $true
+        $client.Connect('127.0.0.1', $Port)
+        $stream = $client.GetStream()
+        $stream.ReadTimeout = 2000
+        $buffer = [byte[]]::new(512)
+        $text = ''
+        while ($text -notmatch "`n") {
+            $n = $stream.Read($buffer, 0, $buffer.Length)
+            if ($n -le 0) { return $false }
+            $text += [Text.Encoding]::ASCII.GetString($buffer, 0, $n)
+        }
+        return $text.StartsWith('220')
+    }
+    catch [Net.Sockets.SocketException], [IO.IOException] { return $false }
+    finally { $client.Dispose() }
+}
+
+# Starts `appliance run --data DIR` (output appended to LogFile) and waits for the SMTP
+# banner. Returns the process and the milliseconds from Process.Start to the banner.
+function Start-Appliance([string]$DataDir, [string]$LogFile, [int]$TimeoutMs = 30000) {
+    $psi = [Diagnostics.ProcessStartInfo]::new('/bin/sh')
+    # exec keeps the pid: the process we time and stop is the appliance itself.
+    foreach ($a in @('-c', 'exec "$0" "$@" >>"$APPLIANCE_BENCH_LOG" 2>&1', $Exe, 'run', '--data', $DataDir)) {
+        $psi.ArgumentList.Add($a)
+    }
+    $psi.UseShellExecute = $false
+    $psi.Environment['APPLIANCE_BENCH_LOG'] = $LogFile
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    $proc = [Diagnostics.Process]::Start($psi)
+    while (-not (Test-SmtpBanner $AppPorts.Smtp)) {
+        if ($proc.HasExited) {
+            throw "appliance exited with code $($proc.ExitCode) before its SMTP banner; log: $(Get-LogTail $LogFile)"
+        }
+        if ($sw.ElapsedMilliseconds -gt $TimeoutMs) {
+            Stop-Appliance $proc
+            throw "no SMTP banner on 127.0.0.1:$($AppPorts.Smtp) within $($TimeoutMs / 1000) s; log: $(Get-LogTail $LogFile)"
+        }
+        Start-Sleep -Milliseconds 2
+    }
+    $ms = $sw.Elapsed.TotalMilliseconds
+    return [pscustomobject]@{ Process = $proc; Ms = $ms }
+}
+
+# Provisioning may be applied asynchronously (DESIGN.md §4): wait until SMTP accepts every
+# bench recipient, so the ingest run does not start with 550s.
+function Wait-Recipients([int]$Port, [int]$TimeoutMs = 15000) {
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    $pending = 1..$Mailboxes
+    $warned = $false
+    while ($true) {
+        $client = [Net.Sockets.TcpClient]::new()
+        try {
+            $client.Connect('127.0.0.1', $Port)
+            $stream = $client.GetStream()
+            $stream.ReadTimeout = 5000
+            $reader = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII)
+            $writer = [IO.StreamWriter]::new($stream, [Text.Encoding]::ASCII)
+            $writer.NewLine = "`r`n"
+            $writer.AutoFlush = $true
+            $reply = {
+                do { $line = $reader.ReadLine() } while ($null -ne $line -and $line.Length -gt 3 -and $line[3] -eq '-')
+                return $line
+            }
+            $null = & $reply
+            $writer.WriteLine('EHLO bench.check'); $null = & $reply
+            $writer.WriteLine('MAIL FROM:<check@load.test>'); $null = & $reply
+            $pending = @($pending | Where-Object {
+                    $writer.WriteLine("RCPT TO:<u$_@$BenchDomain>")
+                    -not "$(& $reply)".StartsWith('250')
+                })
+            $writer.WriteLine('QUIT')
+        }
+        catch [Net.Sockets.SocketException], [IO.IOException] { }
+        finally { $client.Dispose() }
+        if ($pending.Count -eq 0) { return }
+        if ($sw.ElapsedMilliseconds -gt $TimeoutMs) {
+            throw "SMTP still rejects $($pending.Count) bench mailbox(es) $($TimeoutMs / 1000) s after provisioning (e.g. u$($pending[0])@$BenchDomain)"
+        }
+        if (-not $warned) { Write-Log "appliance: $($pending.Count) mailbox(es) not accepted by SMTP yet; waiting"; $warned = $true }
+        Start-Sleep -Milliseconds 100
+    }
+}
+
+function Stop-Appliance([Diagnostics.Process]$Proc) {
+    if ($null -eq $Proc -or $Proc.HasExited) { return }
+    & kill -s TERM $Proc.Id 2>$null
+    if (-not $Proc.WaitForExit(15000)) {
+        Write-Log "appliance pid $($Proc.Id) ignored SIGTERM for 15 s; killing it"
+        $Proc.Kill()
+        $null = $Proc.WaitForExit(5000)
+    }
+}
+
+function Get-LogTail([string]$LogFile) {
+    if (-not (Test-Path $LogFile)) { return '(no output)' }
+    return ((Get-Content $LogFile -Tail 15) -join "`n")
+}
+
+function Get-RssMB([int]$ProcessId) {
+    $line = Get-Content "/proc/$ProcessId/status" | Where-Object { $_ -match '^VmRSS:' }
+    return [double](($line -split '\s+')[1]) / 1024
+}
+
+function Invoke-ApplianceCli([string[]]$CliArgs, [string]$StdIn = '') {
+    $out = if ($StdIn -ne '') { $StdIn | & $Exe @CliArgs 2>&1 } else { & $Exe @CliArgs 2>&1 }
+    if ($LASTEXITCODE -ne 0) {
+        throw "appliance $($CliArgs -join ' ') failed (exit $LASTEXITCODE): $($out -join ' ')"
+    }
+}
+
+function New-TempDir([string]$Prefix) {
+    $dir = Join-Path ([IO.Path]::GetTempPath()) ($Prefix + [IO.Path]::GetRandomFileName().Replace('.', ''))
+    $null = New-Item -ItemType Directory -Path $dir
+    return $dir
+}
+
+# Appliance half: idle RSS after a fresh start, SMTP ingest, then start-to-banner (median of 5 restarts).
+function Measure-Appliance([hashtable]$Results) {
+    $tmp = New-TempDir 'appliance-bench-'
+    $data = Join-Path $tmp 'data'
+    $log = Join-Path $tmp 'appliance.log'
+    $saved = @{}
+    foreach ($k in $AppPorts.Keys) {
+        $name = "APPLIANCE__Listen__$k"
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, [string]$AppPorts[$k])
+    }
+    $saved['APPLIANCE__Listen__Address'] = $env:APPLIANCE__Listen__Address
+    $env:APPLIANCE__Listen__Address = '127.0.0.1'
+    $app = $null
+    try {
+        foreach ($p in $AppPorts.Values) { if ($p -gt 0) { Assert-PortFree $p } }
+        Write-Log "appliance: starting with a fresh data directory $data"
+        $app = Start-Appliance $data $log
+        Write-Log ([string]::Format($Inv, 'appliance: first start (fresh data dir) answered after {0:F0} ms', $app.Ms))
+        Start-Sleep -Seconds 3
+        $Results.idle_rss = Get-RssMB $app.Process.Id
+
+        Write-Log "appliance: creating $BenchDomain and $Mailboxes mailboxes through the CLI"
+        Invoke-ApplianceCli @('domain', 'add', $BenchDomain, '--data', $data)
+        for ($i = 1; $i -le $Mailboxes; $i++) {
+            Invoke-ApplianceCli @('mailbox', 'add', "u$i@$BenchDomain", '--password-stdin', '--data', $data) 'bench-password'
+        }
+        Wait-Recipients $AppPorts.Smtp
+        Write-Log "appliance: sending $Messages messages over $Sessions sessions"
+        $r = Invoke-SmtpLoad $AppPorts.Smtp
+        $Results.smtp_ingest = [double]::Parse($r.rate, $Inv)
+        Stop-Appliance $app.Process
+        $app = $null
+
+        $times = @()
+        for ($i = 0; $i -lt 5; $i++) {
+            $app = Start-Appliance $data $log
+            $times += $app.Ms
+            Stop-Appliance $app.Process
+            $app = $null
+        }
+        Write-Log ('appliance: restarts to banner (ms): ' + (($times | ForEach-Object { $_.ToString('F0', $Inv) }) -join ' '))
+        $Results.start_to_smtp = ($times | Sort-Object)[2]
+    }
+    catch {
+        Write-Log "appliance: $($_.Exception.Message)"
+        $Results.failed = $true
+    }
+    finally {
+        if ($null -ne $app) { Stop-Appliance $app.Process }
+        foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
+        Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $tmp
+    }
+}
+
+# Peer half: Postfix (smtpd on $PeerSmtpPort) -> LMTP -> Dovecot maildirs, see bench/peer-postfix-dovecot.sh.
+function Measure-Peer([hashtable]$Results) {
+    $work = New-TempDir 'peer-bench-'
+    try {
+        & bash $PeerScript install
+        if ($LASTEXITCODE -ne 0) { throw 'installing postfix/dovecot failed' }
+        Assert-PortFree $PeerSmtpPort
+        Write-Log "peer: starting Postfix on 127.0.0.1:$PeerSmtpPort and Dovecot LMTP in $work"
+        & bash $PeerScript up $work $PeerSmtpPort $BenchDomain $Mailboxes
+        if ($LASTEXITCODE -ne 0) { throw 'peer did not start' }
+        Start-Sleep -Seconds 3
+        $Results.idle_rss = [double](& bash $PeerScript rss $work) / 1024
+        $maildir = & bash $PeerScript maildir $work
+        Write-Log "peer: sending $Messages messages over $Sessions sessions, waiting for delivery into Dovecot"
+        $r = Invoke-SmtpLoad $PeerSmtpPort @('--wait-maildir', $maildir, '--expect', $Messages)
+        $Results.smtp_ingest = [double]::Parse($r.rate, $Inv)
+    }
+    catch {
+        Write-Log "peer: $($_.Exception.Message)"
+        $Results.failed = $true
+    }
+    finally {
+        & bash $PeerScript down $work
+        Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $work
+    }
+}
+
+function Format-Figure([hashtable]$App, [hashtable]$Peer, [string]$Name, [string]$Unit, [string]$Fmt) {
+    $v = if ($App.ContainsKey($Name)) { $App[$Name].ToString($Fmt, $Inv) } else { '-' }
+    $p = if ($Peer.ContainsKey($Name)) { $Peer[$Name].ToString($Fmt, $Inv) } else { '-' }
+    $ratio = if ($App.ContainsKey($Name) -and $Peer.ContainsKey($Name) -and $Peer[$Name] -gt 0) {
+        ($App[$Name] / $Peer[$Name]).ToString('F2', $Inv)
+    } else { '-' }
+    return "bench $Name $v $Unit peer=$p ratio=$ratio"
+}
+
+function Invoke-Bench {
+    if ($SkipPublish) { Write-Log "bench: using $Exe (no publish)" } else { Write-Log (Invoke-Publish) }
+    Build-SmtpLoad
+    $app = @{}
+    $peer = @{}
+    Measure-Appliance $app
+    Measure-Peer $peer
+    Write-Result (Format-Figure $app $peer 'smtp_ingest' 'msgs/s' 'F1')
+    Write-Result (Format-Figure $app $peer 'idle_rss' 'MB' 'F1')
+    Write-Result (Format-Figure $app @{} 'start_to_smtp' 'ms' 'F0')
+    $missing = @('smtp_ingest', 'idle_rss', 'start_to_smtp' | Where-Object { -not $app.ContainsKey($_) })
+    if ($app.ContainsKey('failed') -or $peer.ContainsKey('failed') -or $missing.Count -gt 0) {
+        Write-Log 'bench: some figures could not be measured (see above)'
+        return 1
+    }
+    return 0
+}
+
+function Show-Usage {
+    Write-Log @'
+usage: dotnet pwsh build.ps1 <task> [options]
+tasks:
+  publish   native-AOT publish of Appliance to artifacts/publish (fails on any warning)
+  bench     publish, then benchmark the appliance against Postfix+Dovecot:
+            -Messages 2000 -Sessions 10 -Mailboxes 10 -MessageSize 4096
+            -Exe PATH  bench an existing executable instead of publishing
+'@
+}
+
+try {
+    switch ($Task) {
+        'publish' { Write-Result (Invoke-Publish); exit 0 }
+        'bench' { exit (Invoke-Bench) }
+        default { Show-Usage; exit 2 }
+    }
+}
+catch {
+    Write-Log "build.ps1 $($Task): $($_.Exception.Message)"
+    exit 1
+}
