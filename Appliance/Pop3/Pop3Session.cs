@@ -184,11 +184,14 @@ internal sealed partial class Pop3Session
             var result = await _reader.ReadAsync(Token);
             var buffer = result.Buffer;
             var status = Parse(buffer, maxLength, ref discarding, out var line, out var consumed);
-            _reader.AdvanceTo(consumed, buffer.End);
             if (status != ReadStatus.EndOfStream)
             {
+                // Only what was consumed has been examined: pipelined lines after it are read next.
+                _reader.AdvanceTo(consumed);
                 return (status, line);
             }
+
+            _reader.AdvanceTo(consumed, buffer.End);
 
             if (result.IsCompleted)
             {
