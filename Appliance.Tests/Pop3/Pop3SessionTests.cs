@@ -135,6 +135,26 @@ public sealed class Pop3SessionTests
     }
 
     [Fact]
+    public async Task Retr_LargeMessage_StreamsExactly()
+    {
+        await using var host = await Pop3TestHost.StartAsync();
+        var text = new StringBuilder("Subject: big\r\n\r\n");
+        for (int i = 0; i < 40_000; i++)
+        {
+            text.Append(i % 7 == 0 ? "." : "").Append("line ").Append(i).Append(' ', i % 60).Append("\r\n");
+        }
+
+        string stored = text.ToString();
+        host.Store.Add(Pop3TestHost.User, stored);
+        await using var client = await host.ConnectAsync();
+        await LoginAsync(client);
+        Assert.Equal($"+OK {stored.Length} octets", await client.CommandAsync("RETR 1"));
+        var body = Encoding.UTF8.GetString(await client.ReadMultiLineAsync());
+        Assert.Equal(stored.Replace("\r\n.", "\r\n..", StringComparison.Ordinal) + ".\r\n", body);
+        Assert.Equal("+OK", await client.CommandAsync("NOOP"));
+    }
+
+    [Fact]
     public async Task Top_SendsHeaderBlankLineAndNBodyLines()
     {
         await using var host = await Pop3TestHost.StartAsync();

@@ -21,7 +21,7 @@ public sealed class Pop3Server : IAsyncDisposable
     private readonly ConcurrentDictionary<string, byte> _lockedMailboxes = new(StringComparer.Ordinal);
     private readonly Dictionary<IPAddress, int> _connectionsPerAddress = [];
     private readonly ConcurrentDictionary<long, Task> _sessions = new();
-    private readonly List<(TcpListener Listener, Task AcceptLoop)> _listeners = [];
+    private readonly List<(TcpListener Listener, Task AcceptLoop, CancellationTokenSource Lifetime)> _listeners = [];
     private long _nextSessionId;
 
     public Pop3Server(
@@ -57,8 +57,6 @@ public sealed class Pop3Server : IAsyncDisposable
 
     internal TimeSpan IdleTimeout => TimeSpan.FromSeconds(Math.Max(1, _options.IdleTimeoutSeconds));
 
-    internal bool Stopping => _stopping.IsCancellationRequested;
-
     /// <summary>
     /// Binds <paramref name="endPoint"/> (port 0 = ephemeral) and starts accepting. Returns the bound
     /// endpoint. Cancelling <paramref name="cancellationToken"/> stops this listener.
@@ -79,10 +77,10 @@ public sealed class Pop3Server : IAsyncDisposable
 
         listener.Start(backlog: 512);
         var bound = (IPEndPoint)listener.LocalEndpoint;
-        var token = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, cancellationToken).Token;
+        var lifetime = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, cancellationToken);
         lock (_listeners)
         {
-            _listeners.Add((listener, AcceptLoopAsync(listener, implicitTls, token)));
+            _listeners.Add((listener, AcceptLoopAsync(listener, implicitTls, lifetime.Token), lifetime));
         }
 
         Logger.Info($"pop3 listening on {bound}{(implicitTls ? " (TLS)" : "")}");
@@ -97,20 +95,24 @@ public sealed class Pop3Server : IAsyncDisposable
             await _stopping.CancelAsync();
         }
 
-        (TcpListener Listener, Task AcceptLoop)[] listeners;
+        (TcpListener Listener, Task AcceptLoop, CancellationTokenSource Lifetime)[] listeners;
         lock (_listeners)
         {
             listeners = [.. _listeners];
             _listeners.Clear();
         }
 
-        foreach (var (listener, _) in listeners)
+        foreach (var (listener, _, _) in listeners)
         {
             listener.Stop();
         }
 
         await Task.WhenAll(listeners.Select(l => l.AcceptLoop));
         await Task.WhenAll(_sessions.Values);
+        foreach (var (_, _, lifetime) in listeners)
+        {
+            lifetime.Dispose();
+        }
     }
 
     public ValueTask DisposeAsync() => new(StopAsync());
@@ -142,6 +144,11 @@ public sealed class Pop3Server : IAsyncDisposable
 
             socket.NoDelay = true;
             var address = ((IPEndPoint)socket.RemoteEndPoint!).Address;
+            if (address.IsIPv4MappedToIPv6)
+            {
+                address = address.MapToIPv4();
+            }
+
             if (!TryAddConnection(address))
             {
                 Logger.Info($"pop3 session remote={address} refused: more than {_options.MaxConnectionsPerIp} connections");

@@ -29,6 +29,7 @@ internal sealed partial class Pop3Session
     private readonly NetworkStream _network;
     private readonly IPEndPoint _remote;
     private readonly CancellationTokenSource _timeout;
+    private readonly CancellationToken _stopping;
     private Stream _stream;
     private PipeReader _reader;
     private PipeWriter _writer;
@@ -44,6 +45,7 @@ internal sealed partial class Pop3Session
         _socket = socket;
         _network = new NetworkStream(socket, ownsSocket: true);
         _remote = (IPEndPoint)socket.RemoteEndPoint!;
+        _stopping = stopping;
         _timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         _stream = _network;
         (_reader, _writer) = CreatePipes(_network);
@@ -78,8 +80,8 @@ internal sealed partial class Pop3Session
         }
         catch (OperationCanceledException)
         {
-            _result = _server.Stopping ? "server stopping" : "idle timeout";
-            await TrySendFinalAsync(_server.Stopping
+            _result = _stopping.IsCancellationRequested ? "server stopping" : "idle timeout";
+            await TrySendFinalAsync(_stopping.IsCancellationRequested
                 ? "-ERR [SYS/TEMP] Server shutting down"
                 : "-ERR Idle timeout, closing connection");
         }
