@@ -62,6 +62,20 @@ public sealed class Pop3SessionTests
     }
 
     [Fact]
+    public async Task ImplicitTlsPort_PlaintextClient_IsDropped_ServerKeepsWorking()
+    {
+        await using var host = await Pop3TestHost.StartAsync();
+        await using (var plain = await RawPop3Client.ConnectAsync(host.TlsPort, implicitTls: false))
+        {
+            await plain.SendAsync("USER x\r\nPASS y\r\n");
+            await Assert.ThrowsAnyAsync<IOException>(() => plain.ReadLineAsync());
+        }
+
+        await using var client = await host.ConnectAsync(implicitTls: true);
+        Assert.StartsWith("+OK", await client.CommandAsync("USER " + Pop3TestHost.User));
+    }
+
+    [Fact]
     public async Task Stls_WithPipelinedDataAfterIt_ClosesConnection()
     {
         await using var host = await Pop3TestHost.StartAsync(devMode: false);

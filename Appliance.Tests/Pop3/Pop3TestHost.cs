@@ -38,11 +38,11 @@ internal sealed class Pop3TestHost : IAsyncDisposable
 
     public static X509Certificate2 Certificate => SharedCertificate.Value;
 
-    public static async Task<Pop3TestHost> StartAsync(bool devMode = true, Pop3Options? options = null)
+    public static async Task<Pop3TestHost> StartAsync(bool devMode = true, Pop3Options? options = null, NLog.ILogger? logger = null)
     {
         var store = new FakeMailStore();
         var auth = new FakeAuthenticator().Add(User, Password).Add("bob@example.com", "bobpw");
-        var server = new Pop3Server(store, auth, Certificate, options ?? new Pop3Options(), devMode, "pop.test");
+        var server = new Pop3Server(store, auth, Certificate, options ?? new Pop3Options(), devMode, "pop.test", logger);
         var plain = await server.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), implicitTls: false, CancellationToken.None);
         var tls = await server.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), implicitTls: true, CancellationToken.None);
         return new Pop3TestHost(server, store, auth, plain.Port, tls.Port);

@@ -174,6 +174,12 @@ public sealed class Pop3Server : IAsyncDisposable
         {
             await session.RunAsync(implicitTls);
         }
+        catch (Exception ex)
+        {
+            // RunAsync handles protocol and network errors; this is a last guard so one broken
+            // session can never fault StopAsync.
+            Logger.Error(ex, "pop3 session from {0} ended abnormally", address);
+        }
         finally
         {
             RemoveConnection(address);
