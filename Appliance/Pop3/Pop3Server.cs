@@ -142,23 +142,13 @@ public sealed class Pop3Server : IAsyncDisposable
                 continue;
             }
 
-            socket.NoDelay = true;
-            var address = ((IPEndPoint)socket.RemoteEndPoint!).Address;
-            if (address.IsIPv4MappedToIPv6)
+            if (!TryAdmit(socket, implicitTls, out var address))
             {
-                address = address.MapToIPv4();
-            }
-
-            if (!TryAddConnection(address))
-            {
-                Logger.Info($"pop3 session remote={address} refused: more than {_options.MaxConnectionsPerIp} connections");
-                _ = RefuseAsync(socket, implicitTls);
                 continue;
             }
 
             long id = Interlocked.Increment(ref _nextSessionId);
-            var session = new Pop3Session(this, socket, token);
-            var task = RunSessionAsync(id, session, address, implicitTls);
+            var task = RunSessionAsync(id, socket, address, implicitTls, token);
             _sessions[id] = task;
             if (task.IsCompleted)
             {
@@ -167,11 +157,42 @@ public sealed class Pop3Server : IAsyncDisposable
         }
     }
 
-    private async Task RunSessionAsync(long id, Pop3Session session, IPAddress address, bool implicitTls)
+    /// <summary>Per-connection setup that must never end the accept loop; false when the connection was refused or already gone.</summary>
+    private bool TryAdmit(Socket socket, bool implicitTls, out IPAddress address)
+    {
+        try
+        {
+            socket.NoDelay = true;
+            address = ((IPEndPoint)socket.RemoteEndPoint!).Address;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            socket.Dispose();
+            address = IPAddress.None;
+            return false;
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (!TryAddConnection(address))
+        {
+            Logger.Info($"pop3 session remote={address} refused: more than {_options.MaxConnectionsPerIp} connections");
+            _ = RefuseAsync(socket, implicitTls);
+            return false;
+        }
+
+        return true;
+    }
+
+    private async Task RunSessionAsync(long id, Socket socket, IPAddress address, bool implicitTls, CancellationToken token)
     {
         await Task.Yield();
         try
         {
+            var session = new Pop3Session(this, socket, address, token);
             await session.RunAsync(implicitTls);
         }
         catch (Exception ex)
@@ -182,6 +203,7 @@ public sealed class Pop3Server : IAsyncDisposable
         }
         finally
         {
+            socket.Dispose();
             RemoveConnection(address);
             _sessions.TryRemove(id, out _);
         }

@@ -171,7 +171,7 @@ internal sealed partial class Pop3Session
     private async ValueTask LoginAsync(string user, string password)
     {
         _attemptedUser = user;
-        var auth = await _server.Authenticator.AuthenticateAsync(user, password, _remote.Address, Token);
+        var auth = await _server.Authenticator.AuthenticateAsync(user, password, _remote, Token);
         switch (auth.Outcome)
         {
             case AuthOutcome.Throttled:

@@ -27,7 +27,7 @@ internal sealed partial class Pop3Session
     private readonly Pop3Server _server;
     private readonly Socket _socket;
     private readonly NetworkStream _network;
-    private readonly IPEndPoint _remote;
+    private readonly IPAddress _remote;
     private readonly CancellationTokenSource _timeout;
     private readonly CancellationToken _stopping;
     private Stream _stream;
@@ -39,19 +39,17 @@ internal sealed partial class Pop3Session
     private bool _closing;
     private string _result = "dropped";
 
-    public Pop3Session(Pop3Server server, Socket socket, CancellationToken stopping)
+    public Pop3Session(Pop3Server server, Socket socket, IPAddress remote, CancellationToken stopping)
     {
         _server = server;
         _socket = socket;
         _network = new NetworkStream(socket, ownsSocket: true);
-        _remote = (IPEndPoint)socket.RemoteEndPoint!;
+        _remote = remote;
         _stopping = stopping;
         _timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         _stream = _network;
         (_reader, _writer) = CreatePipes(_network);
     }
-
-    public IPAddress RemoteAddress => _remote.Address;
 
     private CancellationToken Token => _timeout.Token;
 
@@ -60,8 +58,7 @@ internal sealed partial class Pop3Session
     {
         get
         {
-            var address = _remote.Address.IsIPv4MappedToIPv6 ? _remote.Address.MapToIPv4() : _remote.Address;
-            return _isTls || _server.DevMode && IPAddress.IsLoopback(address);
+            return _isTls || _server.DevMode && IPAddress.IsLoopback(_remote);
         }
     }
 
@@ -92,13 +89,13 @@ internal sealed partial class Pop3Session
         catch (Exception ex)
         {
             _result = "failed: " + ex.GetType().Name;
-            _server.Logger.Error(ex, "pop3 session from {0} failed", _remote.Address);
+            _server.Logger.Error(ex, "pop3 session from {0} failed", _remote);
         }
         finally
         {
             ReleaseMaildrop();
             _server.Logger.Info(
-                $"pop3 session remote={_remote.Address} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_isTls} " +
+                $"pop3 session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_isTls} " +
                 $"retrieved={_retrieved} deleted={_deletedCount} bytes={_bytesSent} result={_result}");
             await CloseAsync();
         }
