@@ -92,6 +92,8 @@ internal sealed partial class Pop3Session
             {
                 WriteLine(Invariant($"{i + 1} {_messages[i].Size}"));
             }
+
+            await FlushIfLargeAsync();
         }
 
         WriteLine(".");
@@ -116,6 +118,8 @@ internal sealed partial class Pop3Session
             {
                 WriteLine(Invariant($"{i + 1} {_uidValidity}.{_messages[i].Uid}"));
             }
+
+            await FlushIfLargeAsync();
         }
 
         WriteLine(".");
@@ -253,6 +257,15 @@ internal sealed partial class Pop3Session
             }
 
             encoder.Complete(_writer);
+            await FlushAsync();
+        }
+    }
+
+    /// <summary>Keeps long listings from buffering without bound.</summary>
+    private async ValueTask FlushIfLargeAsync()
+    {
+        if (_writer.CanGetUnflushedBytes && _writer.UnflushedBytes >= CopyBufferSize)
+        {
             await FlushAsync();
         }
     }
