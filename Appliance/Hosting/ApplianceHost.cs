@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Appliance.Directory;
+using Appliance.Pop3;
 using Appliance.Provisioning;
 using Appliance.Smtp;
 using Appliance.Store;
@@ -65,6 +66,15 @@ public sealed class ApplianceHost : IAsyncDisposable
             await mx.StartAsync(ct);
             _endpoints["smtp"] = mx.Endpoints[0];
             _stops.Add(mx.StopAsync);
+        }
+
+        if (Options.Listen.Pop3 >= 0 || Options.Listen.Pop3s >= 0)
+        {
+            // One server for both ports: they share the maildrop locks and per-address limits.
+            var pop3 = new Pop3Server(Store, Directory, Certificate, Options.Pop3, Options.Node.DevMode, hostname);
+            _stops.Add(pop3.StopAsync);
+            if (Options.Listen.Pop3 >= 0) _endpoints["pop3"] = await pop3.StartAsync(new IPEndPoint(address, Options.Listen.Pop3), implicitTls: false, ct);
+            if (Options.Listen.Pop3s >= 0) _endpoints["pop3s"] = await pop3.StartAsync(new IPEndPoint(address, Options.Listen.Pop3s), implicitTls: true, ct);
         }
 
         foreach (var (name, ep) in _endpoints) Log.Info("{0} listening on {1}", name, ep);
