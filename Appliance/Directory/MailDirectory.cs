@@ -19,6 +19,7 @@ public sealed class MailDirectory : IMailAuthenticator
     private readonly string _connectionString;
     private readonly string[] _partitions;
     private readonly LoginThrottle _throttle;
+    private readonly VerifiedCredentials _verified = new(TimeSpan.FromMinutes(15));
 
     public MailDirectory(string path, string[] partitions, LoginThrottle throttle)
     {
@@ -257,8 +258,10 @@ public sealed class MailDirectory : IMailAuthenticator
         }
         var address = user.Trim().ToLowerInvariant();
         var box = FindMailbox(address);
+        var rehash = false;
         // Verify against a dummy hash for unknown users so timing does not reveal which exist.
-        var ok = PasswordHasher.Verify(password, box?.PasswordHash ?? DummyHash.Value, out var rehash) && box is { Enabled: true };
+        var ok = box is { Enabled: true } && _verified.Matches(box.Address, box.PasswordHash, password)
+            || PasswordHasher.Verify(password, box?.PasswordHash ?? DummyHash.Value, out rehash) && box is { Enabled: true };
         if (!ok)
         {
             _throttle.Failed(remote);
@@ -267,7 +270,12 @@ public sealed class MailDirectory : IMailAuthenticator
             return AuthResult.Failed;
         }
         _throttle.Succeeded(remote);
-        if (rehash) SetPasswordHash(box!.Address, PasswordHasher.Hash(password));
+        if (rehash)
+        {
+            box!.PasswordHash = PasswordHasher.Hash(password);
+            SetPasswordHash(box.Address, box.PasswordHash);
+        }
+        _verified.Remember(box!.Address, box.PasswordHash, password);
         return new AuthResult(AuthOutcome.Success, box!.ToUser());
     }
 
