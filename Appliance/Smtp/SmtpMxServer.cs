@@ -46,7 +46,7 @@ public sealed class SmtpMxServer
             }
         };
         var services = new ServiceProvider();
-        services.Add(listenerFactory);
+        services.Add(new SmtpLineLimitListenerFactory(listenerFactory));
         services.Add(new SmtpRecipientFilter(directory, store, options));
         services.Add(new SmtpDelivery(directory, store, hostname, maxSize));
         _server = new SmtpServer.SmtpServer(serverOptions, services);
