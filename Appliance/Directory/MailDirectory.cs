@@ -15,6 +15,8 @@ public sealed class DirectoryException(string reason) : Exception(reason);
 public sealed class MailDirectory : IMailAuthenticator
 {
     private const int MaxAliasDepth = 8;
+    private const string SelectMailbox =
+        "SELECT address AS Address, domain AS Domain, password_hash AS PasswordHash, quota_bytes AS QuotaBytes, partition AS Partition, enabled AS Enabled FROM mailboxes WHERE address = @address";
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("auth");
     private readonly string _connectionString;
     private readonly string[] _partitions;
@@ -144,7 +146,7 @@ public sealed class MailDirectory : IMailAuthenticator
     {
         using var c = Open();
         return c.QuerySingleOrDefault<MailboxRecord>(
-            "SELECT address AS Address, domain AS Domain, password_hash AS PasswordHash, quota_bytes AS QuotaBytes, partition AS Partition, enabled AS Enabled FROM mailboxes WHERE address = @address",
+            SelectMailbox,
             new { address });
     }
 
@@ -234,7 +236,7 @@ public sealed class MailDirectory : IMailAuthenticator
     {
         if (depth > MaxAliasDepth) return false;
         var box = c.QuerySingleOrDefault<MailboxRecord>(
-            "SELECT address AS Address, domain AS Domain, password_hash AS PasswordHash, quota_bytes AS QuotaBytes, partition AS Partition, enabled AS Enabled FROM mailboxes WHERE address = @address",
+            SelectMailbox,
             new { address });
         if (box is not null)
         {

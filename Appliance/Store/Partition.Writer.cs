@@ -117,7 +117,7 @@ public sealed partial class Partition
             c.ExecuteScalar<long?>("SELECT used_bytes FROM accounts WHERE account = @account", new { account }, tx) ?? 0;
 
         public FolderRow? Folder(string account, string folder) => c.QuerySingleOrDefault<FolderRow>(
-            "SELECT id AS Id, account AS Account, name AS Name, uidvalidity AS UidValidity, uidnext AS UidNext, highest_modseq AS HighestModSeq FROM folders WHERE account = @account AND name = @folder",
+            SelectFolder,
             new { account, folder }, tx);
 
         public FolderRow EnsureFolder(string account, string folder)

@@ -21,6 +21,7 @@ namespace Appliance.Store;
 /// </summary>
 public sealed partial class Partition : IAsyncDisposable
 {
+    private const string SelectFolder = "SELECT " + FolderRow.Columns + " FROM folders WHERE account = @account AND name = @folder";
     private readonly string _blobDir;
     private readonly SqliteConnection _writer;
     private readonly Journal _journal;
@@ -89,7 +90,7 @@ public sealed partial class Partition : IAsyncDisposable
     {
         await using var c = OpenReader();
         var f = await c.QuerySingleOrDefaultAsync<FolderRow>(
-            "SELECT id AS Id, account AS Account, name AS Name, uidvalidity AS UidValidity, uidnext AS UidNext, highest_modseq AS HighestModSeq FROM folders WHERE account = @account AND name = @folder",
+            SelectFolder,
             new { account, folder });
         if (f is null) return null;
         var count = await c.ExecuteScalarAsync<long>("SELECT count(*) FROM messages WHERE folder_id = @id", new { id = f.Id });
@@ -223,7 +224,7 @@ public sealed partial class Partition : IAsyncDisposable
         var sb = new StringBuilder();
         foreach (var a in await c.QueryAsync<AccountRow>("SELECT account AS Account, used_bytes AS UsedBytes, messages AS Messages FROM accounts ORDER BY account"))
             sb.Append("account ").Append(a.Account).Append(' ').Append(a.UsedBytes).Append(' ').Append(a.Messages).Append('\n');
-        var folders = await c.QueryAsync<FolderRow>("SELECT id AS Id, account AS Account, name AS Name, uidvalidity AS UidValidity, uidnext AS UidNext, highest_modseq AS HighestModSeq FROM folders ORDER BY account, name");
+        var folders = await c.QueryAsync<FolderRow>("SELECT " + FolderRow.Columns + " FROM folders ORDER BY account, name");
         foreach (var f in folders)
         {
             sb.Append($"folder {f.Account} {f.Name} {f.UidValidity} {f.UidNext} {f.HighestModSeq}\n");

@@ -39,6 +39,7 @@ internal static class PartitionSchema
 
 internal sealed class FolderRow
 {
+    public const string Columns = "id AS Id, account AS Account, name AS Name, uidvalidity AS UidValidity, uidnext AS UidNext, highest_modseq AS HighestModSeq";
     public long Id { get; set; }
     public string Account { get; set; } = "";
     public string Name { get; set; } = "";
