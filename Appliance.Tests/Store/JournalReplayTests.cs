@@ -216,6 +216,28 @@ public sealed class JournalReplayTests : IDisposable
     }
 
     [Fact]
+    public async Task RecreatedAccount_NeverReusesAUidValidity()
+    {
+        // RFC 9051 §2.3.1.1: a deleted and recreated mailbox restarts at UID 1, so its
+        // UIDVALIDITY must be new, even within the same second; and a replica must agree.
+        await using var p = Open(Dir("primary"));
+        var seen = new HashSet<long>();
+        for (var i = 0; i < 5; i++)
+        {
+            await p.CreateFolderAsync("alice@example.test", "INBOX");
+            await AppendAsync(p, "alice@example.test", "INBOX", $"round {i}");
+            var status = await p.GetFolderAsync("alice@example.test", "INBOX", CancellationToken.None);
+            Assert.True(seen.Add(status!.UidValidity), $"UIDVALIDITY {status.UidValidity} reused in round {i}");
+            await p.DeleteAccountAsync("alice@example.test");
+        }
+        await using var replica = Open(Dir("replica"));
+        await replica.ApplyReplicatedAsync(p.ReadJournal(0).ToList());
+        await p.CreateFolderAsync("alice@example.test", "INBOX");
+        await replica.ApplyReplicatedAsync(p.ReadJournal(replica.LastSeq).ToList());
+        Assert.Equal(await p.DumpAsync(), await replica.DumpAsync());
+    }
+
+    [Fact]
     public async Task TornFirstRecordOfAFreshSegment_IsCutOff()
     {
         var dir = Dir("primary");
