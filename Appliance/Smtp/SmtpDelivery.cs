@@ -55,9 +55,14 @@ internal sealed class SmtpDelivery(MailDirectory directory, MailStore store, str
         if (boxes.Count == 0) return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, "5.1.1 No valid recipients");
 
         var trace = TraceHeaders(context, transaction, id);
-        var data = new byte[trace.Length + buffer.Length];
+        // SmtpServer hands over the data without the CRLF of "<CRLF>.<CRLF>", but that CRLF ends
+        // the message's last line (RFC 5321 §4.1.1.4): put it back so the stored message is
+        // byte-identical to what the client sent.
+        var crlf = buffer.Length > 0 ? 2 : 0;
+        var data = new byte[trace.Length + buffer.Length + crlf];
         trace.CopyTo(data, 0);
         buffer.CopyTo(data.AsSpan(trace.Length));
+        if (crlf > 0) "\r\n"u8.CopyTo(data.AsSpan(data.Length - 2));
         MessageStructure structure;
         using (var ms = new MemoryStream(data, writable: false)) structure = MessageStructure.Parse(ms);
 

@@ -11,7 +11,8 @@ namespace Appliance.Smtp;
 /// <summary>
 /// MX policy at MAIL and RCPT time (RFC 5321 §4.1.1.2–3): only existing local recipients are
 /// accepted (550 5.1.1 otherwise, so nothing is accepted that would later bounce), disabled
-/// mailboxes get 550 5.2.1, a full mailbox 452 4.2.2, too many recipients 452 4.5.3.
+/// mailboxes get 550 5.2.1, a full mailbox 452 4.2.2, a declared SIZE over the whole quota 552
+/// 5.2.2, too many recipients 452 4.5.3.
 /// </summary>
 internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore store, SmtpOptions options) : IMailboxFilter
 {
@@ -42,6 +43,9 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
                 throw Reject(context, SmtpReplyCode.MailboxUnavailable, "5.2.1 Mailbox disabled, not accepting messages", from, address);
             throw Reject(context, SmtpReplyCode.MailboxUnavailable, "5.1.1 User unknown in local recipient table", from, address);
         }
+        // A declared size over the whole quota can never fit: permanent, like the same case at DATA.
+        if (state.DeclaredSize > 0 && boxes.All(b => b.QuotaBytes > 0 && state.DeclaredSize > b.QuotaBytes))
+            throw Reject(context, SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota", from, address);
         foreach (var box in boxes)
         {
             if (box.QuotaBytes > 0 && store.Partition(box.Partition).UsedBytes(box.Address) + Math.Max(state.DeclaredSize, 0) > box.QuotaBytes)

@@ -123,9 +123,13 @@ public sealed partial class Partition
         public FolderRow EnsureFolder(string account, string folder)
         {
             if (Folder(account, folder) is { } f) return f;
-            // UIDVALIDITY: seconds since the epoch, bumped past any value this account used, so a
-            // recreated folder never reuses one (RFC 9051 §2.3.1.1).
-            var max = c.ExecuteScalar<long?>("SELECT max(uidvalidity) FROM folders WHERE account = @account", new { account }, tx) ?? 0;
+            // UIDVALIDITY: seconds since the epoch, bumped past any value this partition used, so a
+            // recreated folder never reuses one (RFC 9051 §2.3.1.1). The folders of a deleted
+            // account are gone, so the high-water mark is kept in meta (set by Apply, hence the
+            // same on a replica and after replay).
+            var max = c.ExecuteScalar<long?>(
+                "SELECT max(coalesce((SELECT max(uidvalidity) FROM folders WHERE account = @account), 0), coalesce((SELECT value FROM meta WHERE key = 'max_uidvalidity'), 0))",
+                new { account }, tx) ?? 0;
             var uidValidity = Math.Max(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), max + 1);
             Emit(new CreateFolderOp(account, folder, uidValidity));
             return Folder(account, folder)!;
@@ -140,6 +144,8 @@ public sealed partial class Partition
                     c.Execute("INSERT OR IGNORE INTO accounts(account) VALUES (@Account)", new { f.Account }, tx);
                     c.Execute("INSERT OR IGNORE INTO folders(account, name, uidvalidity, uidnext, highest_modseq) VALUES (@Account, @Folder, @UidValidity, 1, 1)",
                         new { f.Account, f.Folder, f.UidValidity }, tx);
+                    c.Execute("INSERT INTO meta(key, value) VALUES ('max_uidvalidity', @UidValidity) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+                        new { f.UidValidity }, tx);
                     break;
                 case AppendOp a:
                     var folder = Folder(a.Account, a.Folder) ?? throw new InvalidDataException($"append to missing folder {a.Account}/{a.Folder}");

@@ -179,8 +179,11 @@ public sealed partial class Partition : IAsyncDisposable
     /// </summary>
     public async Task ApplyReplicatedAsync(IReadOnlyList<JournalRecord> records)
     {
+        // Only for records not applied yet: re-shipped records of messages expunged since would
+        // otherwise recreate files that nothing references (and nothing ever deletes).
+        var lastSeq = _journal.LastSeq;
         foreach (var r in records)
-            if (r.Op is AppendOp append) EnsureBlob(_blobDir, append);
+            if (r.Seq > lastSeq && r.Op is AppendOp append) EnsureBlob(_blobDir, append);
         await SubmitAsync(ctx =>
         {
             foreach (var r in records)

@@ -1,0 +1,106 @@
+using System.Net;
+using Appliance.Directory;
+using Appliance.Hosting;
+using Appliance.Store;
+
+namespace Appliance.Tests;
+
+/// <summary>
+/// An in-process node for tests: a temp data directory, every listener on an ephemeral port
+/// (0) or disabled (-1), a domain and a few mailboxes. Restart keeps the data directory; the
+/// directory is deleted when the node is disposed.
+/// </summary>
+public sealed class TestNode : IAsyncDisposable
+{
+    public const string Domain = "example.test";
+    public const string Password = "correct horse battery";
+
+    private readonly Action<ApplianceOptions>? _configure;
+
+    public string DataDirectory { get; }
+    public ApplianceHost Host { get; private set; } = null!;
+    public IPEndPoint Smtp => Host.Endpoints["smtp"];
+    public MailDirectory Directory => Host.Directory;
+    public MailStore Store => Host.Store;
+
+    private TestNode(string dataDirectory, Action<ApplianceOptions>? configure)
+    {
+        DataDirectory = dataDirectory;
+        _configure = configure;
+    }
+
+    /// <summary>Starts a node with <see cref="Domain"/> and a mailbox for each local part given.</summary>
+    public static async Task<TestNode> StartAsync(string[]? mailboxes = null, Action<ApplianceOptions>? configure = null)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "appliance-test-" + Guid.NewGuid().ToString("N")[..12]);
+        var node = new TestNode(dir, configure);
+        await node.StartHostAsync();
+        node.Directory.AddDomain(Domain);
+        foreach (var local in mailboxes ?? ["alice"])
+            await node.Host.Provisioner.AddMailboxAsync($"{local}@{Domain}", Password, null, null);
+        return node;
+    }
+
+    public ApplianceOptions Options()
+    {
+        var o = new ApplianceOptions();
+        o.Node.DataDirectory = DataDirectory;
+        o.Node.Name = "test";
+        o.Node.Hostname = "mx.test";
+        o.Listen.Address = "127.0.0.1";
+        o.Listen.Smtp = 0;
+        o.Listen.Pop3 = 0;
+        o.Listen.Pop3s = 0;
+        o.Listen.Submission = -1;
+        o.Listen.Smtps = -1;
+        o.Listen.Imap = -1;
+        o.Listen.Imaps = -1;
+        o.Listen.Http = -1;
+        o.Listen.Https = -1;
+        o.Security.LoginFailuresBeforeThrottle = 1000;
+        _configure?.Invoke(o);
+        return o;
+    }
+
+    private async Task StartHostAsync()
+    {
+        Host = ApplianceHost.Create(Options());
+        await Host.StartAsync(CancellationToken.None);
+    }
+
+    /// <summary>Stops the node and starts it again on the same data directory.</summary>
+    public async Task RestartAsync()
+    {
+        await Host.DisposeAsync();
+        await StartHostAsync();
+    }
+
+    public MailUser User(string local) =>
+        (Directory.FindMailbox($"{local}@{Domain}") ?? throw new InvalidOperationException($"no mailbox {local}")).ToUser();
+
+    public Task<IReadOnlyList<StoredMessage>> InboxAsync(string local) =>
+        Store.ListAsync(User(local), MailStore.Inbox, CancellationToken.None);
+
+    /// <summary>The stored bytes of every message in a mailbox's INBOX, in UID order.</summary>
+    public async Task<List<byte[]>> InboxBytesAsync(string local)
+    {
+        var user = User(local);
+        var result = new List<byte[]>();
+        foreach (var m in await InboxAsync(local))
+        {
+            await using var s = Store.OpenMessage(user, m);
+            using var ms = new MemoryStream();
+            await s.CopyToAsync(ms);
+            result.Add(ms.ToArray());
+        }
+        return result;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Host.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try { System.IO.Directory.Delete(DataDirectory, recursive: true); }
+        catch (IOException) { }
+    }
+}
