@@ -161,8 +161,16 @@ public sealed class CliTests : IDisposable
         {
             ["Listen"] = new Dictionary<string, object>
             {
-                ["Address"] = "127.0.0.1", ["Smtp"] = filePort, ["Submission"] = -1, ["Smtps"] = -1, ["Imap"] = -1, ["Imaps"] = -1,
-                ["Pop3"] = -1, ["Pop3s"] = -1, ["Http"] = -1, ["Https"] = -1,
+                ["Address"] = "127.0.0.1",
+                ["Smtp"] = filePort,
+                ["Submission"] = -1,
+                ["Smtps"] = -1,
+                ["Imap"] = -1,
+                ["Imaps"] = -1,
+                ["Pop3"] = -1,
+                ["Pop3s"] = -1,
+                ["Http"] = -1,
+                ["Https"] = -1,
             },
             ["Node"] = new Dictionary<string, object> { ["Hostname"] = "mx.config.test", ["DataDirectory"] = _data },
         }));
