@@ -87,8 +87,10 @@ public sealed partial class Partition
                     continue;
                 }
             }
-            foreach (var r in ok) r.Complete();
+            // Files of expunged messages go before the callers hear back, so an acknowledged
+            // expunge has left nothing behind (unlinks are cheap next to the fsync above).
             ctx.DeleteRemovedBlobs(_blobDir);
+            foreach (var r in ok) r.Complete();
         }
     }
 
