@@ -70,7 +70,9 @@ public sealed class ApplianceProcess : IAsyncDisposable
         return (p.ExitCode, await stdout, await stderr);
     }
 
-    private void Pump(StreamReader reader, List<string> into) => _ = Task.Run(async () =>
+    private readonly List<Task> _pumps = [];
+
+    private void Pump(StreamReader reader, List<string> into) => _pumps.Add(Task.Run(async () =>
     {
         while (await reader.ReadLineAsync() is { } line)
         {
@@ -78,7 +80,7 @@ public sealed class ApplianceProcess : IAsyncDisposable
             _newLine.Release();
         }
         _newLine.Release();
-    });
+    }));
 
     public string Stdout { get { lock (_stdout) return string.Join("\n", _stdout); } }
     public string Stderr { get { lock (_stderr) return string.Join("\n", _stderr); } }
@@ -108,6 +110,8 @@ public sealed class ApplianceProcess : IAsyncDisposable
         using (var kill = Process.Start("kill", [$"-{signal}", _process.Id.ToString()]))
             await kill.WaitForExitAsync();
         await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        // The output pumps may still hold the last lines the process wrote before it exited.
+        await Task.WhenAll(_pumps).WaitAsync(TimeSpan.FromSeconds(30));
         return _process.ExitCode;
     }
 
