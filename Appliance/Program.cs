@@ -16,13 +16,13 @@ switch (command)
         PrintUsage(Console.Out);
         return 0;
     case "domain" or "mailbox" or "alias" or "token" or "import":
-    {
-        ApplianceOptions options;
-        try { options = ConfigLoader.Load(configFile, dataDir); }
-        catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException or FormatException) { Console.Error.WriteLine(ex.Message); return 2; }
-        var socket = Path.Combine(Path.GetFullPath(options.Node.DataDirectory), "control.sock");
-        return await ControlClient.RunAsync(socket, [command, .. rest], Console.In, Console.Out, Console.Error);
-    }
+        {
+            ApplianceOptions options;
+            try { options = ConfigLoader.Load(configFile, dataDir); }
+            catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException or FormatException) { Console.Error.WriteLine(ex.Message); return 2; }
+            var socket = Path.Combine(Path.GetFullPath(options.Node.DataDirectory), "control.sock");
+            return await ControlClient.RunAsync(socket, [command, .. rest], Console.In, Console.Out, Console.Error);
+        }
     default:
         Console.Error.WriteLine($"unknown command '{command}'");
         PrintUsage(Console.Error);

@@ -38,15 +38,15 @@ public sealed class ControlCommands(Provisioner provisioner)
                     output($"domain {domain} removed", false);
                     break;
                 case ("mailbox", "add"):
-                {
-                    var address = a.Next("address");
-                    var quota = a.Option("--quota") is { } q ? ParseSize(q) : (long?)null;
-                    var (password, hash) = Secret(a, input);
-                    a.EnsureDone();
-                    var box = await provisioner.AddMailboxAsync(address, password, hash, quota);
-                    output($"mailbox {box.Address} added (partition {box.Partition}, quota {Sizes.Format(box.QuotaBytes)})", false);
-                    break;
-                }
+                    {
+                        var address = a.Next("address");
+                        var quota = a.Option("--quota") is { } q ? ParseSize(q) : (long?)null;
+                        var (password, hash) = Secret(a, input);
+                        a.EnsureDone();
+                        var box = await provisioner.AddMailboxAsync(address, password, hash, quota);
+                        output($"mailbox {box.Address} added (partition {box.Partition}, quota {Sizes.Format(box.QuotaBytes)})", false);
+                        break;
+                    }
                 case ("mailbox", "list"):
                     var dom = a.Optional();
                     a.EnsureDone();
@@ -54,46 +54,46 @@ public sealed class ControlCommands(Provisioner provisioner)
                         output($"{m.Address}\t{(m.Enabled ? "enabled" : "disabled")}\tquota={Sizes.Format(m.QuotaBytes)}\tpartition={m.Partition}", false);
                     break;
                 case ("mailbox", "set"):
-                {
-                    var address = a.Next("address");
-                    var quota = a.Option("--quota") is { } q ? ParseSize(q) : (long?)null;
-                    bool? enabled = a.Flag("--enable") ? true : a.Flag("--disable") ? false : null;
-                    var password = a.Flag("--password-stdin") ? ReadSecret(input) : null;
-                    a.EnsureDone();
-                    if (quota is null && enabled is null && password is null) throw new UsageException("mailbox set: nothing to change (--quota, --enable, --disable, --password-stdin)");
-                    var box = provisioner.Directory.UpdateMailbox(address, password, quota, enabled);
-                    output($"mailbox {box.Address} updated ({(box.Enabled ? "enabled" : "disabled")}, quota {Sizes.Format(box.QuotaBytes)})", false);
-                    break;
-                }
+                    {
+                        var address = a.Next("address");
+                        var quota = a.Option("--quota") is { } q ? ParseSize(q) : (long?)null;
+                        bool? enabled = a.Flag("--enable") ? true : a.Flag("--disable") ? false : null;
+                        var password = a.Flag("--password-stdin") ? ReadSecret(input) : null;
+                        a.EnsureDone();
+                        if (quota is null && enabled is null && password is null) throw new UsageException("mailbox set: nothing to change (--quota, --enable, --disable, --password-stdin)");
+                        var box = provisioner.Directory.UpdateMailbox(address, password, quota, enabled);
+                        output($"mailbox {box.Address} updated ({(box.Enabled ? "enabled" : "disabled")}, quota {Sizes.Format(box.QuotaBytes)})", false);
+                        break;
+                    }
                 case ("mailbox", "remove"):
                     var removed = a.Next("address");
                     a.EnsureDone();
                     output($"mailbox {(await provisioner.RemoveMailboxAsync(removed)).Address} removed", false);
                     break;
                 case ("alias", "add"):
-                {
-                    var source = a.Next("alias address");
-                    var targets = a.Rest();
-                    a.EnsureDone();
-                    if (targets.Count == 0) throw new UsageException("alias add: at least one target address is needed");
-                    provisioner.Directory.AddAlias(source, targets);
-                    output($"alias {source.Trim().ToLowerInvariant()} -> {string.Join(", ", targets)}", false);
-                    break;
-                }
+                    {
+                        var source = a.Next("alias address");
+                        var targets = a.Rest();
+                        a.EnsureDone();
+                        if (targets.Count == 0) throw new UsageException("alias add: at least one target address is needed");
+                        provisioner.Directory.AddAlias(source, targets);
+                        output($"alias {source.Trim().ToLowerInvariant()} -> {string.Join(", ", targets)}", false);
+                        break;
+                    }
                 case ("alias", "list"):
                     var ad = a.Optional();
                     a.EnsureDone();
                     foreach (var al in provisioner.Directory.ListAliases(ad?.ToLowerInvariant())) output($"{al.Source}\t{al.Target}", false);
                     break;
                 case ("alias", "remove"):
-                {
-                    var source = a.Next("alias address");
-                    var target = a.Optional();
-                    a.EnsureDone();
-                    provisioner.Directory.RemoveAlias(source, target);
-                    output($"alias {source} removed", false);
-                    break;
-                }
+                    {
+                        var source = a.Next("alias address");
+                        var target = a.Optional();
+                        a.EnsureDone();
+                        provisioner.Directory.RemoveAlias(source, target);
+                        output($"alias {source} removed", false);
+                        break;
+                    }
                 case ("token", "create"):
                     var tokenName = a.Option("--name") ?? "cli";
                     var scope = a.Option("--scope") ?? "admin";
@@ -101,14 +101,14 @@ public sealed class ControlCommands(Provisioner provisioner)
                     output(provisioner.Directory.CreateToken(tokenName, scope), false);
                     break;
                 case ("import", _):
-                {
-                    a.Next("CSV file");
-                    a.EnsureDone();
-                    if (input is null) throw new UsageException("import: the CSV content was not sent");
-                    var n = await provisioner.ImportAsync(input.Split('\n'), p => output(p, false));
-                    output($"{n} mailboxes imported", false);
-                    break;
-                }
+                    {
+                        a.Next("CSV file");
+                        a.EnsureDone();
+                        if (input is null) throw new UsageException("import: the CSV content was not sent");
+                        var n = await provisioner.ImportAsync(input.Split('\n'), p => output(p, false));
+                        output($"{n} mailboxes imported", false);
+                        break;
+                    }
                 default:
                     throw new UsageException($"unknown command '{noun} {verb}'".TrimEnd());
             }
