@@ -38,7 +38,12 @@ public sealed class ApplianceHost : IAsyncDisposable
     {
         Options = options;
         DataDirectory = Path.GetFullPath(options.Node.DataDirectory);
-        System.IO.Directory.CreateDirectory(DataDirectory);
+        if (!System.IO.Directory.Exists(DataDirectory))
+        {
+            // Password hashes, keys and mail live here: only the service user may look in.
+            System.IO.Directory.CreateDirectory(DataDirectory);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
         Identity = LoadIdentity(DataDirectory, options.Node.Name);
         Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
         var throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
