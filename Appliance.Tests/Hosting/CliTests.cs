@@ -201,4 +201,51 @@ public sealed class CliTests : IDisposable
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("not found", stderr);
     }
+
+    [Fact]
+    public async Task Import_Token_AndDisable_WorkThroughTheRunningNode()
+    {
+        await using var node = await ApplianceProcess.RunAsync(["--data", _data]);
+        Assert.Equal(0, (await Cli("domain", "add", "example.test")).Exit);
+        var hash = (await Openssl("passwd", "-6", "-salt", "migrated", "old secret 1")).Trim();
+
+        var bad = Path.Combine(_data, "bad.csv");
+        await File.WriteAllTextAsync(bad, "address,password,quota\nok@example.test,long enough 1,1G\nnot-an-address,long enough 2\nx@unknown.test,long enough 3\n");
+        var refused = await Cli("import", bad);
+        Assert.NotEqual(0, refused.Exit);
+        Assert.Contains("line 3", refused.Stderr);
+        Assert.Contains("line 4", refused.Stderr);
+        Assert.DoesNotContain("ok@example.test", (await Cli("mailbox", "list")).Stdout); // nothing half-applied
+
+        var good = Path.Combine(_data, "good.csv");
+        await File.WriteAllTextAsync(good, $"a1@example.test,long enough 1,500M\na2@example.test,{{SHA512-CRYPT}}{hash}\n");
+        var imported = await Cli("import", good);
+        Assert.Equal(0, imported.Exit);
+        Assert.Contains("2 mailboxes imported", imported.Stdout);
+        var list = (await Cli("mailbox", "list", "example.test")).Stdout;
+        Assert.Contains("a1@example.test\tenabled\tquota=500M", list);
+        Assert.Contains("a2@example.test", list);
+
+        var token = await Cli("token", "create", "--name", "ci", "--scope", "provision");
+        Assert.Equal(0, token.Exit);
+        Assert.Matches(@"^apl_[0-9a-f]{16}_[A-Za-z0-9_-]{40,}$", token.Stdout.Trim());
+        Assert.NotEqual(0, (await Cli("token", "create", "--scope", "everything")).Exit);
+
+        Assert.Equal(0, (await Cli("mailbox", "set", "a1@example.test", "--disable")).Exit);
+        Assert.Contains("a1@example.test\tdisabled", (await Cli("mailbox", "list")).Stdout);
+        var port = await node.SmtpPortAsync();
+        await using var smtp = await RawSmtp.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+        await smtp.SendAsync("EHLO client.test");
+        await smtp.SendAsync("MAIL FROM:<s@remote.test>");
+        Assert.StartsWith("550 5.2.1", await smtp.SendAsync("RCPT TO:<a1@example.test>"));
+    }
+
+    private static async Task<string> Openssl(params string[] args)
+    {
+        using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("openssl", args) { RedirectStandardOutput = true })!;
+        var output = await p.StandardOutput.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        Assert.Equal(0, p.ExitCode);
+        return output;
+    }
 }
