@@ -83,8 +83,7 @@ public sealed class Pop3Server : IAsyncDisposable
             _listeners.Add((listener, AcceptLoopAsync(listener, implicitTls, lifetime.Token), lifetime));
         }
 
-        Logger.Info($"pop3 listening on {bound}{(implicitTls ? " (TLS)" : "")}");
-        return Task.FromResult(bound);
+        return Task.FromResult(bound); // the host logs every bound endpoint once
     }
 
     /// <summary>Stops accepting, ends every session without entering UPDATE, and waits for them.</summary>
