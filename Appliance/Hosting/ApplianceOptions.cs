@@ -49,6 +49,8 @@ public sealed class SmtpOptions
     public long MaxMessageSize { get; set; } = 50 * 1024 * 1024;
     public int MaxRecipients { get; set; } = 100;
     public int CommandTimeoutSeconds { get; set; } = 300;
+    /// <summary>Simultaneous SMTP connections from one client address.</summary>
+    public int MaxConnectionsPerIp { get; set; } = 20;
 }
 
 public sealed class Pop3Options

@@ -46,7 +46,7 @@ public sealed class SmtpMxServer
             }
         };
         var services = new ServiceProvider();
-        services.Add(new SmtpLineLimitListenerFactory(listenerFactory));
+        services.Add(new SmtpConnectionLimitsFactory(listenerFactory, options.MaxConnectionsPerIp));
         services.Add(new SmtpRecipientFilter(directory, store, options));
         services.Add(new SmtpDelivery(directory, store, hostname, maxSize));
         _server = new SmtpServer.SmtpServer(serverOptions, services);
@@ -58,7 +58,11 @@ public sealed class SmtpMxServer
                 else if (c.Command is HeloCommand helo) SmtpSessionState.Of(e.Context).Helo = helo.DomainOrAddress;
             };
         };
-        _server.SessionFaulted += (_, e) => Log.Debug(e.Exception, "smtp session faulted");
+        _server.SessionFaulted += (_, e) =>
+        {
+            if (e.Exception is ConnectionRefusedException refused) Log.Info(refused.Message);
+            else Log.Debug(e.Exception, "smtp session faulted");
+        };
     }
 
     public IReadOnlyList<IPEndPoint> Endpoints

@@ -5,43 +5,82 @@ using System.Security.Cryptography.X509Certificates;
 using SmtpServer;
 using SmtpServer.IO;
 using SmtpServer.Net;
+using System.Collections.Concurrent;
+using System.Net;
 using SmtpServer.Protocol;
 
 namespace Appliance.Smtp;
 
 /// <summary>
-/// Bounds SMTP command lines, which the SmtpServer engine reads without a limit of its own
-/// (only the message size bounds them). Outside DATA a line longer than
-/// <see cref="MaxCommandLine"/> gets "500 5.5.2 Line too long" and the connection is closed,
-/// so a client cannot make the server buffer megabytes of a single command.
+/// Limits the SmtpServer engine does not have of its own:
+/// - connections per client address: past <c>Smtp:MaxConnectionsPerIp</c> a new connection is
+///   answered "421 4.7.0 Too many connections from your address" and closed;
+/// - command line length: outside DATA a line longer than <see cref="MaxCommandLine"/> gets
+///   "500 5.5.2 Line too long" and the connection is closed, so a client cannot make the
+///   server buffer megabytes of a single command (the engine only bounds lines by the
+///   message size).
 /// Implementation notes: the listener wraps each session's pipe; the wrapper knows whether the
-/// session is inside DATA from the engine's command events, and after a TLS upgrade it
-/// follows the engine's new input reader.
+/// session is inside DATA from the engine's command events, follows the engine's new input
+/// reader after a TLS upgrade, and releases its address's count when the session disposes it.
 /// </summary>
-internal sealed class SmtpLineLimitListenerFactory(EndpointListenerFactory inner) : IEndpointListenerFactory
+internal sealed class SmtpConnectionLimitsFactory(EndpointListenerFactory inner, int maxConnectionsPerIp) : IEndpointListenerFactory
 {
     public const int MaxCommandLine = 4096;
+    private static readonly byte[] TooMany = "421 4.7.0 Too many connections from your address\r\n"u8.ToArray();
+    private readonly ConcurrentDictionary<IPAddress, int> _perIp = new();
 
     public IEndpointListener CreateListener(IEndpointDefinition endpointDefinition) =>
-        new Listener(inner.CreateListener(endpointDefinition));
+        new Listener(inner.CreateListener(endpointDefinition), this);
 
-    private sealed class Listener(IEndpointListener inner) : IEndpointListener
+    private bool TryEnter(IPAddress ip)
     {
-        public async Task<ISecurableDuplexPipe> GetPipeAsync(ISessionContext context, CancellationToken cancellationToken) =>
-            new LimitedPipe(await inner.GetPipeAsync(context, cancellationToken), context);
+        var n = _perIp.AddOrUpdate(ip, 1, (_, c) => c + 1);
+        if (n <= maxConnectionsPerIp) return true;
+        Leave(ip);
+        return false;
+    }
+
+    private void Leave(IPAddress ip)
+    {
+        if (_perIp.AddOrUpdate(ip, 0, (_, c) => c - 1) <= 0) _perIp.TryRemove(new KeyValuePair<IPAddress, int>(ip, 0));
+    }
+
+    private sealed class Listener(IEndpointListener inner, SmtpConnectionLimitsFactory limits) : IEndpointListener
+    {
+        public async Task<ISecurableDuplexPipe> GetPipeAsync(ISessionContext context, CancellationToken cancellationToken)
+        {
+            var pipe = await inner.GetPipeAsync(context, cancellationToken);
+            var ip = SmtpSessionState.Remote(context)?.Address;
+            if (ip is null || limits.TryEnter(ip)) return new LimitedPipe(pipe, context, () => { if (ip is not null) limits.Leave(ip); });
+            try
+            {
+                await pipe.Output.WriteAsync(TooMany, cancellationToken);
+                await pipe.Output.CompleteAsync();
+            }
+            catch (IOException) { }
+            pipe.Dispose();
+            // The engine reports a failed accept as a faulted session and goes on with a fresh
+            // session context (a context must not be reused for another connection).
+            throw new ConnectionRefusedException($"smtp refused ip={ip}: over {limits.MaxConnectionsPerIp} connections");
+        }
 
         public void Dispose() => inner.Dispose();
     }
 
+    private int MaxConnectionsPerIp => maxConnectionsPerIp;
+
     private sealed class LimitedPipe : ISecurableDuplexPipe
     {
         private readonly ISecurableDuplexPipe _inner;
+        private readonly Action _release;
         private PipeReader? _wrappedFrom;
         private LimitedReader? _reader;
+        private int _disposed;
 
-        public LimitedPipe(ISecurableDuplexPipe inner, ISessionContext context)
+        public LimitedPipe(ISecurableDuplexPipe inner, ISessionContext context, Action release)
         {
             _inner = inner;
+            _release = release;
             context.CommandExecuting += (_, e) => { if (e.Command is DataCommand) InData = true; };
             context.CommandExecuted += (_, e) => { if (e.Command is DataCommand) InData = false; };
         }
@@ -69,7 +108,11 @@ internal sealed class SmtpLineLimitListenerFactory(EndpointListenerFactory inner
         public Task UpgradeAsync(X509Certificate certificate, SslProtocols protocols, CancellationToken cancellationToken = default) =>
             _inner.UpgradeAsync(certificate, protocols, cancellationToken);
 
-        public void Dispose() => _inner.Dispose();
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) _release();
+            _inner.Dispose();
+        }
     }
 
     private sealed class LimitedReader(PipeReader inner, LimitedPipe pipe) : PipeReader
@@ -133,3 +176,6 @@ internal sealed class SmtpLineLimitListenerFactory(EndpointListenerFactory inner
         public override void Complete(Exception? exception = null) => inner.Complete(exception);
     }
 }
+
+/// <summary>A connection turned away by <see cref="SmtpConnectionLimitsFactory"/> (already answered 421).</summary>
+internal sealed class ConnectionRefusedException(string message) : Exception(message);
