@@ -56,6 +56,16 @@ public sealed class JournalReplayTests : IDisposable
         await Task.WhenAll(Enumerable.Range(0, 8).Select(i => AppendAsync(p, c, "INBOX", $"burst{i}")));
     }
 
+    /// <summary>Builds the history in a partition at <paramref name="dir"/> and closes it; returns its dump and last sequence.</summary>
+    private static async Task<(string Dump, long LastSeq)> BuildClosedHistoryAsync(string dir)
+    {
+        var p = Open(dir);
+        await BuildHistoryAsync(p);
+        var result = (await p.DumpAsync(), p.LastSeq);
+        await p.DisposeAsync();
+        return result;
+    }
+
     private static int BlobFiles(string dir) =>
         System.IO.Directory.EnumerateFiles(Path.Combine(dir, "blobs"), "*", SearchOption.AllDirectories).Count();
 
@@ -144,11 +154,7 @@ public sealed class JournalReplayTests : IDisposable
     public async Task TornTail_IsCutOff_OnlyTheTornRecordIsLost()
     {
         var dir = Dir("primary");
-        var primary = Open(dir);
-        await BuildHistoryAsync(primary);
-        var expected = await primary.DumpAsync();
-        var lastSeq = primary.LastSeq;
-        await primary.DisposeAsync();
+        var (expected, lastSeq) = await BuildClosedHistoryAsync(dir);
         SqliteConnection.ClearAllPools();
         var snapshot = Dir("snapshot");
         CopyDirectory(dir, snapshot);
@@ -156,7 +162,7 @@ public sealed class JournalReplayTests : IDisposable
         // The next record is written to the original, then its tail bytes are torn off and put
         // on the snapshot, whose index never saw it: a crash in the middle of a journal append.
         // The record either ends the last segment or starts a new one (when the last one is full).
-        primary = Open(dir);
+        var primary = Open(dir);
         var segment = LastSegment(dir);
         var before = new FileInfo(segment).Length;
         await AppendAsync(primary, "alice@example.test", "INBOX", "torn", 2000);
@@ -199,11 +205,7 @@ public sealed class JournalReplayTests : IDisposable
     public async Task GarbageAtTheTail_IsCutOff()
     {
         var dir = Dir("primary");
-        var p = Open(dir);
-        await BuildHistoryAsync(p);
-        var expected = await p.DumpAsync();
-        var lastSeq = p.LastSeq;
-        await p.DisposeAsync();
+        var (expected, lastSeq) = await BuildClosedHistoryAsync(dir);
         using (var f = new FileStream(LastSegment(dir), FileMode.Append))
             f.Write(Enumerable.Range(0, 100).Select(i => (byte)(i * 7 + 3)).ToArray());
 
@@ -241,11 +243,7 @@ public sealed class JournalReplayTests : IDisposable
     public async Task TornFirstRecordOfAFreshSegment_IsCutOff()
     {
         var dir = Dir("primary");
-        var p = Open(dir);
-        await BuildHistoryAsync(p);
-        var expected = await p.DumpAsync();
-        var lastSeq = p.LastSeq;
-        await p.DisposeAsync();
+        var (expected, lastSeq) = await BuildClosedHistoryAsync(dir);
         // A crash right after rotating to a new segment, in the middle of its first record's header.
         File.WriteAllBytes(Path.Combine(dir, "journal", $"{lastSeq + 1:D20}.log"), [0x40, 0x01, 0x00]);
 
