@@ -15,6 +15,7 @@ public sealed class DirectoryException(string reason) : Exception(reason);
 public sealed class MailDirectory : IMailAuthenticator
 {
     private const int MaxAliasDepth = 8;
+    public const string UnsupportedHash = "unsupported password hash (expected {ARGON2ID}, {SHA512-CRYPT} or {BLF-CRYPT})";
     private const string SelectMailbox =
         "SELECT address AS Address, domain AS Domain, password_hash AS PasswordHash, quota_bytes AS QuotaBytes, partition AS Partition, enabled AS Enabled FROM mailboxes WHERE address = @address";
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("auth");
@@ -83,8 +84,17 @@ public sealed class MailDirectory : IMailAuthenticator
     /// <summary>Validates and records a new mailbox on the least used partition.</summary>
     public MailboxRecord AddMailbox(string address, string password, long quotaBytes)
     {
-        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        _ = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
         CheckPassword(password);
+        // Hashed before the transaction: Argon2id takes a third of a second, the write lock must not.
+        return AddMailboxWithHash(address, PasswordHasher.Hash(password), quotaBytes);
+    }
+
+    /// <summary>Records a new mailbox whose password arrives already hashed (migrated from another server).</summary>
+    public MailboxRecord AddMailboxWithHash(string address, string passwordHash, long quotaBytes)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        if (!PasswordHasher.IsKnownScheme(passwordHash)) throw new DirectoryException(UnsupportedHash);
         if (quotaBytes < 0) throw new DirectoryException("quota must be zero (unlimited) or positive");
         var domain = Addresses.DomainOf(a);
         using var c = Open();
@@ -98,7 +108,7 @@ public sealed class MailDirectory : IMailAuthenticator
         var counts = c.Query<PartitionCount>("SELECT partition AS Partition, count(*) AS Count FROM mailboxes GROUP BY partition", transaction: tx)
             .ToDictionary(p => p.Partition, p => p.Count);
         var partition = _partitions.OrderBy(p => counts.GetValueOrDefault(p)).ThenBy(p => p, StringComparer.Ordinal).First();
-        var record = new MailboxRecord { Address = a, Domain = domain, PasswordHash = PasswordHasher.Hash(password), QuotaBytes = quotaBytes, Partition = partition, Enabled = true };
+        var record = new MailboxRecord { Address = a, Domain = domain, PasswordHash = passwordHash, QuotaBytes = quotaBytes, Partition = partition, Enabled = true };
         c.Execute("INSERT INTO mailboxes(address, domain, password_hash, quota_bytes, partition, enabled, created) VALUES (@Address, @Domain, @PasswordHash, @QuotaBytes, @Partition, 1, @now)",
             new { record.Address, record.Domain, record.PasswordHash, record.QuotaBytes, record.Partition, now = Now() }, tx);
         tx.Commit();
@@ -118,12 +128,12 @@ public sealed class MailDirectory : IMailAuthenticator
         var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
         if (password is not null) CheckPassword(password);
         if (quotaBytes < 0) throw new DirectoryException("quota must be zero (unlimited) or positive");
+        var hash = password is null ? null : PasswordHasher.Hash(password); // outside the write lock
         using var c = Open();
         using var tx = c.BeginTransaction();
         if (c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE address = @a", new { a }, tx) == 0)
             throw new DirectoryException($"no such mailbox {a}");
-        if (password is not null)
-            c.Execute("UPDATE mailboxes SET password_hash = @hash WHERE address = @a", new { hash = PasswordHasher.Hash(password), a }, tx);
+        if (hash is not null) c.Execute("UPDATE mailboxes SET password_hash = @hash WHERE address = @a", new { hash, a }, tx);
         if (quotaBytes is { } q) c.Execute("UPDATE mailboxes SET quota_bytes = @q WHERE address = @a", new { q, a }, tx);
         if (enabled is { } e) c.Execute("UPDATE mailboxes SET enabled = @e WHERE address = @a", new { e, a }, tx);
         tx.Commit();

@@ -13,17 +13,13 @@ public sealed class Provisioner(MailDirectory directory, MailStore store, long d
 
     public async Task<MailboxRecord> AddMailboxAsync(string address, string? password, string? passwordHash, long? quotaBytes)
     {
-        if (password is null && passwordHash is null) throw new DirectoryException("a password is needed (--password-stdin)");
-        var record = directory.AddMailbox(address, password ?? Secrets.NewPassword(), quotaBytes ?? defaultQuotaBytes);
-        if (passwordHash is not null)
+        var quota = quotaBytes ?? defaultQuotaBytes;
+        var record = (password, passwordHash) switch
         {
-            if (!PasswordHasher.IsKnownScheme(passwordHash))
-            {
-                directory.RemoveMailbox(record.Address);
-                throw new DirectoryException("unsupported password hash (expected {ARGON2ID}, {SHA512-CRYPT} or {BLF-CRYPT})");
-            }
-            directory.SetPasswordHash(record.Address, passwordHash);
-        }
+            (not null, _) => directory.AddMailbox(address, password, quota),
+            (null, not null) => directory.AddMailboxWithHash(address, passwordHash, quota),
+            _ => throw new DirectoryException("a password is needed (--password-stdin)"),
+        };
         await store.CreateMailboxAsync(record.ToUser());
         return record;
     }
