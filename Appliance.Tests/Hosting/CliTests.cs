@@ -210,11 +210,12 @@ public sealed class CliTests : IDisposable
         var hash = (await Openssl("passwd", "-6", "-salt", "migrated", "old secret 1")).Trim();
 
         var bad = Path.Combine(_data, "bad.csv");
-        await File.WriteAllTextAsync(bad, "address,password,quota\nok@example.test,long enough 1,1G\nnot-an-address,long enough 2\nx@unknown.test,long enough 3\n");
+        await File.WriteAllTextAsync(bad, "address,password,quota\nok@example.test,long enough 1,1G\nnot-an-address,long enough 2\nx@unknown.test,long enough 3\nmd5@example.test,{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72\n");
         var refused = await Cli("import", bad);
         Assert.NotEqual(0, refused.Exit);
         Assert.Contains("line 3", refused.Stderr);
         Assert.Contains("line 4", refused.Stderr);
+        Assert.Contains("line 5: unsupported password hash", refused.Stderr);
         Assert.DoesNotContain("ok@example.test", (await Cli("mailbox", "list")).Stdout); // nothing half-applied
 
         var good = Path.Combine(_data, "good.csv");

@@ -49,6 +49,7 @@ public sealed class Provisioner(MailDirectory directory, MailStore store, long d
             if (address is null) { errors.Add($"line {i + 1}: {reason}"); continue; }
             if (!seen.Add(address)) { errors.Add($"line {i + 1}: {address} appears twice"); continue; }
             if (parts.Length < 2 || parts[1].Length == 0) { errors.Add($"line {i + 1}: missing password"); continue; }
+            if (parts[1].StartsWith('{') && !PasswordHasher.IsKnownScheme(parts[1])) { errors.Add($"line {i + 1}: {MailDirectory.UnsupportedHash}"); continue; }
             long? quota = null;
             if (parts.Length > 2 && parts[2].Trim().Length > 0)
             {
