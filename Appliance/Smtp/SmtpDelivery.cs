@@ -16,7 +16,7 @@ namespace Appliance.Smtp;
 /// temporary 452 4.2.2 (nothing is half-delivered silently; on retry the RCPT check refuses just
 /// that recipient), or 552 5.2.2 when the message can never fit (RFC 5321 §4.5.3.1.10).
 /// </summary>
-internal sealed class SmtpDelivery(MailDirectory directory, MailStore store, string hostname, long maxMessageSize) : IMessageStore
+internal sealed class SmtpDelivery(MailStore store, string hostname, long maxMessageSize) : IMessageStore
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("smtp");
 
@@ -48,10 +48,7 @@ internal sealed class SmtpDelivery(MailDirectory directory, MailStore store, str
         if (buffer.Length > maxMessageSize)
             return new SmtpResponse(SmtpReplyCode.SizeLimitExceeded, $"5.3.4 Message size exceeds fixed maximum message size ({maxMessageSize} bytes)");
 
-        var boxes = new Dictionary<string, MailboxRecord>();
-        foreach (var to in transaction.To)
-            foreach (var box in directory.Resolve(to.AsAddress()))
-                boxes.TryAdd(box.Address, box);
+        var boxes = SmtpSessionState.Of(context).Mailboxes; // resolved once, at RCPT
         if (boxes.Count == 0) return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, "5.1.1 No valid recipients");
 
         var trace = TraceHeaders(context, transaction, id);
@@ -66,7 +63,7 @@ internal sealed class SmtpDelivery(MailDirectory directory, MailStore store, str
         MessageStructure structure;
         using (var ms = new MemoryStream(data, writable: false)) structure = MessageStructure.Parse(ms);
 
-        var full = boxes.Values.Where(b => b.QuotaBytes > 0 && store.Partition(b.Partition).UsedBytes(b.Address) + data.Length > b.QuotaBytes).ToList();
+        var full = boxes.Values.Where(b => b.QuotaBytes > 0 && store.UsedBytes(b.ToUser()) + data.Length > b.QuotaBytes).ToList();
         if (full.Count > 0)
         {
             return full.Count == boxes.Count && full.All(b => data.Length > b.QuotaBytes)

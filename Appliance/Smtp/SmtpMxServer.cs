@@ -48,7 +48,7 @@ public sealed class SmtpMxServer
         var services = new ServiceProvider();
         services.Add(new SmtpConnectionLimitsFactory(listenerFactory, options.MaxConnectionsPerIp));
         services.Add(new SmtpRecipientFilter(directory, store, options));
-        services.Add(new SmtpDelivery(directory, store, hostname, maxSize));
+        services.Add(new SmtpDelivery(store, hostname, maxSize));
         _server = new SmtpServer.SmtpServer(serverOptions, services);
         _server.SessionCreated += (_, e) =>
         {

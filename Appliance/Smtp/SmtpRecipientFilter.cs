@@ -22,8 +22,10 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
     {
         if (size > options.MaxMessageSize)
             throw Reject(context, SmtpReplyCode.SizeLimitExceeded, $"5.3.4 Message size exceeds fixed maximum message size ({options.MaxMessageSize} bytes)", from, null);
-        SmtpSessionState.Of(context).DeclaredSize = size;
-        SmtpSessionState.Of(context).Recipients = 0;
+        var state = SmtpSessionState.Of(context);
+        state.DeclaredSize = size;
+        state.Recipients = 0;
+        state.Mailboxes.Clear();
         return Task.FromResult(true);
     }
 
@@ -48,10 +50,11 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
             throw Reject(context, SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota", from, address);
         foreach (var box in boxes)
         {
-            if (box.QuotaBytes > 0 && store.Partition(box.Partition).UsedBytes(box.Address) + Math.Max(state.DeclaredSize, 0) > box.QuotaBytes)
+            if (box.QuotaBytes > 0 && store.UsedBytes(box.ToUser()) + Math.Max(state.DeclaredSize, 0) > box.QuotaBytes)
                 throw Reject(context, SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full", from, address);
         }
         state.Recipients++;
+        foreach (var box in boxes) state.Mailboxes.TryAdd(box.Address, box);
         return Task.FromResult(true);
     }
 

@@ -11,6 +11,8 @@ internal sealed class SmtpSessionState
     public string Helo { get; set; } = "";
     public int DeclaredSize { get; set; }
     public int Recipients { get; set; }
+    /// <summary>The distinct mailboxes the accepted recipients of this transaction resolved to at RCPT.</summary>
+    public Dictionary<string, Appliance.Directory.MailboxRecord> Mailboxes { get; } = [];
 
     public static SmtpSessionState Of(ISessionContext context)
     {
