@@ -26,7 +26,8 @@ public sealed class MailDirectory : IMailAuthenticator
 
     public MailDirectory(string path, string[] partitions, LoginThrottle throttle)
     {
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
+        // Microsoft.Data.Sqlite retries a busy database until the command timeout (default 30 s).
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, ForeignKeys = true }.ToString();
         _partitions = partitions;
         _throttle = throttle;
         using var c = Open();
@@ -37,7 +38,6 @@ public sealed class MailDirectory : IMailAuthenticator
     {
         var c = new SqliteConnection(_connectionString);
         c.Open();
-        c.Execute("PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000");
         return c;
     }
 
@@ -303,13 +303,6 @@ public sealed class MailDirectory : IMailAuthenticator
         var password = Secrets.NewPassword();
         c.Execute("INSERT INTO admins(name, password_hash, created) VALUES (@name, @hash, @now)", new { name, hash = PasswordHasher.Hash(password), now = Now() });
         return password;
-    }
-
-    public bool VerifyAdmin(string name, string password)
-    {
-        using var c = Open();
-        var hash = c.ExecuteScalar<string?>("SELECT password_hash FROM admins WHERE name = @name", new { name });
-        return hash is not null && PasswordHasher.Verify(password, hash, out _);
     }
 
     /// <summary>Creates an API token; only its hash is kept, the token is returned once.</summary>

@@ -89,9 +89,6 @@ public sealed class Journal : IDisposable
         }
     }
 
-    /// <summary>First sequence number still held on disk (older segments may be trimmed once replicated).</summary>
-    public long FirstSeq => Segments() is { Count: > 0 } s ? s[0].FirstSeq : LastSeq + 1;
-
     private void Rotate()
     {
         _current?.Dispose();

@@ -19,8 +19,6 @@ public sealed class MailStore : IMailStore, IAsyncDisposable
         return new MailStore(map);
     }
 
-    public IReadOnlyCollection<string> PartitionNames => _partitions.Keys;
-
     public Partition Partition(string name) =>
         _partitions.TryGetValue(name, out var p) ? p : throw new InvalidOperationException($"partition {name} is not hosted on this node");
 

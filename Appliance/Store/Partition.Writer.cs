@@ -129,9 +129,7 @@ public sealed partial class Partition
             // recreated folder never reuses one (RFC 9051 §2.3.1.1). The folders of a deleted
             // account are gone, so the high-water mark is kept in meta (set by Apply, hence the
             // same on a replica and after replay).
-            var max = c.ExecuteScalar<long?>(
-                "SELECT max(coalesce((SELECT max(uidvalidity) FROM folders WHERE account = @account), 0), coalesce((SELECT value FROM meta WHERE key = 'max_uidvalidity'), 0))",
-                new { account }, tx) ?? 0;
+            var max = c.ExecuteScalar<long?>("SELECT value FROM meta WHERE key = 'max_uidvalidity'", transaction: tx) ?? 0;
             var uidValidity = Math.Max(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), max + 1);
             Emit(new CreateFolderOp(account, folder, uidValidity));
             return Folder(account, folder)!;

@@ -30,13 +30,11 @@ public sealed partial class Partition : IAsyncDisposable
     private readonly string _connectionString;
 
     public string Name { get; }
-    public string Directory { get; }
     public long LastSeq => _journal.LastSeq;
 
     private Partition(string name, string dir, SqliteConnection writer, Journal journal, string connectionString)
     {
         Name = name;
-        Directory = dir;
         _blobDir = Path.Combine(dir, "blobs");
         _writer = writer;
         _journal = journal;
