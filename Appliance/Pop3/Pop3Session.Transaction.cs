@@ -74,49 +74,36 @@ internal sealed partial class Pop3Session
     }
 
     // RFC 1939 §5 LIST [msg]
-    internal async ValueTask ListAsync(string arguments)
-    {
-        if (arguments.Length > 0)
+    internal ValueTask ListAsync(string arguments) =>
+        ScanListingAsync(arguments, () =>
         {
-            int n = MessageNumber(arguments);
-            WriteLine(Invariant($"+OK {n} {_messages[n - 1].Size}"));
-            await FlushAsync();
-            return;
-        }
-
-        var (count, size) = Totals();
-        WriteLine($"+OK {count} messages ({size} octets)");
-        for (int i = 0; i < _messages.Length; i++)
-        {
-            if (!_deleted[i])
-            {
-                WriteLine(Invariant($"{i + 1} {_messages[i].Size}"));
-            }
-
-            await FlushIfLargeAsync();
-        }
-
-        WriteLine(".");
-        await FlushAsync();
-    }
+            var (count, size) = Totals();
+            return $"+OK {count} messages ({size} octets)";
+        }, i => Invariant($"{i + 1} {_messages[i].Size}"));
 
     // RFC 1939 §7 UIDL [msg]; unique id = "<uidvalidity>.<uid>" (stable across sessions and servers)
-    internal async ValueTask UidlAsync(string arguments)
+    internal ValueTask UidlAsync(string arguments) =>
+        ScanListingAsync(arguments, () => "+OK Unique-ID listing follows", i => Invariant($"{i + 1} {_uidValidity}.{_messages[i].Uid}"));
+
+    /// <summary>
+    /// The shape LIST and UIDL share: with a message number one "+OK entry" line, without one a
+    /// multi-line listing of every message not marked deleted.
+    /// </summary>
+    private async ValueTask ScanListingAsync(string arguments, Func<string> header, Func<int, string> entry)
     {
         if (arguments.Length > 0)
         {
-            int n = MessageNumber(arguments);
-            WriteLine(Invariant($"+OK {n} {_uidValidity}.{_messages[n - 1].Uid}"));
+            WriteLine("+OK " + entry(MessageNumber(arguments) - 1));
             await FlushAsync();
             return;
         }
 
-        WriteLine("+OK Unique-ID listing follows");
+        WriteLine(header());
         for (int i = 0; i < _messages.Length; i++)
         {
             if (!_deleted[i])
             {
-                WriteLine(Invariant($"{i + 1} {_uidValidity}.{_messages[i].Uid}"));
+                WriteLine(entry(i));
             }
 
             await FlushIfLargeAsync();
