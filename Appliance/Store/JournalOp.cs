@@ -21,6 +21,37 @@ public abstract record JournalOp
         JournalOpType.DeleteAccount => new DeleteAccountOp(r.ReadString()),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
+    // Shared encodings: a count, then the items (counts bounded so a corrupt record cannot allocate wildly).
+
+    protected static void WriteStrings(BinaryWriter w, string[] values)
+    {
+        w.Write(values.Length);
+        foreach (var v in values) w.Write(v);
+    }
+
+    protected static string[] ReadStrings(BinaryReader r)
+    {
+        var n = r.ReadInt32();
+        if (n is < 0 or > 1 << 20) throw new InvalidDataException("bad string count");
+        var values = new string[n];
+        for (var i = 0; i < n; i++) values[i] = r.ReadString();
+        return values;
+    }
+
+    protected static void WriteLongs(BinaryWriter w, long[] values)
+    {
+        w.Write(values.Length);
+        foreach (var v in values) w.Write(v);
+    }
+
+    protected static long[] ReadLongs(BinaryReader r)
+    {
+        var n = r.ReadInt32();
+        if (n is < 0 or > 1 << 24) throw new InvalidDataException("bad uid count");
+        var values = new long[n];
+        for (var i = 0; i < n; i++) values[i] = r.ReadInt64();
+        return values;
+    }
 }
 
 public enum JournalOpType : byte
@@ -63,21 +94,6 @@ public sealed record AppendOp(
         var data = r.ReadBytes(r.ReadInt32());
         return new(account, folder, uid, modSeq, date, flags, keywords, blob, structure, data);
     }
-
-    internal static void WriteStrings(BinaryWriter w, string[] values)
-    {
-        w.Write(values.Length);
-        foreach (var v in values) w.Write(v);
-    }
-
-    internal static string[] ReadStrings(BinaryReader r)
-    {
-        var n = r.ReadInt32();
-        if (n is < 0 or > 1 << 20) throw new InvalidDataException("bad string count");
-        var values = new string[n];
-        for (var i = 0; i < n; i++) values[i] = r.ReadString();
-        return values;
-    }
 }
 
 /// <summary>Final flag state of each listed message (not a delta), all at one MODSEQ.</summary>
@@ -86,11 +102,11 @@ public sealed record SetFlagsOp(string Account, string Folder, long ModSeq, long
     public override JournalOpType Type => JournalOpType.SetFlags;
     public override void Write(BinaryWriter w)
     {
-        w.Write(Account); w.Write(Folder); w.Write(ModSeq); ExpungeOp.WriteLongs(w, Uids); w.Write((int)Flags);
-        AppendOp.WriteStrings(w, Keywords);
+        w.Write(Account); w.Write(Folder); w.Write(ModSeq); WriteLongs(w, Uids); w.Write((int)Flags);
+        WriteStrings(w, Keywords);
     }
     internal static SetFlagsOp ReadBody(BinaryReader r) =>
-        new(r.ReadString(), r.ReadString(), r.ReadInt64(), ExpungeOp.ReadLongs(r), (MessageFlags)r.ReadInt32(), AppendOp.ReadStrings(r));
+        new(r.ReadString(), r.ReadString(), r.ReadInt64(), ReadLongs(r), (MessageFlags)r.ReadInt32(), ReadStrings(r));
 }
 
 public sealed record ExpungeOp(string Account, string Folder, long ModSeq, long[] Uids) : JournalOp
@@ -98,21 +114,6 @@ public sealed record ExpungeOp(string Account, string Folder, long ModSeq, long[
     public override JournalOpType Type => JournalOpType.Expunge;
     public override void Write(BinaryWriter w) { w.Write(Account); w.Write(Folder); w.Write(ModSeq); WriteLongs(w, Uids); }
     internal static ExpungeOp ReadBody(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadInt64(), ReadLongs(r));
-
-    internal static void WriteLongs(BinaryWriter w, long[] values)
-    {
-        w.Write(values.Length);
-        foreach (var v in values) w.Write(v);
-    }
-
-    internal static long[] ReadLongs(BinaryReader r)
-    {
-        var n = r.ReadInt32();
-        if (n is < 0 or > 1 << 24) throw new InvalidDataException("bad uid count");
-        var values = new long[n];
-        for (var i = 0; i < n; i++) values[i] = r.ReadInt64();
-        return values;
-    }
 }
 
 public sealed record DeleteAccountOp(string Account) : JournalOp
