@@ -84,8 +84,8 @@ public sealed class Journal : IDisposable
         for (var i = 0; i < segments.Count; i++)
         {
             if (i + 1 < segments.Count && segments[i + 1].FirstSeq <= afterSeq + 1) continue;
-            foreach (var record in ReadSegment(segments[i].Path))
-                if (record.Seq > afterSeq) yield return record;
+            foreach (var raw in RawRecords(segments[i].Path))
+                if (raw.Seq > afterSeq) yield return raw.Decode();
         }
     }
 
@@ -106,23 +106,29 @@ public sealed class Journal : IDisposable
         return list;
     }
 
+    /// <summary>The last intact record's sequence and where it ends; records are checked, not decoded.</summary>
     private static (long LastSeq, long ValidLength) ScanSegment(string path)
     {
         long lastSeq = 0, valid = 0;
-        foreach (var (record, end) in ReadSegmentWithOffsets(path))
+        foreach (var raw in RawRecords(path))
         {
-            lastSeq = record.Seq;
-            valid = end;
+            lastSeq = raw.Seq;
+            valid = raw.End;
         }
         return (lastSeq, valid);
     }
 
-    private static IEnumerable<JournalRecord> ReadSegment(string path)
+    private readonly record struct RawRecord(long Seq, JournalOpType Type, byte[] Payload, long End)
     {
-        foreach (var (record, _) in ReadSegmentWithOffsets(path)) yield return record;
+        public JournalRecord Decode()
+        {
+            using var reader = new BinaryReader(new MemoryStream(Payload, 9, Payload.Length - 9, writable: false));
+            return new JournalRecord(Seq, JournalOp.Read(Type, reader));
+        }
     }
 
-    private static IEnumerable<(JournalRecord Record, long End)> ReadSegmentWithOffsets(string path)
+    /// <summary>The records of a segment whose length and CRC check out, up to the first that does not.</summary>
+    private static IEnumerable<RawRecord> RawRecords(string path)
     {
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
         var header = new byte[HeaderSize];
@@ -136,10 +142,7 @@ public sealed class Journal : IDisposable
             header.AsSpan(8, 9).CopyTo(payload);
             if (file.ReadAtLeast(payload.AsSpan(9), (int)length, throwOnEndOfStream: false) < length) yield break;
             if (Crc32.HashToUInt32(payload) != crc) yield break;
-            var seq = BinaryPrimitives.ReadInt64LittleEndian(payload);
-            var type = (JournalOpType)payload[8];
-            using var reader = new BinaryReader(new MemoryStream(payload, 9, (int)length, writable: false));
-            yield return (new JournalRecord(seq, JournalOp.Read(type, reader)), file.Position);
+            yield return new RawRecord(BinaryPrimitives.ReadInt64LittleEndian(payload), (JournalOpType)payload[8], payload, file.Position);
         }
     }
 

@@ -58,7 +58,7 @@ public sealed partial class Partition : IAsyncDisposable
         writer.Execute("PRAGMA synchronous=NORMAL");
         var journal = Journal.Open(Path.Combine(dir, "journal"), journalSegmentBytes);
         var applied = writer.ExecuteScalar<long>("SELECT value FROM meta WHERE key = 'applied_seq'");
-        var pending = journal.ReadFrom(applied).ToList();
+        var pending = applied < journal.LastSeq ? journal.ReadFrom(applied).ToList() : [];
         if (pending.Count > 0)
         {
             using var tx = writer.BeginTransaction();
