@@ -3,7 +3,7 @@ using Appliance.Directory;
 namespace Appliance.Store;
 
 /// <summary>The partitions hosted by this node, routed by each mailbox's partition.</summary>
-public sealed class MailStore : IMailStore, IAsyncDisposable
+public sealed partial class MailStore : IMailStore, IAsyncDisposable
 {
     public const string Inbox = "INBOX";
     private readonly Dictionary<string, Partition> _partitions;

@@ -1,0 +1,139 @@
+namespace Appliance.Store;
+
+// Types of the folder-level store API used by IMAP (and later webmail). Folder names are
+// plain Unicode strings with '/' as the hierarchy delimiter; "INBOX" is always spelled so.
+
+/// <summary>One folder of an account as LIST / STATUS need it.</summary>
+public sealed record FolderInfo(
+    string Name,
+    long UidValidity,
+    long UidNext,
+    long HighestModSeq,
+    int Messages,
+    int Unseen,
+    int Deleted,
+    long Size,
+    bool Subscribed,
+    string? SpecialUse);
+
+/// <summary>A message to append: bytes, the structure parsed from them, and its initial state.</summary>
+public sealed record NewMessage(
+    ReadOnlyMemory<byte> Data,
+    MessageStructure Structure,
+    DateTimeOffset InternalDate,
+    MessageFlags Flags,
+    string[] Keywords);
+
+/// <summary>UIDs given to appended (or copied) messages, in order (RFC 4315 APPENDUID).</summary>
+public sealed record AppendResult(long UidValidity, long[] Uids);
+
+/// <summary>RFC 4315 COPYUID: source UIDs (ascending) and the UID each got in the target.</summary>
+public sealed record CopyResult(long UidValidity, long[] SourceUids, long[] TargetUids);
+
+/// <summary>How STORE combines the given flags with the current ones (RFC 9051 §6.4.6).</summary>
+public enum FlagMode { Replace, Add, Remove }
+
+/// <summary>The state of one message after a flag change.</summary>
+public sealed record FlagUpdate(long Uid, MessageFlags Flags, string[] Keywords, long ModSeq);
+
+/// <summary>
+/// Outcome of a STORE: messages whose flags changed (with their new MODSEQ), and those not
+/// changed because their MODSEQ was above UNCHANGEDSINCE (RFC 7162 §3.1.3 MODIFIED).
+/// </summary>
+public sealed record StoreFlagsResult(IReadOnlyList<FlagUpdate> Updated, IReadOnlyList<long> Modified);
+
+/// <summary>
+/// Everything that changed in a folder after a MODSEQ: messages added or re-flagged (with
+/// their current state) and UIDs expunged since (from tombstones, for EXPUNGE/VANISHED).
+/// </summary>
+public sealed record FolderChanges(long HighestModSeq, long UidNext, IReadOnlyList<StoredMessage> Changed, IReadOnlyList<long> Expunged);
+
+/// <summary>Where SEARCH looks for a string (RFC 9051 §6.4.4): always a case-insensitive substring match.</summary>
+public enum TextField { Body, Text, Subject, From, To, Cc, Bcc, Header }
+
+/// <summary>Per-message values SORT and THREAD need (RFC 5256), decoded and ready to compare.</summary>
+/// <param name="SentDate">Date header (UTC), or the internal date when absent or unparsable.</param>
+/// <param name="BaseSubject">RFC 5256 §2.1 base subject.</param>
+/// <param name="SubjectIsReply">The subject had Re:/Fwd: style prefixes (for ORDEREDSUBJECT/REFERENCES).</param>
+/// <param name="From">addr-mailbox of the first From address, lower case ("" when none).</param>
+/// <param name="To">addr-mailbox of the first To address.</param>
+/// <param name="Cc">addr-mailbox of the first Cc address.</param>
+/// <param name="DisplayFrom">RFC 5957 display name of the first From address, else its addr-spec.</param>
+/// <param name="DisplayTo">RFC 5957 display name of the first To address, else its addr-spec.</param>
+/// <param name="MessageId">Message-ID without angle brackets, "" when none.</param>
+/// <param name="InReplyTo">First message id of In-Reply-To, "" when none.</param>
+/// <param name="References">Message ids of References in order, without brackets.</param>
+public sealed record MessageSortInfo(
+    long Uid,
+    DateTimeOffset SentDate,
+    string BaseSubject,
+    bool SubjectIsReply,
+    string From,
+    string To,
+    string Cc,
+    string DisplayFrom,
+    string DisplayTo,
+    string MessageId,
+    string InReplyTo,
+    string[] References);
+
+public sealed class FolderNotFoundException(string folder) : Exception($"no folder {folder}")
+{
+    public string Folder { get; } = folder;
+}
+
+public sealed class FolderExistsException(string folder) : Exception($"folder {folder} exists")
+{
+    public string Folder { get; } = folder;
+}
+
+/// <summary>
+/// Change notifications for live sessions (IDLE, and the untagged updates of the next command).
+/// Published after the change is committed; a subscriber is told which folder of its account
+/// changed and re-reads the changes itself, so notifications may be coalesced or duplicated.
+/// Callbacks run on the store's writer thread: they must only signal, never block or do I/O.
+/// </summary>
+public sealed class ChangeFeed
+{
+    private readonly Dictionary<string, List<Action<string>>> _subscribers = new(StringComparer.OrdinalIgnoreCase);
+
+    public IDisposable Subscribe(string account, Action<string> onFolderChanged)
+    {
+        lock (_subscribers)
+        {
+            if (!_subscribers.TryGetValue(account, out var list)) _subscribers[account] = list = [];
+            list.Add(onFolderChanged);
+        }
+        return new Subscription(this, account, onFolderChanged);
+    }
+
+    internal void Publish(string account, string folder)
+    {
+        Action<string>[] targets;
+        lock (_subscribers)
+        {
+            if (!_subscribers.TryGetValue(account, out var list)) return;
+            targets = [.. list];
+        }
+        foreach (var t in targets) t(folder);
+    }
+
+    private void Unsubscribe(string account, Action<string> callback)
+    {
+        lock (_subscribers)
+        {
+            if (!_subscribers.TryGetValue(account, out var list)) return;
+            list.Remove(callback);
+            if (list.Count == 0) _subscribers.Remove(account);
+        }
+    }
+
+    private sealed class Subscription(ChangeFeed feed, string account, Action<string> callback) : IDisposable
+    {
+        private int _disposed;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) feed.Unsubscribe(account, callback);
+        }
+    }
+}
