@@ -225,6 +225,37 @@ public sealed class FetchTests
             Encoding.ASCII.GetString(sent.ToArray()));
     }
 
+    [Fact]
+    public async Task LargeBase64PartIsDecodedAcrossChunks()
+    {
+        var data = new byte[300_000];
+        new Random(7).NextBytes(data);
+        var bytes = Encoding.ASCII.GetBytes("Subject: att\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+            Convert.ToBase64String(data, Base64FormattingOptions.InsertLineBreaks) + "\r\n");
+        var sent = new MemoryStream();
+        var buffer = new ArrayBufferWriter<byte>();
+        var ctx = new FetchContext(false, false, false, () =>
+        {
+            sent.Write(buffer.WrittenSpan);
+            buffer.ResetWrittenCount();
+            return ValueTask.CompletedTask;
+        });
+        await FetchResponder.WriteAsync(new ImapWriter(buffer), Request("(BINARY.SIZE[1] BINARY.PEEK[1]<100000.150000>)"), 1,
+            Message with { Size = bytes.Length }, MessageStructure.Parse(new MemoryStream(bytes)), () => new MemoryStream(bytes), ctx, default);
+        sent.Write(buffer.WrittenSpan);
+        var expected = Encoding.ASCII.GetBytes("* 1 FETCH (BINARY.SIZE[1] 300000 BINARY[1]<100000> ~{150000}\r\n")
+            .Concat(data.AsSpan(100_000, 150_000).ToArray()).Concat(")\r\n"u8.ToArray()).ToArray();
+        Assert.Equal(expected, sent.ToArray());
+    }
+
+    [Fact]
+    public async Task MessageShorterThanRecordedIsNotPaddedSilently()
+    {
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() =>
+            Fetch("BODY.PEEK[]", m: Message with { Size = MixedBytes.Length + 10 }));
+        Assert.Contains("shorter", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("ALL", "FLAGS INTERNALDATE RFC822.SIZE ENVELOPE")]
     [InlineData("FAST", "FLAGS INTERNALDATE RFC822.SIZE")]

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 using Appliance.Store;
 using MimeKit.Encodings;
@@ -233,19 +234,30 @@ public static class FetchResponder
             await output.WriteAsync(plan.Bytes);
             return;
         }
+        long written = 0;
         if (plan.Cte == Cte.Identity)
         {
-            await reader.CopyAsync(plan.Start, plan.Length, output.WriteAsync, ct);
-            return;
+            written = await reader.CopyAsync(plan.Start, plan.Length, output.WriteAsync, ct);
         }
-        // Second pass over an encoded part: write the decoded window.
-        long position = 0, from = plan.Skip, to = plan.Skip + plan.Length;
-        await DecodeAsync(reader, plan.Start, plan.EncodedLength, plan.Cte, async chunk =>
+        else
         {
-            long a = Math.Max(from - position, 0), b = Math.Min(to - position, chunk.Length);
-            position += chunk.Length;
-            if (a < b) await output.WriteAsync(chunk[(int)a..(int)b]);
-        }, ct);
+            // Second pass over an encoded part: write the decoded window.
+            long position = 0, from = plan.Skip, to = plan.Skip + plan.Length;
+            await DecodeAsync(reader, plan.Start, plan.EncodedLength, plan.Cte, async chunk =>
+            {
+                long a = Math.Max(from - position, 0), b = Math.Min(to - position, chunk.Length);
+                position += chunk.Length;
+                if (a < b)
+                {
+                    written += b - a;
+                    await output.WriteAsync(chunk[(int)a..(int)b]);
+                }
+            }, ct);
+        }
+        // The literal length is already on the wire: a stored message shorter than its recorded
+        // size leaves the response unfinishable, and the session must close the connection.
+        if (written != plan.Length)
+            throw new InvalidDataException($"Message shorter than recorded: {written} of {plan.Length} octets");
     }
 
     private static async ValueTask DecodeAsync(MessageReader reader, long start, long length, Cte cte,
@@ -257,8 +269,9 @@ public static class FetchResponder
         {
             int needed = decoder.EstimateOutputLength(chunk.Length);
             if (decoded is null || decoded.Length < needed) decoded = new byte[needed];
-            var input = chunk.ToArray();
-            int n = decoder.Decode(input, 0, input.Length, decoded);
+            // Chunks are slices of the reader's array.
+            if (!MemoryMarshal.TryGetArray(chunk, out var input)) input = chunk.ToArray();
+            int n = decoder.Decode(input.Array!, input.Offset, input.Count, decoded);
             if (n > 0) await sink(decoded.AsMemory(0, n));
         }, ct);
     }
@@ -375,9 +388,10 @@ public static class FetchResponder
         }
 
         /// <summary>Passes the bytes [start, start+length) to <paramref name="sink"/> in chunks
-        /// (fewer if the message ends first).</summary>
-        public async ValueTask CopyAsync(long start, long length, Func<ReadOnlyMemory<byte>, ValueTask> sink, CancellationToken ct)
+        /// (fewer if the message ends first); returns how many were passed.</summary>
+        public async ValueTask<long> CopyAsync(long start, long length, Func<ReadOnlyMemory<byte>, ValueTask> sink, CancellationToken ct)
         {
+            long copied = 0;
             var stream = await SeekAsync(start, ct);
             var buffer = ArrayPool<byte>.Shared.Rent(FlushBytes);
             try
@@ -388,8 +402,10 @@ public static class FetchResponder
                     if (n == 0) break;
                     _position += n;
                     length -= n;
+                    copied += n;
                     await sink(buffer.AsMemory(0, n));
                 }
+                return copied;
             }
             finally
             {
