@@ -104,6 +104,14 @@ public sealed class FetchTests
     }
 
     [Fact]
+    public async Task HeaderFieldsOfAMessageWithoutBodyOrFinalLineEnd()
+    {
+        var bytes = Encoding.ASCII.GetBytes("Subject: a\r\nTo: b@example.org");
+        Assert.Equal("* 3 FETCH (BODY[HEADER.FIELDS (TO)] " + Lit("To: b@example.org\r\n\r\n") + ")\r\n",
+            await Fetch("BODY.PEEK[HEADER.FIELDS (TO)]", bytes));
+    }
+
+    [Fact]
     public async Task MimeHeaderOfAPart()
     {
         Assert.Equal("* 3 FETCH (BODY[1.MIME] " + Lit(

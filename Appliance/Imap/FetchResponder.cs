@@ -44,11 +44,13 @@ public static class FetchResponder
     public static async ValueTask WriteAsync(ImapWriter w, FetchRequest r, int seq, StoredMessage m,
         MessageStructure? structure, Func<Stream> openMessage, FetchContext ctx, CancellationToken ct)
     {
-        using var reader = new MessageReader(openMessage);
         if (structure is null && r.NeedsStructure)
         {
-            structure = MessageStructure.Parse(await reader.ToSeekableAsync(m.Size, ct));
+            // Fallback for a message stored without its structure (MimeKit parses synchronously).
+            using var whole = openMessage();
+            structure = MessageStructure.Parse(whole);
         }
+        using var reader = new MessageReader(openMessage);
 
         var plans = new Plan?[r.Items.Count];
         for (int i = 0; i < plans.Length; i++)
@@ -324,10 +326,10 @@ public static class FetchResponder
         while (i < header.Length)
         {
             int lineEnd = LineEnd(header, i);
-            if (lineEnd - i <= 2 && (header[i] == '\n' || (header[i] == '\r' && lineEnd - i == 2 && header[i + 1] == '\n') || (lineEnd - i == 1 && header[i] == '\r')))
-            {
-                break; // the blank line
-            }
+            int contentEnd = lineEnd;
+            if (contentEnd > i && header[contentEnd - 1] == '\n') contentEnd--;
+            if (contentEnd > i && header[contentEnd - 1] == '\r') contentEnd--;
+            if (contentEnd == i) break; // the blank line
             int end = lineEnd;
             while (end < header.Length && header[end] is (byte)' ' or (byte)'\t') end = LineEnd(header, end);
             int colon = Array.IndexOf(header, (byte)':', i, lineEnd - i);
@@ -371,14 +373,6 @@ public static class FetchResponder
     {
         private Stream? _stream;
         private long _position;
-
-        public async ValueTask<Stream> ToSeekableAsync(long size, CancellationToken ct)
-        {
-            var copy = new MemoryStream((int)Math.Min(size, 1 << 20));
-            await CopyAsync(0, long.MaxValue, chunk => { copy.Write(chunk.Span); return ValueTask.CompletedTask; }, ct);
-            copy.Position = 0;
-            return copy;
-        }
 
         public async ValueTask<byte[]> ReadAsync(long start, long length, CancellationToken ct)
         {
