@@ -100,6 +100,11 @@ public sealed class FolderApiTests : IAsyncLifetime
         await Assert.ThrowsAsync<FolderExistsException>(() => _store.RenameFolderAsync(_alice, "Job", "Workshop", None));
         await Assert.ThrowsAsync<FolderNotFoundException>(() => _store.RenameFolderAsync(_alice, "Nope", "Other", None));
 
+        // Superior names are created as needed (RFC 9051 §6.3.4, §6.3.6).
+        await _store.CreateFolderAsync(_alice, "Deep/er/est", null, None);
+        await _store.RenameFolderAsync(_alice, "Deep/er", "Far/away", None);
+        Assert.Equal(["Deep", "Far", "Far/away", "Far/away/est"], (await NamesAsync()).Where(n => n.StartsWith("Deep", StringComparison.Ordinal) || n.StartsWith("Far", StringComparison.Ordinal)));
+
         // Deleting a parent leaves its child and frees the messages of the deleted folder only.
         await AppendAsync("Job", Simple("gone"));
         await _store.DeleteFolderAsync(_alice, "Job", None);

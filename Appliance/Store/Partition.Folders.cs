@@ -158,6 +158,7 @@ public sealed partial class Partition
         SubmitAsync(ctx =>
         {
             if (ctx.Folder(account, folder) is not null) throw new FolderExistsException(folder);
+            CreateParents(ctx, account, folder);
             ctx.CreateFolder(account, folder, specialUse);
             return 0;
         });
@@ -179,6 +180,7 @@ public sealed partial class Partition
             if (from == MailStore.Inbox)
             {
                 // RFC 9051 §6.3.6: the messages move to a new folder, INBOX stays (empty), its children stay.
+                CreateParents(ctx, account, to);
                 var target = ctx.CreateFolder(account, to, null);
                 var uids = ctx.AllUids(source.Id);
                 if (uids.Count > 0)
@@ -192,9 +194,17 @@ public sealed partial class Partition
                 var renamed = to + child[from.Length..];
                 if (ctx.Folder(account, renamed) is not null) throw new FolderExistsException(renamed);
             }
+            CreateParents(ctx, account, to);
             ctx.Emit(new RenameFolderOp(account, from, to));
             return 0;
         });
+
+    /// <summary>RFC 9051 §6.3.4 / §6.3.6: superior names a CREATE or RENAME needs are created too.</summary>
+    private static void CreateParents(WriteContext ctx, string account, string folder)
+    {
+        for (var i = folder.IndexOf('/', 1); i > 0; i = folder.IndexOf('/', i + 1))
+            ctx.EnsureFolder(account, folder[..i]);
+    }
 
     public Task SetSubscribedAsync(string account, string folder, bool subscribed) =>
         SubmitAsync(ctx => { ctx.Emit(new SubscribeOp(account, folder, subscribed)); return 0; });
