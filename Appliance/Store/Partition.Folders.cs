@@ -89,8 +89,14 @@ public sealed partial class Partition
         var f = await c.QuerySingleOrDefaultAsync<FolderRow>(SelectFolder, new { account, folder }) ?? throw new FolderNotFoundException(folder);
         var column = field switch
         {
-            TextField.Subject => 0, TextField.From => 1, TextField.To => 2, TextField.Cc => 3, TextField.Bcc => 4,
-            TextField.Body => 5, TextField.Header => 6, _ => 7,
+            TextField.Subject => 0,
+            TextField.From => 1,
+            TextField.To => 2,
+            TextField.Cc => 3,
+            TextField.Bcc => 4,
+            TextField.Body => 5,
+            TextField.Header => 6,
+            _ => 7,
         };
         var indexed = text.EnumerateRunes().Count() >= 3;
         string? query = null;
@@ -98,7 +104,14 @@ public sealed partial class Partition
         {
             var columns = column switch
             {
-                0 => "hsubject", 1 => "hfrom", 2 => "hto", 3 => "hcc", 4 => "hbcc", 5 => "body", 6 => "headers", _ => "headers body",
+                0 => "hsubject",
+                1 => "hfrom",
+                2 => "hto",
+                3 => "hcc",
+                4 => "hbcc",
+                5 => "body",
+                6 => "headers",
+                _ => "headers body",
             };
             query = "{" + columns + "} : \"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
         }

@@ -182,8 +182,8 @@ public sealed partial class Partition : IAsyncDisposable
             if (quotaBytes > 0 && ctx.UsedBytes(account) + bytes.Length > quotaBytes) return (long?)null;
             var f = ctx.EnsureFolder(account, folder);
             var op = new AppendOp(account, folder, f.UidNext, f.HighestModSeq + 1, internalDate.ToUnixTimeMilliseconds(),
-                flags, [], blobId, structure, bytes) { Index = index };
-            ctx.Emit(op);
+                flags, [], blobId, structure, bytes);
+            ctx.Emit(op with { Index = index });
             return op.Uid;
         });
         if (result is null) File.Delete(path);
