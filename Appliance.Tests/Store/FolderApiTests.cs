@@ -158,7 +158,12 @@ public sealed class FolderApiTests : IAsyncLifetime
         var date = DateTimeOffset.FromUnixTimeSeconds(1_600_000_000);
         var draft = Message("Subject: draft\n\nbody\n", MessageFlags.Draft | MessageFlags.Seen, "$Forwarded", "work") with { InternalDate = date };
 
+        var seq = _store.Partition("a").LastSeq;
         var result = (await _store.AppendAsync(_alice, "Drafts", [Simple("a"), draft], None))!;
+
+        // One journal record: after a crash the MULTIAPPEND is there entirely or not at all.
+        var record = Assert.Single(_store.Partition("a").ReadJournal(seq));
+        Assert.Equal(2, Assert.IsType<BatchOp>(record.Op).Ops.Length);
 
         var info = (await _store.GetFolderInfoAsync(_alice, "Drafts", None))!;
         Assert.Equal(info.UidValidity, result.UidValidity);

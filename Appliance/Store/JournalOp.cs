@@ -20,7 +20,7 @@ public abstract record JournalOp
         JournalOpType.DeleteFolder => new DeleteFolderOp(r.ReadString(), r.ReadString()),
         JournalOpType.RenameFolder => new RenameFolderOp(r.ReadString(), r.ReadString(), r.ReadString()),
         JournalOpType.Copy => CopyOp.ReadBody(r),
-        JournalOpType.AppendBatch => AppendBatchOp.ReadBody(r),
+        JournalOpType.Batch => BatchOp.ReadBody(r),
         JournalOpType.Append => AppendOp.ReadBody(r),
         JournalOpType.SetFlags => SetFlagsOp.ReadBody(r),
         JournalOpType.Expunge => ExpungeOp.ReadBody(r),
@@ -72,7 +72,7 @@ public enum JournalOpType : byte
     DeleteFolder = 8,
     RenameFolder = 9,
     Copy = 10,
-    AppendBatch = 11,
+    Batch = 11,
 }
 
 /// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
@@ -129,22 +129,35 @@ public sealed record CopyOp(string Account, string Folder, string Target, long T
         new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), ReadLongs(r), ReadLongs(r), r.ReadBoolean(), r.ReadInt64());
 }
 
-/// <summary>Several appends in one record, so a MULTIAPPEND is applied all or nothing, even after a torn journal tail.</summary>
-public sealed record AppendBatchOp(AppendOp[] Messages) : JournalOp
+/// <summary>
+/// The ops of one request that must be applied all or none (MULTIAPPEND, a STORE whose messages
+/// end in different states, renaming INBOX, a folder with its new parents), in one record so a
+/// torn journal tail cannot keep half of them. Items are written as tag + body; never nested.
+/// </summary>
+public sealed record BatchOp(JournalOp[] Ops) : JournalOp
 {
-    public override JournalOpType Type => JournalOpType.AppendBatch;
+    public override JournalOpType Type => JournalOpType.Batch;
     public override void Write(BinaryWriter w)
     {
-        w.Write(Messages.Length);
-        foreach (var m in Messages) m.Write(w);
+        w.Write(Ops.Length);
+        foreach (var op in Ops)
+        {
+            w.Write((byte)op.Type);
+            op.Write(w);
+        }
     }
-    internal static AppendBatchOp ReadBody(BinaryReader r)
+    internal static BatchOp ReadBody(BinaryReader r)
     {
         var n = r.ReadInt32();
-        if (n is < 0 or > 1 << 16) throw new InvalidDataException("bad append count");
-        var messages = new AppendOp[n];
-        for (var i = 0; i < n; i++) messages[i] = AppendOp.ReadBody(r);
-        return new(messages);
+        if (n is < 0 or > 1 << 20) throw new InvalidDataException("bad batch count");
+        var ops = new JournalOp[n];
+        for (var i = 0; i < n; i++)
+        {
+            var type = (JournalOpType)r.ReadByte();
+            if (type == JournalOpType.Batch) throw new InvalidDataException("nested batch");
+            ops[i] = Read(type, r);
+        }
+        return new(ops);
     }
 }
 

@@ -157,7 +157,7 @@ public sealed partial class Partition
 
     /// <summary>Creates the folders that are missing (with their special use) and subscribes every one.</summary>
     public Task CreateFoldersAsync(string account, IReadOnlyList<(string Name, string? SpecialUse)> folders) =>
-        SubmitAsync(ctx =>
+        SubmitAsync(ctx => ctx.Atomically(() =>
         {
             foreach (var (name, specialUse) in folders)
             {
@@ -165,16 +165,16 @@ public sealed partial class Partition
                 ctx.Emit(new SubscribeOp(account, name, true));
             }
             return 0;
-        });
+        }));
 
     public Task CreateFolderAsync(string account, string folder, string? specialUse) =>
-        SubmitAsync(ctx =>
+        SubmitAsync(ctx => ctx.Atomically(() =>
         {
             if (ctx.Folder(account, folder) is not null) throw new FolderExistsException(folder);
             CreateParents(ctx, account, folder);
             ctx.CreateFolder(account, folder, specialUse);
             return 0;
-        });
+        }));
 
     public Task DeleteFolderAsync(string account, string folder) =>
         SubmitAsync(ctx =>
@@ -186,7 +186,7 @@ public sealed partial class Partition
         });
 
     public Task RenameFolderAsync(string account, string from, string to) =>
-        SubmitAsync(ctx =>
+        SubmitAsync(ctx => ctx.Atomically(() =>
         {
             var source = ctx.Folder(account, from) ?? throw new FolderNotFoundException(from);
             if (ctx.Folder(account, to) is not null) throw new FolderExistsException(to);
@@ -210,7 +210,7 @@ public sealed partial class Partition
             CreateParents(ctx, account, to);
             ctx.Emit(new RenameFolderOp(account, from, to));
             return 0;
-        });
+        }));
 
     /// <summary>RFC 9051 §6.3.4 / §6.3.6: superior names a CREATE or RENAME needs are created too.</summary>
     private static void CreateParents(WriteContext ctx, string account, string folder)
@@ -250,7 +250,7 @@ public sealed partial class Partition
                 var ops = prepared.Select((p, i) => new AppendOp(account, folder, f.UidNext + i, f.HighestModSeq + 1,
                     p.Message.InternalDate.ToUnixTimeMilliseconds(), p.Message.Flags, p.Message.Keywords, p.BlobId, p.Message.Structure, p.Bytes)
                 { Index = p.Index }).ToArray();
-                ctx.Emit(new AppendBatchOp(ops));
+                ctx.Atomically(() => { foreach (var op in ops) ctx.Emit(op); return 0; });
                 return new AppendResult(f.UidValidity, [.. ops.Select(o => o.Uid)]);
             });
             if (result is null) DeleteFiles(written);
@@ -294,7 +294,7 @@ public sealed partial class Partition
     /// </summary>
     public Task<StoreFlagsResult> StoreFlagsAsync(string account, string folder, IReadOnlyCollection<long> uids, FlagMode mode,
         MessageFlags flags, string[] keywords, long? unchangedSince) =>
-        SubmitAsync(ctx =>
+        SubmitAsync(ctx => ctx.Atomically(() =>
         {
             var f = ctx.Folder(account, folder) ?? throw new FolderNotFoundException(folder);
             var modSeq = f.HighestModSeq + 1;
@@ -320,7 +320,7 @@ public sealed partial class Partition
             foreach (var ((newFlags, newKeywords), list) in groups)
                 ctx.Emit(new SetFlagsOp(account, folder, modSeq, [.. list], newFlags, newKeywords.Length == 0 ? [] : newKeywords.Split(' ')));
             return new StoreFlagsResult(updated, modified);
-        });
+        }));
 
     private static (MessageFlags, string[]) Combine(MessageFlags flags, string[] keywords, FlagMode mode, MessageFlags given, string[] givenKeywords)
     {

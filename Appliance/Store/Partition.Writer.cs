@@ -117,6 +117,20 @@ public sealed partial class Partition
             Ops.RemoveRange(count, Ops.Count - count);
         }
 
+        /// <summary>Plans with <paramref name="plan"/> and journals what it emitted as one record (already applied, so only regrouped).</summary>
+        public T Atomically<T>(Func<T> plan)
+        {
+            var mark = Ops.Count;
+            var result = plan();
+            if (Ops.Count - mark > 1)
+            {
+                JournalOp[] ops = [.. Ops.Skip(mark).SelectMany(o => o is BatchOp b ? b.Ops : [o])];
+                Ops.RemoveRange(mark, Ops.Count - mark);
+                Ops.Add(new BatchOp(ops));
+            }
+            return result;
+        }
+
         public long UsedBytes(string account) =>
             c.ExecuteScalar<long?>("SELECT used_bytes FROM accounts WHERE account = @account", new { account }, tx) ?? 0;
 
@@ -167,8 +181,8 @@ public sealed partial class Partition
                 case AppendOp a:
                     ApplyAppend(a);
                     break;
-                case AppendBatchOp batch:
-                    foreach (var a in batch.Messages) ApplyAppend(a);
+                case BatchOp batch:
+                    foreach (var item in batch.Ops) Apply(item);
                     break;
                 case SetFlagsOp s:
                     if (Folder(s.Account, s.Folder) is not { } sf) break;

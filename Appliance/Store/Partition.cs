@@ -24,6 +24,8 @@ namespace Appliance.Store;
 ///   loop); an AppendOp read back from the journal carries its bytes and is extracted again when
 ///   applied (crash replay, a replica: ApplyReplicatedAsync extracts before submitting). Copies
 ///   copy the rows. Messages indexed by an older version are backfilled from their files on open.
+/// - A request whose ops must stand or fall together (MULTIAPPEND, a STORE, renaming INBOX)
+///   journals them as one BatchOp record (WriteContext.Atomically): a torn tail cuts whole requests.
 /// - Every expunge (EXPUNGE, MOVE, the INBOX rename) leaves a tombstone (folder, uid, MODSEQ)
 ///   for QRESYNC; tombstones go with their folder.
 /// </summary>
@@ -108,7 +110,7 @@ public sealed partial class Partition : IAsyncDisposable
     private static IEnumerable<AppendOp> Appends(JournalOp op) => op switch
     {
         AppendOp a => [a],
-        AppendBatchOp b => b.Messages,
+        BatchOp b => b.Ops.OfType<AppendOp>(),
         _ => [],
     };
 
@@ -116,7 +118,7 @@ public sealed partial class Partition : IAsyncDisposable
     private static JournalOp WithIndex(JournalOp op) => op switch
     {
         AppendOp { Index: null } a => a with { Index = MessageIndex.Extract(a.Data, a.InternalDateUnixMs) },
-        AppendBatchOp b => new AppendBatchOp([.. b.Messages.Select(m => (AppendOp)WithIndex(m))]),
+        BatchOp b => new BatchOp([.. b.Ops.Select(WithIndex)]),
         _ => op,
     };
 
