@@ -14,7 +14,13 @@ public abstract record JournalOp
 
     public static JournalOp Read(JournalOpType type, BinaryReader r) => type switch
     {
-        JournalOpType.CreateFolder => CreateFolderOp.ReadBody(r),
+        JournalOpType.CreateFolder => CreateFolderOp.ReadBody(r, withSpecialUse: false),
+        JournalOpType.CreateSpecialFolder => CreateFolderOp.ReadBody(r, withSpecialUse: true),
+        JournalOpType.Subscribe => new SubscribeOp(r.ReadString(), r.ReadString(), r.ReadBoolean()),
+        JournalOpType.DeleteFolder => new DeleteFolderOp(r.ReadString(), r.ReadString()),
+        JournalOpType.RenameFolder => new RenameFolderOp(r.ReadString(), r.ReadString(), r.ReadString()),
+        JournalOpType.Copy => CopyOp.ReadBody(r),
+        JournalOpType.Batch => BatchOp.ReadBody(r),
         JournalOpType.Append => AppendOp.ReadBody(r),
         JournalOpType.SetFlags => SetFlagsOp.ReadBody(r),
         JournalOpType.Expunge => ExpungeOp.ReadBody(r),
@@ -61,13 +67,98 @@ public enum JournalOpType : byte
     SetFlags = 3,
     Expunge = 4,
     DeleteAccount = 5,
+    CreateSpecialFolder = 6,
+    Subscribe = 7,
+    DeleteFolder = 8,
+    RenameFolder = 9,
+    Copy = 10,
+    Batch = 11,
 }
 
-public sealed record CreateFolderOp(string Account, string Folder, long UidValidity) : JournalOp
+/// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
+/// records of tag 1 keep their original encoding.</summary>
+public sealed record CreateFolderOp(string Account, string Folder, long UidValidity, string? SpecialUse = null) : JournalOp
 {
-    public override JournalOpType Type => JournalOpType.CreateFolder;
-    public override void Write(BinaryWriter w) { w.Write(Account); w.Write(Folder); w.Write(UidValidity); }
-    internal static CreateFolderOp ReadBody(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadInt64());
+    public override JournalOpType Type => SpecialUse is null ? JournalOpType.CreateFolder : JournalOpType.CreateSpecialFolder;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write(Account); w.Write(Folder); w.Write(UidValidity);
+        if (SpecialUse is not null) w.Write(SpecialUse);
+    }
+    internal static CreateFolderOp ReadBody(BinaryReader r, bool withSpecialUse) =>
+        new(r.ReadString(), r.ReadString(), r.ReadInt64(), withSpecialUse ? r.ReadString() : null);
+}
+
+/// <summary>Subscribes or unsubscribes a name (which need not be a folder).</summary>
+public sealed record SubscribeOp(string Account, string Folder, bool Subscribed) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Subscribe;
+    public override void Write(BinaryWriter w) { w.Write(Account); w.Write(Folder); w.Write(Subscribed); }
+}
+
+/// <summary>Removes a folder and its messages (not its children).</summary>
+public sealed record DeleteFolderOp(string Account, string Folder) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.DeleteFolder;
+    public override void Write(BinaryWriter w) { w.Write(Account); w.Write(Folder); }
+}
+
+/// <summary>Renames a folder and every folder under it ("From/…" becomes "To/…").</summary>
+public sealed record RenameFolderOp(string Account, string From, string To) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.RenameFolder;
+    public override void Write(BinaryWriter w) { w.Write(Account); w.Write(From); w.Write(To); }
+}
+
+/// <summary>
+/// Copies messages of one folder to another of the same account: SourceUids[i] becomes
+/// TargetUids[i] at TargetModSeq. With <see cref="Move"/> the sources are expunged in the same
+/// op (one journal record, so a move is never half done), tombstoned at SourceModSeq.
+/// The copies share the sources' message files.
+/// </summary>
+public sealed record CopyOp(string Account, string Folder, string Target, long TargetModSeq, long[] SourceUids, long[] TargetUids,
+    bool Move, long SourceModSeq) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Copy;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write(Account); w.Write(Folder); w.Write(Target); w.Write(TargetModSeq);
+        WriteLongs(w, SourceUids); WriteLongs(w, TargetUids); w.Write(Move); w.Write(SourceModSeq);
+    }
+    internal static CopyOp ReadBody(BinaryReader r) =>
+        new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), ReadLongs(r), ReadLongs(r), r.ReadBoolean(), r.ReadInt64());
+}
+
+/// <summary>
+/// The ops of one request that must be applied all or none (MULTIAPPEND, a STORE whose messages
+/// end in different states, renaming INBOX, a folder with its new parents), in one record so a
+/// torn journal tail cannot keep half of them. Items are written as tag + body; never nested.
+/// </summary>
+public sealed record BatchOp(JournalOp[] Ops) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Batch;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write(Ops.Length);
+        foreach (var op in Ops)
+        {
+            w.Write((byte)op.Type);
+            op.Write(w);
+        }
+    }
+    internal static BatchOp ReadBody(BinaryReader r)
+    {
+        var n = r.ReadInt32();
+        if (n is < 0 or > 1 << 20) throw new InvalidDataException("bad batch count");
+        var ops = new JournalOp[n];
+        for (var i = 0; i < n; i++)
+        {
+            var type = (JournalOpType)r.ReadByte();
+            if (type == JournalOpType.Batch) throw new InvalidDataException("nested batch");
+            ops[i] = Read(type, r);
+        }
+        return new(ops);
+    }
 }
 
 /// <summary>A new message; <see cref="Data"/> carries its bytes so a replica needs nothing else.</summary>
@@ -76,6 +167,13 @@ public sealed record AppendOp(
     string[] Keywords, string BlobId, MessageStructure Structure, byte[] Data) : JournalOp
 {
     public override JournalOpType Type => JournalOpType.Append;
+
+    /// <summary>
+    /// Search text and sort keys extracted from <see cref="Data"/> by the caller, outside the
+    /// writer loop. Not journalled: an op read back from the journal has none and the index is
+    /// extracted again from its bytes when it is applied (replay, replica).
+    /// </summary>
+    public MessageIndex? Index { get; init; }
 
     public override void Write(BinaryWriter w)
     {

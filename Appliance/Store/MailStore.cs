@@ -39,16 +39,27 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
     public Stream OpenMessage(MailUser user, StoredMessage message) =>
         new FileStream(For(user).BlobPath(message.BlobId), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16, FileOptions.Asynchronous);
 
-    public Task ExpungeAsync(MailUser user, string folder, IReadOnlyCollection<long> uids, CancellationToken ct) =>
-        For(user).ExpungeAsync(user.Address, folder, uids);
+    public async Task ExpungeAsync(MailUser user, string folder, IReadOnlyCollection<long> uids, CancellationToken ct)
+    {
+        folder = FolderName(folder);
+        await For(user).ExpungeAsync(user.Address, folder, uids);
+        Changes.Publish(user.Address, folder);
+    }
 
     public long UsedBytes(MailUser user) => For(user).UsedBytes(user.Address);
 
     /// <summary>Delivers into a folder; null when over quota.</summary>
-    public Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, MessageStructure structure, CancellationToken ct) =>
-        For(user).AppendAsync(user.Address, folder, data, structure, DateTimeOffset.UtcNow, MessageFlags.None, user.QuotaBytes, ct);
+    public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, MessageStructure structure, CancellationToken ct)
+    {
+        folder = FolderName(folder);
+        var uid = await For(user).AppendAsync(user.Address, folder, data, structure, DateTimeOffset.UtcNow, MessageFlags.None, user.QuotaBytes, ct);
+        if (uid is not null) Changes.Publish(user.Address, folder);
+        return uid;
+    }
 
-    public Task CreateMailboxAsync(MailUser user) => For(user).CreateFolderAsync(user.Address, Inbox);
+    /// <summary>A new mailbox: INBOX and the special-use <see cref="DefaultFolders"/>, all subscribed.</summary>
+    public Task CreateMailboxAsync(MailUser user) =>
+        For(user).CreateFoldersAsync(user.Address, [(Inbox, null), .. DefaultFolders.Select(f => (f.Name, (string?)f.SpecialUse))]);
 
     public Task DeleteMailboxAsync(MailUser user) => For(user).DeleteAccountAsync(user.Address);
 

@@ -91,7 +91,8 @@ public sealed class FolderExistsException(string folder) : Exception($"folder {f
 /// Change notifications for live sessions (IDLE, and the untagged updates of the next command).
 /// Published after the change is committed; a subscriber is told which folder of its account
 /// changed and re-reads the changes itself, so notifications may be coalesced or duplicated.
-/// Callbacks run on the store's writer thread: they must only signal, never block or do I/O.
+/// Callbacks run right after the commit, on the thread of the task that made the change (not on the
+/// store's writer loop): they must only signal, never block or do I/O.
 /// </summary>
 public sealed class ChangeFeed
 {

@@ -100,6 +100,8 @@ public sealed partial class Partition
     /// </summary>
     internal sealed class WriteContext(SqliteConnection c, SqliteTransaction tx, long nextSeq)
     {
+        internal static string UidJson(IEnumerable<long> uids) => "[" + string.Join(',', uids) + "]";
+
         private readonly List<string> _removedBlobs = [];
         public List<JournalOp> Ops { get; } = [];
         public long NextSeq => nextSeq + Ops.Count;
@@ -115,6 +117,20 @@ public sealed partial class Partition
             Ops.RemoveRange(count, Ops.Count - count);
         }
 
+        /// <summary>Plans with <paramref name="plan"/> and journals what it emitted as one record (already applied, so only regrouped).</summary>
+        public T Atomically<T>(Func<T> plan)
+        {
+            var mark = Ops.Count;
+            var result = plan();
+            if (Ops.Count - mark > 1)
+            {
+                JournalOp[] ops = [.. Ops.Skip(mark).SelectMany(o => o is BatchOp b ? b.Ops : [o])];
+                Ops.RemoveRange(mark, Ops.Count - mark);
+                Ops.Add(new BatchOp(ops));
+            }
+            return result;
+        }
+
         public long UsedBytes(string account) =>
             c.ExecuteScalar<long?>("SELECT used_bytes FROM accounts WHERE account = @account", new { account }, tx) ?? 0;
 
@@ -122,18 +138,33 @@ public sealed partial class Partition
             SelectFolder,
             new { account, folder }, tx);
 
-        public FolderRow EnsureFolder(string account, string folder)
+        public FolderRow EnsureFolder(string account, string folder) => Folder(account, folder) ?? CreateFolder(account, folder, null);
+
+        public FolderRow CreateFolder(string account, string folder, string? specialUse)
         {
-            if (Folder(account, folder) is { } f) return f;
             // UIDVALIDITY: seconds since the epoch, bumped past any value this partition used, so a
             // recreated folder never reuses one (RFC 9051 §2.3.1.1). The folders of a deleted
             // account are gone, so the high-water mark is kept in meta (set by Apply, hence the
             // same on a replica and after replay).
             var max = c.ExecuteScalar<long?>("SELECT value FROM meta WHERE key = 'max_uidvalidity'", transaction: tx) ?? 0;
             var uidValidity = Math.Max(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), max + 1);
-            Emit(new CreateFolderOp(account, folder, uidValidity));
+            Emit(new CreateFolderOp(account, folder, uidValidity, specialUse));
             return Folder(account, folder)!;
         }
+
+        /// <summary>The messages among <paramref name="uids"/> that exist, by ascending UID.</summary>
+        public List<MessageRow> Messages(long folderId, IEnumerable<long> uids) => c.Query<MessageRow>(
+            """
+            SELECT uid AS Uid, size AS Size, internal_date AS InternalDate, flags AS Flags, keywords AS Keywords, modseq AS ModSeq, blob AS Blob
+            FROM messages WHERE folder_id = @folderId AND uid IN (SELECT value FROM json_each(@uids)) ORDER BY uid
+            """, new { folderId, uids = UidJson(uids) }, tx).AsList();
+
+        public List<long> AllUids(long folderId) =>
+            c.Query<long>("SELECT uid FROM messages WHERE folder_id = @folderId ORDER BY uid", new { folderId }, tx).AsList();
+
+        public List<string> Children(string account, string folder) => c.Query<string>(
+            "SELECT name FROM folders WHERE account = @account AND substr(name, 1, length(@folder) + 1) = @folder || '/'",
+            new { account, folder }, tx).AsList();
 
         /// <summary>Applies one op to the index. Shared by primary, recovery and replica.</summary>
         public void Apply(JournalOp op)
@@ -142,24 +173,16 @@ public sealed partial class Partition
             {
                 case CreateFolderOp f:
                     c.Execute("INSERT OR IGNORE INTO accounts(account) VALUES (@Account)", new { f.Account }, tx);
-                    c.Execute("INSERT OR IGNORE INTO folders(account, name, uidvalidity, uidnext, highest_modseq) VALUES (@Account, @Folder, @UidValidity, 1, 1)",
-                        new { f.Account, f.Folder, f.UidValidity }, tx);
+                    c.Execute("INSERT OR IGNORE INTO folders(account, name, uidvalidity, uidnext, highest_modseq, special_use) VALUES (@Account, @Folder, @UidValidity, 1, 1, @SpecialUse)",
+                        new { f.Account, f.Folder, f.UidValidity, f.SpecialUse }, tx);
                     c.Execute("INSERT INTO meta(key, value) VALUES ('max_uidvalidity', @UidValidity) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
                         new { f.UidValidity }, tx);
                     break;
                 case AppendOp a:
-                    var folder = Folder(a.Account, a.Folder) ?? throw new InvalidDataException($"append to missing folder {a.Account}/{a.Folder}");
-                    var inserted = c.Execute(
-                        """
-                        INSERT OR IGNORE INTO messages(folder_id, uid, size, internal_date, flags, keywords, modseq, blob, envelope, body, bodystructure, part_offsets)
-                        VALUES (@id, @Uid, @size, @InternalDateUnixMs, @flags, @keywords, @ModSeq, @BlobId, @envelope, @body, @bodystructure, @offsets)
-                        """,
-                        new { id = folder.Id, a.Uid, size = (long)a.Data.Length, a.InternalDateUnixMs, flags = (int)a.Flags, keywords = string.Join(' ', a.Keywords), a.ModSeq, a.BlobId, envelope = a.Structure.Envelope, body = a.Structure.Body, bodystructure = a.Structure.BodyStructure, offsets = a.Structure.PartOffsets }, tx);
-                    if (inserted == 0) break;
-                    c.Execute("UPDATE folders SET uidnext = max(uidnext, @next), highest_modseq = max(highest_modseq, @ModSeq) WHERE id = @id",
-                        new { next = a.Uid + 1, a.ModSeq, id = folder.Id }, tx);
-                    c.Execute("UPDATE accounts SET used_bytes = used_bytes + @size, messages = messages + 1 WHERE account = @Account",
-                        new { size = (long)a.Data.Length, a.Account }, tx);
+                    ApplyAppend(a);
+                    break;
+                case BatchOp batch:
+                    foreach (var item in batch.Ops) Apply(item);
                     break;
                 case SetFlagsOp s:
                     if (Folder(s.Account, s.Folder) is not { } sf) break;
@@ -171,32 +194,159 @@ public sealed partial class Partition
                     break;
                 case ExpungeOp e:
                     if (Folder(e.Account, e.Folder) is not { } ef) break;
-                    foreach (var uid in e.Uids)
-                    {
-                        var row = c.QuerySingleOrDefault<MessageRow>("SELECT uid AS Uid, size AS Size, blob AS Blob FROM messages WHERE folder_id = @id AND uid = @uid", new { id = ef.Id, uid }, tx);
-                        if (row is null) continue;
-                        c.Execute("DELETE FROM messages WHERE folder_id = @id AND uid = @uid", new { id = ef.Id, uid }, tx);
-                        c.Execute("UPDATE accounts SET used_bytes = used_bytes - @Size, messages = messages - 1 WHERE account = @Account", new { row.Size, e.Account }, tx);
-                        _removedBlobs.Add(row.Blob);
-                    }
+                    foreach (var uid in e.Uids) Remove(e.Account, ef.Id, uid, e.ModSeq);
                     c.Execute("UPDATE folders SET highest_modseq = max(highest_modseq, @ModSeq) WHERE id = @id", new { e.ModSeq, id = ef.Id }, tx);
+                    break;
+                case CopyOp cp:
+                    ApplyCopy(cp);
+                    break;
+                case SubscribeOp sub:
+                    if (sub.Subscribed)
+                        c.Execute("INSERT OR IGNORE INTO subscriptions(account, name) VALUES (@Account, @Folder)", new { sub.Account, sub.Folder }, tx);
+                    else
+                        c.Execute("DELETE FROM subscriptions WHERE account = @Account AND name = @Folder", new { sub.Account, sub.Folder }, tx);
+                    break;
+                case RenameFolderOp r:
+                    const string renamed = "account = @Account AND (name = @From OR substr(name, 1, length(@From) + 1) = @From || '/')";
+                    c.Execute("UPDATE folders SET name = @To || substr(name, length(@From) + 1) WHERE " + renamed, new { r.Account, r.From, r.To }, tx);
+                    // Subscriptions follow the folders (kept when the new name is already subscribed).
+                    c.Execute("UPDATE OR IGNORE subscriptions SET name = @To || substr(name, length(@From) + 1) WHERE " + renamed, new { r.Account, r.From, r.To }, tx);
+                    c.Execute("DELETE FROM subscriptions WHERE " + renamed, new { r.Account, r.From, r.To }, tx);
+                    break;
+                case DeleteFolderOp d:
+                    if (Folder(d.Account, d.Folder) is not { } df) break;
+                    _removedBlobs.AddRange(c.Query<string>("SELECT blob FROM messages WHERE folder_id = @id", new { id = df.Id }, tx));
+                    c.Execute(
+                        """
+                        UPDATE accounts SET used_bytes = used_bytes - (SELECT coalesce(sum(size), 0) FROM messages WHERE folder_id = @id),
+                            messages = messages - (SELECT count(*) FROM messages WHERE folder_id = @id)
+                        WHERE account = @Account
+                        """, new { id = df.Id, d.Account }, tx);
+                    c.Execute(
+                        """
+                        DELETE FROM fts WHERE rowid IN (SELECT id FROM message_index WHERE folder_id = @id);
+                        DELETE FROM message_index WHERE folder_id = @id;
+                        DELETE FROM tombstones WHERE folder_id = @id;
+                        DELETE FROM messages WHERE folder_id = @id;
+                        DELETE FROM folders WHERE id = @id;
+                        """, new { id = df.Id }, tx);
                     break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));
-                    c.Execute("DELETE FROM messages WHERE folder_id IN (SELECT id FROM folders WHERE account = @Account)", new { d.Account }, tx);
-                    c.Execute("DELETE FROM folders WHERE account = @Account", new { d.Account }, tx);
-                    c.Execute("DELETE FROM accounts WHERE account = @Account", new { d.Account }, tx);
+                    c.Execute(
+                        """
+                        DELETE FROM fts WHERE rowid IN (SELECT i.id FROM message_index i JOIN folders f ON f.id = i.folder_id WHERE f.account = @Account);
+                        DELETE FROM message_index WHERE folder_id IN (SELECT id FROM folders WHERE account = @Account);
+                        DELETE FROM tombstones WHERE folder_id IN (SELECT id FROM folders WHERE account = @Account);
+                        DELETE FROM messages WHERE folder_id IN (SELECT id FROM folders WHERE account = @Account);
+                        DELETE FROM folders WHERE account = @Account;
+                        DELETE FROM subscriptions WHERE account = @Account;
+                        DELETE FROM accounts WHERE account = @Account;
+                        """, new { d.Account }, tx);
                     break;
                 default:
                     throw new InvalidDataException($"unknown op {op.GetType().Name}");
             }
         }
 
-        /// <summary>Message files of expunged messages go once the index no longer names them.</summary>
+        private void ApplyAppend(AppendOp a)
+        {
+            var folder = Folder(a.Account, a.Folder) ?? throw new InvalidDataException($"append to missing folder {a.Account}/{a.Folder}");
+            var inserted = c.Execute(
+                """
+                INSERT OR IGNORE INTO messages(folder_id, uid, size, internal_date, flags, keywords, modseq, blob, envelope, body, bodystructure, part_offsets)
+                VALUES (@id, @Uid, @size, @InternalDateUnixMs, @flags, @keywords, @ModSeq, @BlobId, @envelope, @body, @bodystructure, @offsets)
+                """,
+                new { id = folder.Id, a.Uid, size = (long)a.Data.Length, a.InternalDateUnixMs, flags = (int)a.Flags, keywords = string.Join(' ', a.Keywords), a.ModSeq, a.BlobId, envelope = a.Structure.Envelope, body = a.Structure.Body, bodystructure = a.Structure.BodyStructure, offsets = a.Structure.PartOffsets }, tx);
+            if (inserted == 0) return;
+            c.Execute("UPDATE folders SET uidnext = max(uidnext, @next), highest_modseq = max(highest_modseq, @ModSeq) WHERE id = @id",
+                new { next = a.Uid + 1, a.ModSeq, id = folder.Id }, tx);
+            c.Execute("UPDATE accounts SET used_bytes = used_bytes + @size, messages = messages + 1 WHERE account = @Account",
+                new { size = (long)a.Data.Length, a.Account }, tx);
+            // The primary extracted the index before submitting; a journalled op is re-extracted.
+            Index(folder.Id, a.Uid, a.Index ?? MessageIndex.Extract(a.Data, a.InternalDateUnixMs));
+        }
+
+        private void ApplyCopy(CopyOp cp)
+        {
+            if (Folder(cp.Account, cp.Folder) is not { } source || Folder(cp.Account, cp.Target) is not { } target) return;
+            for (var i = 0; i < cp.SourceUids.Length; i++)
+            {
+                var p = new { source = source.Id, suid = cp.SourceUids[i], target = target.Id, tuid = cp.TargetUids[i], modseq = cp.TargetModSeq, cp.Account };
+                var inserted = c.Execute(
+                    """
+                    INSERT OR IGNORE INTO messages(folder_id, uid, size, internal_date, flags, keywords, modseq, blob, envelope, body, bodystructure, part_offsets)
+                    SELECT @target, @tuid, size, internal_date, flags, keywords, @modseq, blob, envelope, body, bodystructure, part_offsets
+                    FROM messages WHERE folder_id = @source AND uid = @suid
+                    """, p, tx);
+                if (inserted == 0) continue;
+                c.Execute(
+                    """
+                    UPDATE accounts SET used_bytes = used_bytes + (SELECT size FROM messages WHERE folder_id = @target AND uid = @tuid), messages = messages + 1
+                    WHERE account = @Account
+                    """, p, tx);
+                var id = c.ExecuteScalar<long?>(
+                    """
+                    INSERT INTO message_index(folder_id, uid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs)
+                    SELECT @target, @tuid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs
+                    FROM message_index WHERE folder_id = @source AND uid = @suid
+                    ON CONFLICT DO NOTHING RETURNING id
+                    """, p, tx);
+                if (id is not null)
+                    c.Execute(
+                        """
+                        INSERT INTO fts(rowid, hsubject, hfrom, hto, hcc, hbcc, body, headers)
+                        SELECT @id, hsubject, hfrom, hto, hcc, hbcc, body, headers FROM fts
+                        WHERE rowid = (SELECT id FROM message_index WHERE folder_id = @source AND uid = @suid)
+                        """, new { id, source = source.Id, suid = cp.SourceUids[i] }, tx);
+            }
+            if (cp.TargetUids.Length > 0)
+                c.Execute("UPDATE folders SET uidnext = max(uidnext, @next), highest_modseq = max(highest_modseq, @modseq) WHERE id = @id",
+                    new { next = cp.TargetUids.Max() + 1, modseq = cp.TargetModSeq, id = target.Id }, tx);
+            if (!cp.Move) return;
+            foreach (var uid in cp.SourceUids) Remove(cp.Account, source.Id, uid, cp.SourceModSeq);
+            c.Execute("UPDATE folders SET highest_modseq = max(highest_modseq, @modseq) WHERE id = @id", new { modseq = cp.SourceModSeq, id = source.Id }, tx);
+        }
+
+        /// <summary>Expunges one message: its row, its index rows, a tombstone at <paramref name="modSeq"/>; its file goes after commit unless another copy still uses it.</summary>
+        private void Remove(string account, long folderId, long uid, long modSeq)
+        {
+            var row = c.QuerySingleOrDefault<MessageRow>("SELECT uid AS Uid, size AS Size, blob AS Blob FROM messages WHERE folder_id = @folderId AND uid = @uid", new { folderId, uid }, tx);
+            if (row is null) return;
+            c.Execute(
+                """
+                DELETE FROM messages WHERE folder_id = @folderId AND uid = @uid;
+                DELETE FROM fts WHERE rowid = (SELECT id FROM message_index WHERE folder_id = @folderId AND uid = @uid);
+                DELETE FROM message_index WHERE folder_id = @folderId AND uid = @uid;
+                INSERT OR REPLACE INTO tombstones(folder_id, uid, modseq) VALUES (@folderId, @uid, @modSeq);
+                """, new { folderId, uid, modSeq }, tx);
+            c.Execute("UPDATE accounts SET used_bytes = used_bytes - @Size, messages = messages - 1 WHERE account = @account", new { row.Size, account }, tx);
+            _removedBlobs.Add(row.Blob);
+        }
+
+        /// <summary>Adds the search and sort rows of a message (once).</summary>
+        public void Index(long folderId, long uid, MessageIndex x)
+        {
+            var id = c.ExecuteScalar<long?>(
+                """
+                INSERT INTO message_index(folder_id, uid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs)
+                VALUES (@folderId, @uid, @SentDateUnixMs, @BaseSubject, @reply, @FromAddr, @ToAddr, @CcAddr, @DisplayFrom, @DisplayTo, @MessageId, @InReplyTo, @References)
+                ON CONFLICT DO NOTHING RETURNING id
+                """,
+                new { folderId, uid, x.SentDateUnixMs, x.BaseSubject, reply = x.SubjectIsReply ? 1 : 0, x.FromAddr, x.ToAddr, x.CcAddr, x.DisplayFrom, x.DisplayTo, x.MessageId, x.InReplyTo, x.References }, tx);
+            if (id is null) return;
+            c.Execute("INSERT INTO fts(rowid, hsubject, hfrom, hto, hcc, hbcc, body, headers) VALUES (@id, @Subject, @From, @To, @Cc, @Bcc, @Body, @Headers)",
+                new { id, x.Subject, x.From, x.To, x.Cc, x.Bcc, x.Body, x.Headers }, tx);
+        }
+
+        /// <summary>Message files of expunged messages go once the index no longer names them.
+        /// Copies share a file, so a file is only deleted when no message row names it any more
+        /// (checked after commit, which also keeps a file whose expunge was rolled back).</summary>
         public void DeleteRemovedBlobs(string blobDir)
         {
-            foreach (var blob in _removedBlobs)
+            foreach (var blob in _removedBlobs.Distinct())
             {
+                if (c.ExecuteScalar<long>("SELECT EXISTS(SELECT 1 FROM messages WHERE blob = @blob)", new { blob }) != 0) continue;
                 try { File.Delete(BlobPath(blobDir, blob)); }
                 catch (IOException ex) { Log.Warn(ex, "could not delete message file {0}", blob); }
             }

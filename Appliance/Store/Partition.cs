@@ -17,7 +17,17 @@ namespace Appliance.Store;
 /// - Ops carry absolute values (UIDs, MODSEQs, final flags, bytes). The same apply code serves
 ///   the primary, crash recovery (replay of journal records past meta.applied_seq) and a
 ///   replica, which therefore reaches the same state.
-/// - Message files are immutable and written (fsynced) before their op is journalled.
+/// - Message files are immutable and written (fsynced) before their op is journalled. A copy
+///   shares its source's file; a file is deleted once no message row names it (after commit).
+/// - Derived data (message_index sort keys, the fts full-text rows) is not journalled: the
+///   primary extracts it from the bytes before submitting (AppendOp.Index, never on the writer
+///   loop); an AppendOp read back from the journal carries its bytes and is extracted again when
+///   applied (crash replay, a replica: ApplyReplicatedAsync extracts before submitting). Copies
+///   copy the rows. Messages indexed by an older version are backfilled from their files on open.
+/// - A request whose ops must stand or fall together (MULTIAPPEND, a STORE, renaming INBOX)
+///   journals them as one BatchOp record (WriteContext.Atomically): a torn tail cuts whole requests.
+/// - Every expunge (EXPUNGE, MOVE, the INBOX rename) leaves a tombstone (folder, uid, MODSEQ)
+///   for QRESYNC; tombstones go with their folder.
 /// </summary>
 public sealed partial class Partition : IAsyncDisposable
 {
@@ -53,7 +63,7 @@ public sealed partial class Partition : IAsyncDisposable
         }.ToString();
         var writer = new SqliteConnection(connectionString);
         writer.Open();
-        writer.Execute(PartitionSchema.Create);
+        PartitionSchema.CreateOrUpgrade(writer);
         // The journal is fsynced per batch, so the index may lag on power loss: replay fixes it.
         writer.Execute("PRAGMA synchronous=NORMAL");
         var journal = Journal.Open(Path.Combine(dir, "journal"), journalSegmentBytes);
@@ -65,15 +75,52 @@ public sealed partial class Partition : IAsyncDisposable
             var ctx = new WriteContext(writer, tx, 0);
             foreach (var record in pending)
             {
-                if (record.Op is AppendOp append) EnsureBlob(Path.Combine(dir, "blobs"), append);
+                foreach (var append in Appends(record.Op)) EnsureBlob(Path.Combine(dir, "blobs"), append);
                 ctx.Apply(record.Op);
             }
             SetAppliedSeq(writer, tx, pending[^1].Seq);
             tx.Commit();
             ctx.DeleteRemovedBlobs(Path.Combine(dir, "blobs"));
         }
+        IndexUnindexed(writer, Path.Combine(dir, "blobs"));
         return new Partition(name, dir, writer, journal, connectionString);
     }
+
+    /// <summary>Builds the search and sort rows of messages stored before they existed (older data directories).</summary>
+    private static void IndexUnindexed(SqliteConnection writer, string blobDir)
+    {
+        var missing = writer.Query<UnindexedRow>(
+            """
+            SELECT m.folder_id AS FolderId, m.uid AS Uid, m.blob AS Blob, m.internal_date AS InternalDate FROM messages m
+            WHERE NOT EXISTS (SELECT 1 FROM message_index i WHERE i.folder_id = m.folder_id AND i.uid = m.uid)
+            """).AsList();
+        if (missing.Count == 0) return;
+        using var tx = writer.BeginTransaction();
+        var ctx = new WriteContext(writer, tx, 0);
+        foreach (var m in missing)
+        {
+            var path = BlobPath(blobDir, m.Blob);
+            if (!File.Exists(path)) continue;
+            ctx.Index(m.FolderId, m.Uid, MessageIndex.Extract(File.ReadAllBytes(path), m.InternalDate));
+        }
+        tx.Commit();
+        Log.Info("indexed {0} messages for search", missing.Count);
+    }
+
+    private static IEnumerable<AppendOp> Appends(JournalOp op) => op switch
+    {
+        AppendOp a => [a],
+        BatchOp b => b.Ops.OfType<AppendOp>(),
+        _ => [],
+    };
+
+    /// <summary>The op with the index of its messages extracted (done before submitting, off the writer loop).</summary>
+    private static JournalOp WithIndex(JournalOp op) => op switch
+    {
+        AppendOp { Index: null } a => a with { Index = MessageIndex.Extract(a.Data, a.InternalDateUnixMs) },
+        BatchOp b => new BatchOp([.. b.Ops.Select(WithIndex)]),
+        _ => op,
+    };
 
     // ---- reads (own connections; WAL lets them run beside the writer) ----
 
@@ -131,13 +178,14 @@ public sealed partial class Partition : IAsyncDisposable
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         await FileSystem.WriteDurableAsync(path, data, ct);
         var bytes = data.ToArray();
+        var index = MessageIndex.Extract(bytes, internalDate.ToUnixTimeMilliseconds());
         var result = await SubmitAsync(ctx =>
         {
             if (quotaBytes > 0 && ctx.UsedBytes(account) + bytes.Length > quotaBytes) return (long?)null;
             var f = ctx.EnsureFolder(account, folder);
             var op = new AppendOp(account, folder, f.UidNext, f.HighestModSeq + 1, internalDate.ToUnixTimeMilliseconds(),
                 flags, [], blobId, structure, bytes);
-            ctx.Emit(op);
+            ctx.Emit(op with { Index = index });
             return op.Uid;
         });
         if (result is null) File.Delete(path);
@@ -181,7 +229,9 @@ public sealed partial class Partition : IAsyncDisposable
         // otherwise recreate files that nothing references (and nothing ever deletes).
         var lastSeq = _journal.LastSeq;
         foreach (var r in records)
-            if (r.Seq > lastSeq && r.Op is AppendOp append) EnsureBlob(_blobDir, append);
+            if (r.Seq > lastSeq)
+                foreach (var append in Appends(r.Op)) EnsureBlob(_blobDir, append);
+        records = [.. records.Select(r => r.Seq > lastSeq ? r with { Op = WithIndex(r.Op) } : r)];
         await SubmitAsync(ctx =>
         {
             foreach (var r in records)
@@ -225,10 +275,17 @@ public sealed partial class Partition : IAsyncDisposable
         var sb = new StringBuilder();
         foreach (var a in await c.QueryAsync<AccountRow>("SELECT account AS Account, used_bytes AS UsedBytes, messages AS Messages FROM accounts ORDER BY account"))
             sb.Append("account ").Append(a.Account).Append(' ').Append(a.UsedBytes).Append(' ').Append(a.Messages).Append('\n');
+        foreach (var s in await c.QueryAsync<TextRow>("SELECT 0 AS Uid, account || ' ' || name AS Text FROM subscriptions ORDER BY account, name"))
+            sb.Append("subscribed ").Append(s.Text).Append('\n');
         var folders = await c.QueryAsync<FolderRow>("SELECT " + FolderRow.Columns + " FROM folders ORDER BY account, name");
         foreach (var f in folders)
         {
-            sb.Append($"folder {f.Account} {f.Name} {f.UidValidity} {f.UidNext} {f.HighestModSeq}\n");
+            sb.Append($"folder {f.Account} {f.Name} {f.UidValidity} {f.UidNext} {f.HighestModSeq} {f.SpecialUse}\n");
+            var tombstones = await c.QueryAsync<TextRow>("SELECT uid AS Uid, CAST(modseq AS TEXT) AS Text FROM tombstones WHERE folder_id = @Id ORDER BY uid", new { f.Id });
+            sb.Append("expunged [").AppendJoin(' ', tombstones.Select(t => $"{t.Uid}:{t.Text}")).Append("]\n");
+            var indexed = await c.QueryAsync<TextRow>(
+                "SELECT i.uid AS Uid, i.base_subject || '|' || length(x.body) || '|' || length(x.headers) AS Text FROM message_index i JOIN fts x ON x.rowid = i.id WHERE i.folder_id = @Id ORDER BY i.uid", new { f.Id });
+            sb.Append("indexed [").AppendJoin(' ', indexed.Select(t => $"{t.Uid}:{t.Text}")).Append("]\n");
             foreach (var m in await ListAsync(f.Account, f.Name, CancellationToken.None))
             {
                 var hash = Convert.ToHexStringLower(SHA256.HashData(await File.ReadAllBytesAsync(BlobPath(m.BlobId))));

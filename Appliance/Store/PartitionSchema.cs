@@ -1,9 +1,59 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+
 namespace Appliance.Store;
 
 /// <summary>The index.db schema of a partition (SQLite, WAL). The journal is the source of truth;
 /// meta.applied_seq says how far the index has applied it.</summary>
 internal static class PartitionSchema
 {
+    /// <summary>Creates the schema, or upgrades an index.db written by an older version in place.</summary>
+    public static void CreateOrUpgrade(SqliteConnection c)
+    {
+        c.Execute(Create);
+        // Added with the IMAP folder API: RFC 6154 attribute of a folder.
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM pragma_table_info('folders') WHERE name = 'special_use'") == 0)
+            c.Execute("ALTER TABLE folders ADD COLUMN special_use TEXT");
+        c.Execute(FolderApi);
+    }
+
+    /// <summary>
+    /// Tables of the folder API. message_index holds the sort keys of a message and numbers its
+    /// row of the fts table (FTS5, trigram tokenizer: case-insensitive substring search).
+    /// Both are derived from the message bytes, so a missing row can always be rebuilt.
+    /// </summary>
+    private const string FolderApi = """
+        CREATE TABLE IF NOT EXISTS subscriptions(
+            account TEXT NOT NULL,
+            name TEXT NOT NULL,
+            PRIMARY KEY(account, name)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS tombstones(
+            folder_id INTEGER NOT NULL,
+            uid INTEGER NOT NULL,
+            modseq INTEGER NOT NULL,
+            PRIMARY KEY(folder_id, uid)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS tombstones_modseq ON tombstones(folder_id, modseq);
+        CREATE INDEX IF NOT EXISTS messages_modseq ON messages(folder_id, modseq);
+        CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob);
+        CREATE TABLE IF NOT EXISTS message_index(
+            id INTEGER PRIMARY KEY,
+            folder_id INTEGER NOT NULL,
+            uid INTEGER NOT NULL,
+            sent_date INTEGER NOT NULL,
+            base_subject TEXT NOT NULL,
+            subject_reply INTEGER NOT NULL,
+            from_addr TEXT NOT NULL,
+            to_addr TEXT NOT NULL,
+            cc_addr TEXT NOT NULL,
+            display_from TEXT NOT NULL,
+            display_to TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            in_reply_to TEXT NOT NULL,
+            refs TEXT NOT NULL,
+            UNIQUE(folder_id, uid));
+        CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hsubject, hfrom, hto, hcc, hbcc, body, headers, tokenize = 'trigram');
+        """;
+
     public const string Create = """
         PRAGMA journal_mode=WAL;
         CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -39,13 +89,14 @@ internal static class PartitionSchema
 
 internal sealed class FolderRow
 {
-    public const string Columns = "id AS Id, account AS Account, name AS Name, uidvalidity AS UidValidity, uidnext AS UidNext, highest_modseq AS HighestModSeq";
+    public const string Columns = "id AS Id, account AS Account, name AS Name, uidvalidity AS UidValidity, uidnext AS UidNext, highest_modseq AS HighestModSeq, special_use AS SpecialUse";
     public long Id { get; set; }
     public string Account { get; set; } = "";
     public string Name { get; set; } = "";
     public long UidValidity { get; set; }
     public long UidNext { get; set; }
     public long HighestModSeq { get; set; }
+    public string? SpecialUse { get; set; }
 }
 
 internal sealed class MessageRow
@@ -61,4 +112,63 @@ internal sealed class MessageRow
     public StoredMessage ToStored() => new(
         Uid, Size, DateTimeOffset.FromUnixTimeMilliseconds(InternalDate), (MessageFlags)Flags,
         Keywords.Length == 0 ? [] : Keywords.Split(' '), ModSeq, Blob);
+}
+
+internal sealed class FolderInfoRow
+{
+    public string Name { get; set; } = "";
+    public long UidValidity { get; set; }
+    public long UidNext { get; set; }
+    public long HighestModSeq { get; set; }
+    public string? SpecialUse { get; set; }
+    public long Messages { get; set; }
+    public long Unseen { get; set; }
+    public long Deleted { get; set; }
+    public long Size { get; set; }
+    public long Subscribed { get; set; }
+
+    public FolderInfo ToInfo() => new(Name, UidValidity, UidNext, HighestModSeq, (int)Messages, (int)Unseen, (int)Deleted, Size, Subscribed != 0, SpecialUse);
+}
+
+internal sealed class StructureRow
+{
+    public long Uid { get; set; }
+    public string Envelope { get; set; } = "";
+    public string Body { get; set; } = "";
+    public string BodyStructure { get; set; } = "";
+    public string PartOffsets { get; set; } = "";
+}
+
+internal sealed class UnindexedRow
+{
+    public long FolderId { get; set; }
+    public long Uid { get; set; }
+    public string Blob { get; set; } = "";
+    public long InternalDate { get; set; }
+}
+
+internal sealed class TextRow
+{
+    public long Uid { get; set; }
+    public string Text { get; set; } = "";
+}
+
+internal sealed class SortRow
+{
+    public const string Columns = "uid AS Uid, sent_date AS SentDate, base_subject AS BaseSubject, subject_reply AS SubjectReply, from_addr AS FromAddr, to_addr AS ToAddr, cc_addr AS CcAddr, display_from AS DisplayFrom, display_to AS DisplayTo, message_id AS MessageId, in_reply_to AS InReplyTo, refs AS Refs";
+    public long Uid { get; set; }
+    public long SentDate { get; set; }
+    public string BaseSubject { get; set; } = "";
+    public long SubjectReply { get; set; }
+    public string FromAddr { get; set; } = "";
+    public string ToAddr { get; set; } = "";
+    public string CcAddr { get; set; } = "";
+    public string DisplayFrom { get; set; } = "";
+    public string DisplayTo { get; set; } = "";
+    public string MessageId { get; set; } = "";
+    public string InReplyTo { get; set; } = "";
+    public string Refs { get; set; } = "";
+
+    public MessageSortInfo ToInfo() => new(Uid, DateTimeOffset.FromUnixTimeMilliseconds(SentDate), BaseSubject, SubjectReply != 0,
+        FromAddr, ToAddr, CcAddr, DisplayFrom, DisplayTo, MessageId, InReplyTo, Refs.Length == 0 ? [] : Refs.Split(' '));
 }
