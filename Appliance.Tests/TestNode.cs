@@ -20,6 +20,8 @@ public sealed class TestNode : IAsyncDisposable
     public string DataDirectory { get; }
     public ApplianceHost Host { get; private set; } = null!;
     public IPEndPoint Smtp => Host.Endpoints["smtp"];
+    public IPEndPoint Imap => Host.Endpoints["imap"];
+    public IPEndPoint Imaps => Host.Endpoints["imaps"];
     public MailDirectory Directory => Host.Directory;
     public MailStore Store => Host.Store;
 
@@ -53,8 +55,8 @@ public sealed class TestNode : IAsyncDisposable
         o.Listen.Pop3s = 0;
         o.Listen.Submission = -1;
         o.Listen.Smtps = -1;
-        o.Listen.Imap = -1;
-        o.Listen.Imaps = -1;
+        o.Listen.Imap = 0;
+        o.Listen.Imaps = 0;
         o.Listen.Http = -1;
         o.Listen.Https = -1;
         o.Security.LoginFailuresBeforeThrottle = 1000;

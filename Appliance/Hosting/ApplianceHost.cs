@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Appliance.Directory;
+using Appliance.Imap;
 using Appliance.Pop3;
 using Appliance.Provisioning;
 using Appliance.Smtp;
@@ -13,7 +14,7 @@ namespace Appliance.Hosting;
 
 /// <summary>
 /// One node with every role it hosts in single-node mode: directory, store partitions, MX,
-/// POP3/POP3S and the control socket. Start order: data (identity, TLS, directory, store with
+/// POP3/POP3S, IMAP/IMAPS and the control socket. Start order: data (identity, TLS, directory, store with
 /// journal replay), then listeners; stop is the reverse, so nothing accepts work it cannot store.
 /// </summary>
 public sealed class ApplianceHost : IAsyncDisposable
@@ -80,6 +81,15 @@ public sealed class ApplianceHost : IAsyncDisposable
             _stops.Add(pop3.StopAsync);
             if (Options.Listen.Pop3 >= 0) _endpoints["pop3"] = await pop3.StartAsync(new IPEndPoint(address, Options.Listen.Pop3), implicitTls: false, ct);
             if (Options.Listen.Pop3s >= 0) _endpoints["pop3s"] = await pop3.StartAsync(new IPEndPoint(address, Options.Listen.Pop3s), implicitTls: true, ct);
+        }
+
+        if (Options.Listen.Imap >= 0 || Options.Listen.Imaps >= 0)
+        {
+            // One server for both ports: they share per-address and per-user limits.
+            var imap = new ImapServer(Store, Directory, Certificate, Options.Imap, Options.Smtp.MaxMessageSize, Options.Node.DevMode, hostname);
+            _stops.Add(imap.StopAsync);
+            if (Options.Listen.Imap >= 0) _endpoints["imap"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imap), implicitTls: false, ct);
+            if (Options.Listen.Imaps >= 0) _endpoints["imaps"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imaps), implicitTls: true, ct);
         }
 
         foreach (var (name, ep) in _endpoints) Log.Info("{0} listening on {1}", name, ep);

@@ -11,6 +11,7 @@ public sealed class ApplianceOptions
     public ListenOptions Listen { get; set; } = new();
     public SmtpOptions Smtp { get; set; } = new();
     public Pop3Options Pop3 { get; set; } = new();
+    public ImapOptions Imap { get; set; } = new();
     public StoreOptions Store { get; set; } = new();
     public TlsOptions Tls { get; set; } = new();
     public RelayOptions Relay { get; set; } = new();
@@ -57,6 +58,23 @@ public sealed class Pop3Options
 {
     public int IdleTimeoutSeconds { get; set; } = 600;
     public int MaxConnectionsPerIp { get; set; } = 20;
+}
+
+public sealed class ImapOptions
+{
+    /// <summary>Autologout of an authenticated session (RFC 9051 §5.4: at least 30 minutes); IDLE included.</summary>
+    public int IdleTimeoutSeconds { get; set; } = 1800;
+    /// <summary>Autologout before authentication.</summary>
+    public int PreAuthTimeoutSeconds { get; set; } = 120;
+    public int MaxConnectionsPerIp { get; set; } = 50;
+    /// <summary>Simultaneous sessions logged in as one mailbox (Dovecot's mail_max_userip_connections is 10).</summary>
+    public int MaxConnectionsPerUser { get; set; } = 20;
+    /// <summary>Longest command line, literals excluded.</summary>
+    public int MaxLineBytes { get; set; } = 64 * 1024;
+    /// <summary>Largest literal outside APPEND (search strings, passwords).</summary>
+    public long MaxLiteralBytes { get; set; } = 1024 * 1024;
+    /// <summary>Largest message APPEND accepts (APPENDLIMIT); 0 = the SMTP message size limit.</summary>
+    public long MaxAppendBytes { get; set; }
 }
 
 public sealed class StoreOptions
