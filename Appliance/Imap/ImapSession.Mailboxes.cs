@@ -224,6 +224,7 @@ internal sealed partial class ImapSession
         var from = Decode(c.Args[0]);
         var to = Decode(c.Args[1]);
         if (to == MailStore.Inbox) throw new FolderExistsException(to);
+        if (to.StartsWith(from + "/", StringComparison.Ordinal)) throw ImapException.No("A mailbox cannot move under itself", "CANNOT");
         await _server.Store.RenameFolderAsync(_user!, from, to, Token);
         if (_selected is { } sel && from != MailStore.Inbox)
         {
