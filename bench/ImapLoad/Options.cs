@@ -8,7 +8,7 @@ internal sealed class Options
         "usage: ImapLoad mixed --port N [--sessions 10] [--commands 20000] [--users 10]\n" +
         "       ImapLoad idle --port N --pid PID[,PID...] [--connections 500] [--users 10] [--settle 3]\n" +
         "       ImapLoad fill-maildir --dir MAILDIR [--messages 50000] [--user big@bench.test]\n" +
-        "       ImapLoad append --port N [--user big@bench.test] [--messages 50000]\n" +
+        "       ImapLoad append --port N [--user big@bench.test] [--messages 50000] [--sessions 10] [--sync-literals no]\n" +
         "       ImapLoad search --port N [--user big@bench.test] [--messages 50000] [--runs 5]\n" +
         "       common: [--host 127.0.0.1] [--domain bench.test] [--user-prefix u] [--password bench-password] [--timeout 600]";
 
@@ -30,6 +30,8 @@ internal sealed class Options
     public string User => UserOption ?? "big@" + Domain;
     public string Password { get; private set; } = "bench-password";
     public int TimeoutSeconds { get; private set; } = 600;
+    /// <summary>append: send synchronizing literals even when the server offers LITERAL+.</summary>
+    public bool SyncLiterals { get; private set; }
 
     public static Options Parse(string[] args)
     {
@@ -65,6 +67,7 @@ internal sealed class Options
                 case "--user": o.UserOption = v; break;
                 case "--password": o.Password = v; break;
                 case "--timeout": o.TimeoutSeconds = Int(key, v, 1); break;
+                case "--sync-literals": o.SyncLiterals = v == "yes" ? true : v == "no" ? false : throw new ArgumentException("--sync-literals needs yes or no"); break;
                 default: throw new ArgumentException($"unknown option {key}");
             }
         }

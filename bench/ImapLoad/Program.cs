@@ -3,7 +3,7 @@
 //   ImapLoad mixed  --port N [--sessions 10 --commands 20000 --users 10]
 //   ImapLoad idle   --port N --pid PID[,PID] [--connections 500 --users 10]
 //   ImapLoad fill-maildir --dir MAILDIR [--messages 50000 --to big@bench.test]
-//   ImapLoad append --port N [--user big@bench.test --messages 50000]
+//   ImapLoad append --port N [--user big@bench.test --messages 50000 --sessions 10]
 //   ImapLoad search --port N [--user big@bench.test --messages 50000 --runs 5]
 //   common: --host 127.0.0.1 --domain bench.test --user-prefix u --password bench-password
 //
@@ -19,7 +19,8 @@
 //   opens --connections sessions (LOGIN, SELECT INBOX, IDLE; 25 being set up at a time),
 //   waits --settle seconds, sums again, then ends the IDLEs and logs out.
 // - fill-maildir / append load the same deterministic corpus (Corpus.cs) into a Dovecot
-//   maildir or over IMAP APPEND (LITERAL+ pipelined in batches when offered); search times
+//   maildir or over IMAP APPEND (parallel sessions, LITERAL+ pipelined in batches when
+//   offered); search times
 //   UID SEARCH TEXT for the corpus word (median of --runs after one warm-up) and fails
 //   unless every run finds exactly the messages that contain it.
 // - Output is one line of key=value pairs on stdout; exit 0 on success, 1 on failure,
@@ -346,22 +347,43 @@ internal static class Program
 
     private static async Task<int> AppendAsync(Options o, CancellationToken ct)
     {
-        await using var c = await ImapConnection.ConnectAsync(o.Host, o.Port, ct).ConfigureAwait(false);
-        await c.LoginAsync(o.User, o.Password, ct).ConfigureAwait(false);
+        // --sessions connections append message i where i % sessions == s, so a server that
+        // commits concurrent appends together is not held to one fsync per message.
         var sw = Stopwatch.StartNew();
+        var literalPlus = new bool[o.Sessions];
+        await Task.WhenAll(Enumerable.Range(0, o.Sessions).Select(s => Task.Run(async () =>
+        {
+            var mine = Enumerable.Range(0, o.Messages).Where(i => i % o.Sessions == s).ToArray();
+            await using var c = await ImapConnection.ConnectAsync(o.Host, o.Port, ct).ConfigureAwait(false);
+            await c.LoginAsync(o.User, o.Password, ct).ConfigureAwait(false);
+            literalPlus[s] = c.LiteralPlus && !o.SyncLiterals;
+            await AppendSessionAsync(c, literalPlus[s], mine, o.User, ct).ConfigureAwait(false);
+            await c.CommandAsync("LOGOUT", null, ct).ConfigureAwait(false);
+        }, ct))).ConfigureAwait(false);
+        Console.WriteLine(string.Format(Inv, "mode=append messages={0} sessions={1} literal_plus={2} seconds={3:F1} rate={4:F1}",
+            o.Messages, o.Sessions, literalPlus.All(x => x) ? "yes" : "no", sw.Elapsed.TotalSeconds, o.Messages / sw.Elapsed.TotalSeconds));
+        return 0;
+    }
+
+    /// <summary>
+    /// APPENDs the given corpus messages to INBOX: with LITERAL+ 100 at a time in one write,
+    /// then their 100 tagged replies; otherwise one synchronizing literal after another.
+    /// </summary>
+    private static async Task AppendSessionAsync(ImapConnection c, bool literalPlus, int[] messages, string to, CancellationToken ct)
+    {
         const int Batch = 100;
         var tags = new List<string>(Batch);
         var buffer = new MemoryStream();
-        for (var first = 0; first < o.Messages; first += Batch)
+        for (var first = 0; first < messages.Length; first += Batch)
         {
-            var last = Math.Min(o.Messages, first + Batch);
-            if (c.LiteralPlus)
+            var batch = messages.AsSpan(first, Math.Min(Batch, messages.Length - first)).ToArray();
+            if (literalPlus)
             {
                 tags.Clear();
                 buffer.SetLength(0);
-                for (var i = first; i < last; i++)
+                foreach (var i in batch)
                 {
-                    var message = Corpus.Message(i, o.User);
+                    var message = Corpus.Message(i, to);
                     var tag = c.NextTag();
                     tags.Add(tag);
                     buffer.Write(Encoding.ASCII.GetBytes(string.Create(Inv, $"{tag} APPEND INBOX {{{message.Length}+}}\r\n")));
@@ -376,9 +398,9 @@ internal static class Program
             }
             else
             {
-                for (var i = first; i < last; i++)
+                foreach (var i in batch)
                 {
-                    var message = Corpus.Message(i, o.User);
+                    var message = Corpus.Message(i, to);
                     var tag = c.NextTag();
                     await c.WriteAsync(string.Create(Inv, $"{tag} APPEND INBOX {{{message.Length}}}\r\n"), ct).ConfigureAwait(false);
                     await c.ReadContinuationAsync("APPEND", ct).ConfigureAwait(false);
@@ -388,10 +410,6 @@ internal static class Program
                 }
             }
         }
-        await c.CommandAsync("LOGOUT", null, ct).ConfigureAwait(false);
-        Console.WriteLine(string.Format(Inv, "mode=append messages={0} literal_plus={1} seconds={2:F1} rate={3:F1}",
-            o.Messages, c.LiteralPlus ? "yes" : "no", sw.Elapsed.TotalSeconds, o.Messages / sw.Elapsed.TotalSeconds));
-        return 0;
     }
 
     private static async Task<int> SearchAsync(Options o, CancellationToken ct)
