@@ -140,21 +140,22 @@ function Invoke-ImapLoad([string]$Mode, [string[]]$ToolArgs) {
 
 # The IMAP figures against one server (appliance or peer) whose mailboxes u1..uN hold the
 # smtp_ingest messages. $Fill loads the search corpus into $SearchMailbox. Each figure is
-# measured on its own: one that fails is logged, left out of $Results, and flagged.
+# measured on its own: one that fails is logged, left out of $Results, and flagged. Idle
+# memory comes first, while the server has seen no IMAP traffic since it started.
 function Measure-Imap([string]$Who, [hashtable]$Results, [int]$Port, [int[]]$Pids, [scriptblock]$Fill) {
     $common = @('--port', $Port, '--users', $Mailboxes)
-    try {
-        Write-Log "$($Who): IMAP mixed client load, $ImapCommands commands over $Sessions sessions"
-        $r = Invoke-ImapLoad 'mixed' ($common + @('--sessions', $Sessions, '--commands', $ImapCommands))
-        $Results.imap_mixed = [double]::Parse($r.rate, $Inv)
-    }
-    catch { Write-Log "$($Who): imap_mixed: $($_.Exception.Message)"; $Results.failed = $true }
     try {
         Write-Log "$($Who): $IdleConnections idle IMAP connections (LOGIN, SELECT INBOX, IDLE)"
         $r = Invoke-ImapLoad 'idle' ($common + @('--connections', $IdleConnections, '--pid', ($Pids -join ',')))
         $Results.imap_idle_conn_mem = [double]::Parse($r.kb_per_connection, $Inv)
     }
     catch { Write-Log "$($Who): imap_idle_conn_mem: $($_.Exception.Message)"; $Results.failed = $true }
+    try {
+        Write-Log "$($Who): IMAP mixed client load, $ImapCommands commands over $Sessions sessions"
+        $r = Invoke-ImapLoad 'mixed' ($common + @('--sessions', $Sessions, '--commands', $ImapCommands))
+        $Results.imap_mixed = [double]::Parse($r.rate, $Inv)
+    }
+    catch { Write-Log "$($Who): imap_mixed: $($_.Exception.Message)"; $Results.failed = $true }
     try {
         Write-Log "$($Who): loading $SearchMessages messages into $SearchMailbox"
         & $Fill

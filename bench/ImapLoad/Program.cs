@@ -15,9 +15,9 @@
 //   OK for its share of --commands, drawn from a fixed weighted mix (Mix below) by a
 //   random generator seeded with the session number, so every server gets the same
 //   command stream. Any reply other than OK fails the run.
-// - idle: sums VmRSS (and Pss, for information) over --pid and all its descendants,
-//   opens --connections sessions (LOGIN, SELECT INBOX, IDLE; 25 being set up at a time),
-//   waits --settle seconds, sums again, then ends the IDLEs and logs out.
+// - idle: waits --settle seconds, sums VmRSS (and Pss, for information) over --pid and
+//   all its descendants, opens --connections sessions (LOGIN, SELECT INBOX, IDLE; 25 being
+//   set up at a time), waits --settle seconds, sums again, then ends the IDLEs and logs out.
 // - fill-maildir / append load the same deterministic corpus (Corpus.cs) into a Dovecot
 //   maildir or over IMAP APPEND (parallel sessions, LITERAL+ pipelined in batches when
 //   offered); search times
@@ -250,6 +250,7 @@ internal static class Program
         {
             throw new ImapException("idle needs --pid");
         }
+        await Task.Delay(TimeSpan.FromSeconds(o.SettleSeconds), ct).ConfigureAwait(false);
         var before = ProcessMemory.Sum(o.Pids);
         var connections = new ImapConnection?[o.Connections];
         var tags = new string[o.Connections];
