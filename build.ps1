@@ -166,18 +166,24 @@ function Measure-Imap([string]$Who, [hashtable]$Results, [int]$Port, [int[]]$Pid
     catch { Write-Log "$($Who): $($SearchFigure): $($_.Exception.Message)"; $Results.failed = $true }
 }
 
-# True when a connection to the port is accepted and an IMAP greeting (* OK) arrives.
+# True when a connection to the port is accepted and an IMAP greeting (* OK) arrives,
+# trying for up to 5 s (the IMAP listener may come up after the SMTP one).
 function Test-ImapGreeting([int]$Port) {
-    $client = [Net.Sockets.TcpClient]::new()
-    try {
-        $client.Connect('127.0.0.1', $Port)
-        $stream = $client.GetStream()
-        $stream.ReadTimeout = 5000
-        $line = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII).ReadLine()
-        return "$line".StartsWith('* OK')
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    while ($sw.ElapsedMilliseconds -lt 5000) {
+        $client = [Net.Sockets.TcpClient]::new()
+        try {
+            $client.Connect('127.0.0.1', $Port)
+            $stream = $client.GetStream()
+            $stream.ReadTimeout = 5000
+            $line = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII).ReadLine()
+            if ("$line".StartsWith('* OK')) { return $true }
+        }
+        catch [Net.Sockets.SocketException], [IO.IOException] { }
+        finally { $client.Dispose() }
+        Start-Sleep -Milliseconds 100
     }
-    catch [Net.Sockets.SocketException], [IO.IOException] { return $false }
-    finally { $client.Dispose() }
+    return $false
 }
 
 function Assert-PortFree([int]$Port) {

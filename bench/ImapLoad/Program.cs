@@ -413,6 +413,36 @@ internal static class Program
         }
     }
 
+    /// <summary>
+    /// Messages found: the numbers of "* SEARCH n n ..." or, from a server answering
+    /// IMAP4rev2-style, the ALL set of "* ESEARCH (TAG "x") UID ALL 1:3,7".
+    /// </summary>
+    private static int CountSearchHits(List<string> untagged)
+    {
+        var hits = 0;
+        foreach (var line in untagged)
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 2 && parts[1].Equals("SEARCH", StringComparison.OrdinalIgnoreCase))
+            {
+                hits += parts.Length - 2;
+            }
+            else if (parts.Length >= 2 && parts[1].Equals("ESEARCH", StringComparison.OrdinalIgnoreCase))
+            {
+                var all = Array.FindIndex(parts, p => p.Equals("ALL", StringComparison.OrdinalIgnoreCase));
+                if (all > 0 && all + 1 < parts.Length)
+                {
+                    foreach (var range in parts[all + 1].Split(','))
+                    {
+                        var ends = range.Split(':');
+                        hits += ends.Length == 1 ? 1 : (int)Math.Abs(long.Parse(ends[1], Inv) - long.Parse(ends[0], Inv)) + 1;
+                    }
+                }
+            }
+        }
+        return hits;
+    }
+
     private static async Task<int> SearchAsync(Options o, CancellationToken ct)
     {
         await using var c = await ImapConnection.ConnectAsync(o.Host, o.Port, ct).ConfigureAwait(false);
@@ -436,8 +466,7 @@ internal static class Program
             sw.Restart();
             await c.CommandAsync(command, untagged, ct).ConfigureAwait(false);
             var ms = sw.Elapsed.TotalMilliseconds;
-            var hits = untagged.Where(l => l.StartsWith("* SEARCH", StringComparison.OrdinalIgnoreCase))
-                .Sum(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length - 2);
+            var hits = CountSearchHits(untagged);
             if (hits != want)
             {
                 throw new ImapException($"{command} found {hits} messages, expected {want}");
