@@ -123,8 +123,10 @@ function Invoke-SmtpLoad([int]$Port, [string[]]$Extra = @()) {
 }
 
 # Runs `ImapLoad MODE ...`; returns its key=value result line (mode=...) as a hashtable.
+# 180 s bounds each run, so a server that hangs costs minutes, not the whole bench.
 function Invoke-ImapLoad([string]$Mode, [string[]]$ToolArgs) {
-    $loadArgs = @((Join-Path $ImapLoadDir 'ImapLoad.dll'), $Mode, '--domain', $BenchDomain, '--password', $BenchPassword) + $ToolArgs
+    $loadArgs = @((Join-Path $ImapLoadDir 'ImapLoad.dll'), $Mode, '--domain', $BenchDomain, '--password', $BenchPassword,
+        '--timeout', 180) + $ToolArgs
     $lines = & dotnet @loadArgs 2>&1 | ForEach-Object { "$_" }
     $code = $LASTEXITCODE
     $lines | ForEach-Object { Write-Log "  imapload: $_" }
