@@ -4,6 +4,7 @@
 #   publish   native-AOT publish to artifacts/publish; fails on any warning
 #   bench     publish, then measure against the appliance and a Postfix+Dovecot peer;
 #             prints one line per figure: bench NAME VALUE UNIT peer=VALUE ratio=R
+#             (SMTP figures with bench/SmtpLoad, IMAP figures with bench/ImapLoad)
 #
 # Implementation notes
 # - stdout carries results only (the publish size line, the bench lines); progress and
@@ -19,6 +20,11 @@ param(
     [int]$Sessions = 10,
     [int]$Mailboxes = 10,
     [int]$MessageSize = 4096,
+    # IMAP figures: commands of the mixed run (over -Sessions sessions), idle connections,
+    # size of the folder searched.
+    [int]$ImapCommands = 30000,
+    [int]$IdleConnections = 500,
+    [int]$SearchMessages = 50000,
     # bench only: measure this executable instead of publishing artifacts/publish/appliance.
     [string]$Exe = ''
 )
@@ -31,6 +37,7 @@ $PublishedExe = Join-Path $PublishDir 'appliance'
 $SkipPublish = $Exe -ne ''
 if (-not $SkipPublish) { $Exe = $PublishedExe } else { $Exe = (Resolve-Path $Exe).Path }
 $LoadDir = Join-Path $Root 'artifacts/bench/SmtpLoad'
+$ImapLoadDir = Join-Path $Root 'artifacts/bench/ImapLoad'
 $PeerScript = Join-Path $Root 'bench/peer-postfix-dovecot.sh'
 $Inv = [Globalization.CultureInfo]::InvariantCulture
 
@@ -40,7 +47,14 @@ $AppPorts = [ordered]@{
     Pop3 = 22110; Pop3s = 22995; Http = 28080; Https = -1
 }
 $PeerSmtpPort = 12525
+$PeerImapPort = 12143
 $BenchDomain = 'bench.test'
+# Same password for the appliance's mailboxes and the peer's (bench/peer-postfix-dovecot.sh).
+$BenchPassword = 'bench-password'
+# The mailbox holding the search corpus (created on both; filled over SMTP on the appliance,
+# written into its maildir on the peer, where Postfix does not know it).
+$SearchMailbox = "big@$BenchDomain"
+$SearchFigure = "imap_search_text_$([int]($SearchMessages / 1000))k"
 
 function Write-Log([string]$Message) { [Console]::Error.WriteLine($Message) }
 function Write-Result([string]$Line) { [Console]::Out.WriteLine($Line) }
@@ -82,12 +96,12 @@ function Invoke-Publish {
     return [string]::Format($Inv, 'publish artifacts/publish/appliance {0:F1} MB', $mb)
 }
 
-function Build-SmtpLoad {
-    Write-Log 'building bench/SmtpLoad'
-    $output = & dotnet build (Join-Path $Root 'bench/SmtpLoad/SmtpLoad.csproj') -c Release -o $LoadDir -tl:off -nologo -v q 2>&1 | ForEach-Object { "$_" }
+function Build-LoadTool([string]$Name, [string]$OutDir) {
+    Write-Log "building bench/$Name"
+    $output = & dotnet build (Join-Path $Root "bench/$Name/$Name.csproj") -c Release -o $OutDir -tl:off -nologo -v q 2>&1 | ForEach-Object { "$_" }
     if ($LASTEXITCODE -ne 0) {
         $output | ForEach-Object { Write-Log "  $_" }
-        throw 'building bench/SmtpLoad failed'
+        throw "building bench/$Name failed"
     }
 }
 
@@ -106,6 +120,72 @@ function Invoke-SmtpLoad([int]$Port, [string[]]$Extra = @()) {
     }
     if (-not $result.ContainsKey('rate')) { throw 'SmtpLoad printed no result line' }
     return $result
+}
+
+# Runs `ImapLoad MODE ...`; returns its key=value result line (mode=...) as a hashtable.
+# 180 s bounds each run, so a server that hangs costs minutes, not the whole bench.
+function Invoke-ImapLoad([string]$Mode, [string[]]$ToolArgs) {
+    $loadArgs = @((Join-Path $ImapLoadDir 'ImapLoad.dll'), $Mode, '--domain', $BenchDomain, '--password', $BenchPassword,
+        '--timeout', 180) + $ToolArgs
+    $lines = & dotnet @loadArgs 2>&1 | ForEach-Object { "$_" }
+    $code = $LASTEXITCODE
+    $lines | ForEach-Object { Write-Log "  imapload: $_" }
+    if ($code -ne 0) { throw "ImapLoad $Mode failed (exit $code)" }
+    $result = @{}
+    foreach ($pair in (($lines | Where-Object { $_ -match '^mode=' } | Select-Object -Last 1) -split ' ')) {
+        $k, $v = $pair -split '=', 2
+        $result[$k] = $v
+    }
+    if (-not $result.ContainsKey('mode')) { throw "ImapLoad $Mode printed no result line" }
+    return $result
+}
+
+# The IMAP figures against one server (appliance or peer) whose mailboxes u1..uN hold the
+# smtp_ingest messages. $Fill loads the search corpus into $SearchMailbox. Each figure is
+# measured on its own: one that fails is logged, left out of $Results, and flagged. Idle
+# memory comes first, while the server has seen no IMAP traffic since it started.
+function Measure-Imap([string]$Who, [hashtable]$Results, [int]$Port, [int[]]$Pids, [scriptblock]$Fill) {
+    $common = @('--port', $Port, '--users', $Mailboxes)
+    try {
+        Write-Log "$($Who): $IdleConnections idle IMAP connections (LOGIN, SELECT INBOX, IDLE)"
+        $r = Invoke-ImapLoad 'idle' ($common + @('--connections', $IdleConnections, '--pid', ($Pids -join ',')))
+        $Results.imap_idle_conn_mem = [double]::Parse($r.kb_per_connection, $Inv)
+    }
+    catch { Write-Log "$($Who): imap_idle_conn_mem: $($_.Exception.Message)"; $Results.failed = $true }
+    try {
+        Write-Log "$($Who): IMAP mixed client load, $ImapCommands commands over $Sessions sessions"
+        $r = Invoke-ImapLoad 'mixed' ($common + @('--sessions', $Sessions, '--commands', $ImapCommands))
+        $Results.imap_mixed = [double]::Parse($r.rate, $Inv)
+    }
+    catch { Write-Log "$($Who): imap_mixed: $($_.Exception.Message)"; $Results.failed = $true }
+    try {
+        Write-Log "$($Who): loading $SearchMessages messages into $SearchMailbox"
+        & $Fill
+        Write-Log "$($Who): UID SEARCH TEXT over $SearchMessages messages"
+        $r = Invoke-ImapLoad 'search' ($common + @('--user', $SearchMailbox, '--messages', $SearchMessages))
+        $Results[$SearchFigure] = [double]::Parse($r.median_ms, $Inv)
+    }
+    catch { Write-Log "$($Who): $($SearchFigure): $($_.Exception.Message)"; $Results.failed = $true }
+}
+
+# True when a connection to the port is accepted and an IMAP greeting (* OK) arrives,
+# trying for up to 5 s (the IMAP listener may come up after the SMTP one).
+function Test-ImapGreeting([int]$Port) {
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    while ($sw.ElapsedMilliseconds -lt 5000) {
+        $client = [Net.Sockets.TcpClient]::new()
+        try {
+            $client.Connect('127.0.0.1', $Port)
+            $stream = $client.GetStream()
+            $stream.ReadTimeout = 5000
+            $line = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII).ReadLine()
+            if ("$line".StartsWith('* OK')) { return $true }
+        }
+        catch [Net.Sockets.SocketException], [IO.IOException] { }
+        finally { $client.Dispose() }
+        Start-Sleep -Milliseconds 100
+    }
+    return $false
 }
 
 function Assert-PortFree([int]$Port) {
@@ -238,7 +318,18 @@ function New-TempDir([string]$Prefix) {
     return $dir
 }
 
-# Appliance half: idle RSS after a fresh start, SMTP ingest, then start-to-banner (median of 5 restarts).
+# Appliance config for the bench instance beyond the ports: room for the idle IMAP
+# connections, which all come from 127.0.0.1 and go to -Mailboxes users. Unknown keys
+# are ignored by the configuration binder, so these are harmless before the IMAP server
+# reads them.
+$AppSettings = [ordered]@{
+    Imap__MaxConnectionsPerIp   = 2 * $IdleConnections
+    Imap__MaxConnectionsPerUser = 2 * $IdleConnections
+}
+
+# Appliance half: idle RSS after a fresh start, SMTP ingest, start-to-banner (median of 5
+# restarts), then one more start for the IMAP figures (after the restarts, so the search
+# corpus does not change what start_to_smtp measures).
 function Measure-Appliance([hashtable]$Results) {
     $tmp = New-TempDir 'appliance-bench-'
     $data = Join-Path $tmp 'data'
@@ -251,6 +342,11 @@ function Measure-Appliance([hashtable]$Results) {
     }
     $saved['APPLIANCE__Listen__Address'] = $env:APPLIANCE__Listen__Address
     $env:APPLIANCE__Listen__Address = '127.0.0.1'
+    foreach ($k in $AppSettings.Keys) {
+        $name = "APPLIANCE__$k"
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, [string]$AppSettings[$k])
+    }
     $app = $null
     try {
         foreach ($p in $AppPorts.Values) { if ($p -gt 0) { Assert-PortFree $p } }
@@ -263,8 +359,9 @@ function Measure-Appliance([hashtable]$Results) {
         Write-Log "appliance: creating $BenchDomain and $Mailboxes mailboxes through the CLI"
         Invoke-ApplianceCli @('domain', 'add', $BenchDomain, '--data', $data)
         for ($i = 1; $i -le $Mailboxes; $i++) {
-            Invoke-ApplianceCli @('mailbox', 'add', "u$i@$BenchDomain", '--password-stdin', '--data', $data) 'bench-password'
+            Invoke-ApplianceCli @('mailbox', 'add', "u$i@$BenchDomain", '--password-stdin', '--data', $data) $BenchPassword
         }
+        Invoke-ApplianceCli @('mailbox', 'add', $SearchMailbox, '--password-stdin', '--data', $data) $BenchPassword
         Wait-Recipients $AppPorts.Smtp
         Write-Log "appliance: sending $Messages messages over $Sessions sessions"
         $r = Invoke-SmtpLoad $AppPorts.Smtp
@@ -281,6 +378,20 @@ function Measure-Appliance([hashtable]$Results) {
         }
         Write-Log ('appliance: restarts to banner (ms): ' + (($times | ForEach-Object { $_.ToString('F0', $Inv) }) -join ' '))
         $Results.start_to_smtp = ($times | Sort-Object)[2]
+
+        $app = Start-Appliance $data $log
+        if (Test-ImapGreeting $AppPorts.Imap) {
+            # The corpus arrives over SMTP (250 = delivered); `ImapLoad append` would do it
+            # over IMAP instead. SmtpLoad takes the last value of a repeated option.
+            $fill = {
+                $null = Invoke-SmtpLoad $AppPorts.Smtp @('--messages', $SearchMessages, '--corpus', 'yes', '--to', $SearchMailbox)
+            }
+            Measure-Imap 'appliance' $Results $AppPorts.Imap @($app.Process.Id) $fill
+        }
+        else {
+            Write-Log "appliance: no IMAP greeting on 127.0.0.1:$($AppPorts.Imap); IMAP figures not measured"
+            $Results.failed = $true
+        }
     }
     catch {
         Write-Log "appliance: $($_.Exception.Message)"
@@ -301,7 +412,8 @@ function Measure-Peer([hashtable]$Results) {
         if ($LASTEXITCODE -ne 0) { throw 'installing postfix/dovecot failed' }
         Assert-PortFree $PeerSmtpPort
         Write-Log "peer: starting Postfix on 127.0.0.1:$PeerSmtpPort and Dovecot LMTP in $work"
-        & bash $PeerScript up $work $PeerSmtpPort $BenchDomain $Mailboxes
+        Assert-PortFree $PeerImapPort
+        & bash $PeerScript up $work $PeerSmtpPort $BenchDomain $Mailboxes $PeerImapPort
         if ($LASTEXITCODE -ne 0) { throw 'peer did not start' }
         Start-Sleep -Seconds 3
         $Results.idle_rss = [double](& bash $PeerScript rss $work) / 1024
@@ -309,6 +421,18 @@ function Measure-Peer([hashtable]$Results) {
         Write-Log "peer: sending $Messages messages over $Sessions sessions, waiting for delivery into Dovecot"
         $r = Invoke-SmtpLoad $PeerSmtpPort @('--wait-maildir', $maildir, '--expect', $Messages)
         $Results.smtp_ingest = [double]::Parse($r.rate, $Inv)
+
+        # Dovecot serves IMAP from its own maildirs; the corpus is written there directly
+        # (LF line ends, as an MDA writes them) and handed to the mail user.
+        $dovecotPid = [int](& bash $PeerScript dovecot-pid $work)
+        $fill = {
+            $local, $domain = $SearchMailbox -split '@', 2
+            $userHome = Join-Path $maildir "$domain/$local"
+            Invoke-ImapLoad 'fill-maildir' @('--dir', (Join-Path $userHome 'Maildir'), '--user', $SearchMailbox, '--messages', $SearchMessages) | Out-Null
+            & chown -R mail:mail $userHome
+            if ($LASTEXITCODE -ne 0) { throw "chown -R mail:mail $userHome failed" }
+        }
+        Measure-Imap 'peer' $Results $PeerImapPort @($dovecotPid) $fill
     }
     catch {
         Write-Log "peer: $($_.Exception.Message)"
@@ -331,7 +455,8 @@ function Format-Figure([hashtable]$App, [hashtable]$Peer, [string]$Name, [string
 
 function Invoke-Bench {
     if ($SkipPublish) { Write-Log "bench: using $Exe (no publish)" } else { Write-Log (Invoke-Publish) }
-    Build-SmtpLoad
+    Build-LoadTool 'SmtpLoad' $LoadDir
+    Build-LoadTool 'ImapLoad' $ImapLoadDir
     $app = @{}
     $peer = @{}
     Measure-Appliance $app
@@ -339,7 +464,11 @@ function Invoke-Bench {
     Write-Result (Format-Figure $app $peer 'smtp_ingest' 'msgs/s' 'F1')
     Write-Result (Format-Figure $app $peer 'idle_rss' 'MB' 'F1')
     Write-Result (Format-Figure $app @{} 'start_to_smtp' 'ms' 'F0')
-    $missing = @('smtp_ingest', 'idle_rss', 'start_to_smtp' | Where-Object { -not $app.ContainsKey($_) })
+    Write-Result (Format-Figure $app $peer 'imap_mixed' 'cmds/s' 'F1')
+    Write-Result (Format-Figure $app $peer 'imap_idle_conn_mem' 'KB/conn' 'F0')
+    Write-Result (Format-Figure $app $peer $SearchFigure 'ms' 'F1')
+    $missing = @('smtp_ingest', 'idle_rss', 'start_to_smtp', 'imap_mixed', 'imap_idle_conn_mem', $SearchFigure |
+            Where-Object { -not $app.ContainsKey($_) })
     if ($app.ContainsKey('failed') -or $peer.ContainsKey('failed') -or $missing.Count -gt 0) {
         Write-Log 'bench: some figures could not be measured (see above)'
         return 1
@@ -354,6 +483,7 @@ tasks:
   publish   native-AOT publish of Appliance to artifacts/publish (fails on any warning)
   bench     publish, then benchmark the appliance against Postfix+Dovecot:
             -Messages 2000 -Sessions 10 -Mailboxes 10 -MessageSize 4096
+            -ImapCommands 30000 -IdleConnections 500 -SearchMessages 50000
             -Exe PATH  bench an existing executable instead of publishing
 '@
 }

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Peer for `build.ps1 bench`: a private Postfix instance (smtpd on 127.0.0.1:PORT)
 # delivering virtual mailboxes over LMTP (unix socket) to a private Dovecot with a
-# passwd-file userdb and maildirs. Everything lives in WORKDIR; the system's own
-# Postfix/Dovecot configuration is never read or changed.
+# passwd-file userdb and maildirs; Dovecot also serves IMAP on 127.0.0.1:IMAPPORT.
+# Everything lives in WORKDIR; the system's own Postfix/Dovecot configuration is
+# never read or changed.
 #
 #   peer-postfix-dovecot.sh install                      apt-get the packages if missing (root)
-#   peer-postfix-dovecot.sh up WORKDIR PORT DOMAIN N     start; mailboxes u1..uN@DOMAIN
+#   peer-postfix-dovecot.sh up WORKDIR PORT DOMAIN N [IMAPPORT]
+#                                                        start; mailboxes u1..uN@DOMAIN and
+#                                                        big@DOMAIN (IMAP only), password
+#                                                        bench-password; IMAP default 12143
 #   peer-postfix-dovecot.sh maildir WORKDIR              print the mail store root (maildirs)
+#   peer-postfix-dovecot.sh dovecot-pid WORKDIR          print Dovecot's master pid
 #   peer-postfix-dovecot.sh count WORKDIR                print delivered message files
 #   peer-postfix-dovecot.sh rss WORKDIR                  print summed VmRSS (kB) of both instances
 #   peer-postfix-dovecot.sh down WORKDIR                 stop both instances (idempotent)
@@ -19,14 +24,14 @@ die() { echo "peer-postfix-dovecot: $*" >&2; exit 1; }
 
 cmd_install() {
     if command -v postfix >/dev/null && command -v dovecot >/dev/null \
-        && [[ -x /usr/lib/dovecot/lmtp ]]; then
+        && [[ -x /usr/lib/dovecot/lmtp && -x /usr/lib/dovecot/imap ]]; then
         return 0
     fi
-    [[ $(id -u) -eq 0 ]] || die "postfix/dovecot missing and not root: apt-get install postfix dovecot-core dovecot-lmtpd"
+    [[ $(id -u) -eq 0 ]] || die "postfix/dovecot missing and not root: apt-get install postfix dovecot-core dovecot-lmtpd dovecot-imapd"
     export DEBIAN_FRONTEND=noninteractive
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -q >/dev/null
-    apt-get install -y -q postfix dovecot-core dovecot-lmtpd >/dev/null
+    apt-get install -y -q postfix dovecot-core dovecot-lmtpd dovecot-imapd >/dev/null
 }
 
 write_postfix() {
@@ -96,16 +101,23 @@ EOF
 }
 
 write_dovecot() {
-    local w=$1 domain=$2 n=$3 dc=$1/dovecot
+    local w=$1 domain=$2 n=$3 imap_port=$4 dc=$1/dovecot
     mkdir -p "$dc/run" "$dc/state" "$dc/mail"
     chown mail:mail "$dc/mail"
     cat >"$dc/dovecot.conf" <<EOF
 base_dir = $dc/run
 state_dir = $dc/state
 instance_name = bench-peer
-protocols = lmtp
+protocols = lmtp imap
 listen = 127.0.0.1
 ssl = no
+# Plaintext LOGIN on loopback without TLS, as the appliance allows in dev mode.
+disable_plaintext_auth = no
+# Room for the bench's 500 idle IMAP connections (50 per user from one address):
+# the stock limits are 10 per user+IP, 100 processes per service, 1000 clients.
+mail_max_userip_connections = 1000
+default_process_limit = 1000
+default_client_limit = 4000
 log_path = $dc/dovecot.log
 first_valid_uid = 8
 first_valid_gid = 8
@@ -125,23 +137,33 @@ service lmtp {
     mode = 0666
   }
 }
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $imap_port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
 EOF
     : >"$dc/users"
     local i
     for ((i = 1; i <= n; i++)); do
-        echo "u$i@$domain:{PLAIN}bench::::::" >>"$dc/users"
+        echo "u$i@$domain:{PLAIN}bench-password::::::" >>"$dc/users"
     done
+    echo "big@$domain:{PLAIN}bench-password::::::" >>"$dc/users"
     chmod 0644 "$dc/users"
 }
 
 cmd_up() {
-    local w=${1:?WORKDIR} port=${2:?PORT} domain=${3:?DOMAIN} n=${4:?MAILBOXES}
+    local w=${1:?WORKDIR} port=${2:?PORT} domain=${3:?DOMAIN} n=${4:?MAILBOXES} imap_port=${5:-12143}
     [[ $(id -u) -eq 0 ]] || die "must run as root (postfix and dovecot drop privileges themselves)"
     cmd_install
     mkdir -p "$w"
     chmod 0755 "$w"
     trap 'cmd_down "$w"' ERR
-    write_dovecot "$w" "$domain" "$n"
+    write_dovecot "$w" "$domain" "$n" "$imap_port"
     write_postfix "$w" "$port" "$domain" "$n"
     dovecot -c "$w/dovecot/dovecot.conf"
     postfix -c "$w/postfix" check
@@ -149,7 +171,7 @@ cmd_up() {
     # Ready when smtpd answers and Dovecot's LMTP socket exists.
     local i
     for ((i = 0; i < 200; i++)); do
-        if [[ -S $w/dovecot/run/lmtp ]] && banner "$port"; then
+        if [[ -S $w/dovecot/run/lmtp ]] && banner "$port" && imap_greeting "$imap_port"; then
             trap - ERR
             return 0
         fi
@@ -165,6 +187,15 @@ banner() {
     printf 'QUIT\r\n' >&3 || true
     exec 3<&- 3>&-
     [[ $line == 220* ]]
+}
+
+imap_greeting() {
+    local line
+    exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 1
+    IFS= read -r -t 2 line <&3 || line=""
+    printf 'a LOGOUT\r\n' >&3 || true
+    exec 3<&- 3>&-
+    [[ $line == '* OK'* ]]
 }
 
 cmd_down() {
@@ -189,6 +220,8 @@ cmd_down() {
 }
 
 cmd_maildir() { echo "${1:?WORKDIR}/dovecot/mail"; }
+
+cmd_dovecot_pid() { tr -dc '0-9' <"${1:?WORKDIR}/dovecot/run/master.pid"; echo; }
 
 cmd_count() {
     local root
@@ -223,7 +256,8 @@ case ${1:-} in
     up) shift; cmd_up "$@" ;;
     down) shift; cmd_down "$@" ;;
     maildir) shift; cmd_maildir "$@" ;;
+    dovecot-pid) shift; cmd_dovecot_pid "$@" ;;
     count) shift; cmd_count "$@" ;;
     rss) shift; cmd_rss "$@" ;;
-    *) echo "usage: $0 install | up WORKDIR PORT DOMAIN N | down WORKDIR | maildir WORKDIR | count WORKDIR | rss WORKDIR" >&2; exit 2 ;;
+    *) echo "usage: $0 install | up WORKDIR PORT DOMAIN N [IMAPPORT] | down WORKDIR | maildir WORKDIR | dovecot-pid WORKDIR | count WORKDIR | rss WORKDIR" >&2; exit 2 ;;
 esac

@@ -6,7 +6,9 @@
 //   No PIPELINING: every command waits for its reply, the same for every server.
 // - Message i goes to u{(i % mailboxes) + 1}@domain; messages are built up front
 //   (size bytes each, CRLF lines, no line starts with '.'), so the clock measures
-//   the server, not the generator.
+//   the server, not the generator. With --corpus, message i is instead ImapLoad's
+//   search corpus message i (bench/ImapLoad/Corpus.cs), and --to sends every message
+//   to one address (how the appliance's search folder is filled).
 // - The clock runs from the first connect until every session has its last 250
 //   and, with --wait-maildir, until the maildir tree under that directory holds
 //   --expect files (for servers that answer 250 before delivery, e.g. Postfix).
@@ -84,6 +86,15 @@ internal static class Program
     private static byte[][] BuildMessages(Options o)
     {
         var result = new byte[o.Messages][];
+        if (o.Corpus)
+        {
+            // Corpus lines are words of letters: none starts with '.', no dot-stuffing needed.
+            for (var i = 0; i < o.Messages; i++)
+            {
+                result[i] = [.. ImapLoad.Corpus.Message(i, Recipient(o, i)), .. ".\r\n"u8];
+            }
+            return result;
+        }
         var filler = "The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstu";
         for (var i = 0; i < o.Messages; i++)
         {
@@ -111,7 +122,7 @@ internal static class Program
     }
 
     private static string Recipient(Options o, int i) =>
-        string.Create(CultureInfo.InvariantCulture, $"{o.UserPrefix}{(i % o.Mailboxes) + 1}@{o.Domain}");
+        o.To ?? string.Create(CultureInfo.InvariantCulture, $"{o.UserPrefix}{(i % o.Mailboxes) + 1}@{o.Domain}");
 
     /// <summary>Sends the given messages over one connection; returns how many failed.</summary>
     private static async Task<int> RunSessionAsync(Options o, int[] indexes, byte[][] messages, CancellationToken ct)
@@ -231,7 +242,7 @@ internal sealed class Options
     public const string Usage =
         "usage: SmtpLoad --port N [--host 127.0.0.1] [--sessions 10] [--messages 2000] [--size 4096]\n" +
         "                [--domain bench.test] [--mailboxes 10] [--user-prefix u] [--from load@load.test]\n" +
-        "                [--wait-maildir DIR [--expect N] [--wait-timeout 120]]";
+        "                [--wait-maildir DIR [--expect N] [--wait-timeout 120]] [--corpus yes] [--to ADDRESS]";
 
     public string Host { get; private set; } = "127.0.0.1";
     public int Port { get; private set; }
@@ -243,6 +254,10 @@ internal sealed class Options
     public string UserPrefix { get; private set; } = "u";
     public string From { get; private set; } = "load@load.test";
     public string? WaitMaildir { get; private set; }
+    /// <summary>Send ImapLoad's search corpus instead of filler messages (--size is ignored).</summary>
+    public bool Corpus { get; private set; }
+    /// <summary>Every message to this address instead of u1..uN.</summary>
+    public string? To { get; private set; }
     public int? Expect { get; private set; }
     public int WaitTimeoutSeconds { get; private set; } = 120;
     /// <summary>Upper bound for the sending phase; sessions still running are aborted.</summary>
@@ -274,6 +289,8 @@ internal sealed class Options
                 case "--expect": o.Expect = Int(key, v, 0); break;
                 case "--wait-timeout": o.WaitTimeoutSeconds = Int(key, v, 1); break;
                 case "--timeout": o.TimeoutSeconds = Int(key, v, 1); break;
+                case "--corpus": o.Corpus = v == "yes" || (v == "no" ? false : throw new ArgumentException("--corpus needs yes or no")); break;
+                case "--to": o.To = v; break;
                 default: throw new ArgumentException($"unknown option {key}");
             }
         }
