@@ -25,7 +25,7 @@ internal sealed partial class ImapSession
         var sb = new StringBuilder("CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE");
         if (_state == ImapStates.NotAuthenticated)
         {
-            if (!_isTls && _server.Certificate is not null) sb.Append(" STARTTLS");
+            if (!_conn.IsTls && _server.Certificate is not null) sb.Append(" STARTTLS");
             sb.Append(PlaintextAllowed ? " AUTH=PLAIN" : " LOGINDISABLED");
             return sb.ToString();
         }
@@ -83,22 +83,17 @@ internal sealed partial class ImapSession
     internal async ValueTask StartTlsCommandAsync(ImapCommand c)
     {
         RequireArgs(c, 0);
-        if (_isTls) throw ImapException.Bad("TLS is already active");
+        if (_conn.IsTls) throw ImapException.Bad("TLS is already active");
         if (_server.Certificate is null) throw ImapException.No("TLS is not available");
         // Anything pipelined after STARTTLS was sent in the clear and must not be acted on after
         // the handshake (command injection, CVE-2011-0411 family): refuse and close.
-        if (_reader.TryRead(out var pending))
+        if (_conn.HasBufferedInput())
         {
-            bool injected = pending.Buffer.Length > 0;
-            _reader.AdvanceTo(pending.Buffer.Start, pending.Buffer.End);
-            if (injected)
-            {
-                _w.Text(c.Tag).Raw(" BAD Data after STARTTLS\r\n* BYE Closing connection\r\n"u8);
-                await FlushAsync();
-                _result = "data after STARTTLS";
-                _closing = true;
-                return;
-            }
+            _w.Text(c.Tag).Raw(" BAD Data after STARTTLS\r\n* BYE Closing connection\r\n"u8);
+            await FlushAsync();
+            _result = "data after STARTTLS";
+            _closing = true;
+            return;
         }
         _w.Text(c.Tag).Raw(" OK Begin TLS negotiation now\r\n"u8);
         await FlushAsync();
@@ -215,23 +210,23 @@ internal sealed partial class ImapSession
         while (true)
         {
             _timeout.CancelAfter(Autologout);
-            var result = await _reader.ReadAsync(Token);
+            var result = await _conn.Reader.ReadAsync(Token);
             var buffer = result.Buffer;
             var lf = buffer.PositionOf((byte)'\n');
             if (lf is null)
             {
                 if (buffer.Length > MaxSaslLine)
                 {
-                    _reader.AdvanceTo(buffer.End);
+                    _conn.Reader.AdvanceTo(buffer.End);
                     _discarding = true;
                     throw ImapException.Bad("Authentication line too long");
                 }
-                _reader.AdvanceTo(buffer.Start, buffer.End);
+                _conn.Reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted) return null;
                 continue;
             }
             var line = buffer.Slice(0, lf.Value);
-            _reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
+            _conn.Reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
             if (line.Length > MaxSaslLine) throw ImapException.Bad("Authentication line too long");
             return Encoding.ASCII.GetString(line.ToArray()).TrimEnd('\r');
         }

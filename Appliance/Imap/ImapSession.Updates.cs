@@ -116,7 +116,7 @@ internal sealed partial class ImapSession
         _timeout.CancelAfter(Autologout);
         while (true)
         {
-            var read = _reader.ReadAsync(Token).AsTask();
+            var read = _conn.Reader.ReadAsync(Token).AsTask();
             while (!read.IsCompleted)
             {
                 using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(Token);
@@ -131,9 +131,9 @@ internal sealed partial class ImapSession
                         await FlushAsync();
                         return;
                     }
-                    if (_writer.UnflushedBytes > 0)
+                    if (_conn.Writer.UnflushedBytes > 0)
                     {
-                        var flushed = await _writer.FlushAsync(Token);
+                        var flushed = await _conn.Writer.FlushAsync(Token);
                         if (flushed.IsCompleted) throw new IOException("connection closed by peer");
                     }
                 }
@@ -151,16 +151,16 @@ internal sealed partial class ImapSession
             {
                 if (buffer.Length > 1024)
                 {
-                    _reader.AdvanceTo(buffer.End);
+                    _conn.Reader.AdvanceTo(buffer.End);
                     _discarding = true;
                     throw ImapException.Bad("Expected DONE");
                 }
-                _reader.AdvanceTo(buffer.Start, buffer.End);
+                _conn.Reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted) throw new IOException("connection closed during IDLE");
                 continue;
             }
             var line = System.Text.Encoding.ASCII.GetString(buffer.Slice(0, lf.Value).ToArray()).TrimEnd('\r');
-            _reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
+            _conn.Reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
             if (!line.Equals("DONE", StringComparison.OrdinalIgnoreCase)) throw ImapException.Bad("Expected DONE");
             await CompleteAsync(c, "IDLE terminated");
             return;

@@ -1,11 +1,9 @@
 using System.Buffers;
 using System.IO.Compression;
-using System.IO.Pipelines;
 using System.Net;
-using System.Net.Security;
 using System.Net.Sockets;
-using System.Text;
 using Appliance.Directory;
+using Appliance.Hosting;
 using Appliance.Store;
 
 namespace Appliance.Imap;
@@ -31,17 +29,12 @@ internal sealed partial class ImapSession
     private const int FlushThreshold = 64 * 1024;
 
     private readonly ImapServer _server;
-    private readonly Socket _socket;
-    private readonly NetworkStream _network;
+    private readonly SessionConnection _conn;
     private readonly IPAddress _remote;
     private readonly CancellationTokenSource _timeout;
     private readonly CancellationToken _stopping;
     private readonly SemaphoreSlim _changeSignal = new(0, 1);
-    private Stream _stream;
-    private PipeReader _reader;
-    private PipeWriter _writer;
     private readonly ImapWriter _w;
-    private bool _isTls;
     private bool _compressed;
     private ImapStates _state = ImapStates.NotAuthenticated;
     private int _errors;
@@ -53,14 +46,11 @@ internal sealed partial class ImapSession
     public ImapSession(ImapServer server, Socket socket, IPAddress remote, CancellationToken stopping)
     {
         _server = server;
-        _socket = socket;
-        _network = new NetworkStream(socket, ownsSocket: true);
+        _conn = new SessionConnection(socket);
         _remote = remote;
         _stopping = stopping;
         _timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        _stream = _network;
-        (_reader, _writer) = CreatePipes(_network);
-        _w = new ImapWriter(_writer);
+        _w = new ImapWriter(_conn.Writer);
     }
 
     private CancellationToken Token => _timeout.Token;
@@ -69,7 +59,7 @@ internal sealed partial class ImapSession
         _state == ImapStates.NotAuthenticated ? _server.Options.PreAuthTimeoutSeconds : _server.Options.IdleTimeoutSeconds));
 
     /// <summary>Plaintext mechanisms need TLS, except in dev mode from a loopback address.</summary>
-    private bool PlaintextAllowed => _isTls || _server.DevMode && IPAddress.IsLoopback(_remote);
+    private bool PlaintextAllowed => _conn.IsTls || _server.DevMode && IPAddress.IsLoopback(_remote);
 
     public async Task RunAsync(bool implicitTls)
     {
@@ -101,7 +91,7 @@ internal sealed partial class ImapSession
         {
             EndLogin();
             _server.Logger.Info(
-                $"imap session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_isTls} " +
+                $"imap session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_conn.IsTls} " +
                 $"compress={_compressed} commands={_commands} result={_result}");
             await CloseAsync();
         }
@@ -130,18 +120,18 @@ internal sealed partial class ImapSession
         while (!_closing)
         {
             _timeout.CancelAfter(Autologout);
-            var result = await _reader.ReadAsync(Token);
+            var result = await _conn.Reader.ReadAsync(Token);
             var buffer = result.Buffer;
             if (_discarding)
             {
                 var lf = buffer.PositionOf((byte)'\n');
                 if (lf is null)
                 {
-                    _reader.AdvanceTo(buffer.End);
+                    _conn.Reader.AdvanceTo(buffer.End);
                     if (result.IsCompleted) return null;
                     continue;
                 }
-                _reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
+                _conn.Reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
                 _discarding = false;
                 continue;
             }
@@ -150,10 +140,10 @@ internal sealed partial class ImapSession
             switch (status)
             {
                 case ImapParseStatus.Complete:
-                    _reader.AdvanceTo(consumed);
+                    _conn.Reader.AdvanceTo(consumed);
                     return command;
                 case ImapParseStatus.Error:
-                    _reader.AdvanceTo(consumed);
+                    _conn.Reader.AdvanceTo(consumed);
                     _discarding = failure.DiscardLine;
                     acknowledged = 0;
                     await ReplyAsync(failure.Tag ?? "*", failure.Status, failure.Code, failure.Text, clientFault: true);
@@ -165,14 +155,14 @@ internal sealed partial class ImapSession
                     }
                     continue;
                 case ImapParseStatus.NeedContinuation:
-                    _reader.AdvanceTo(buffer.Start, buffer.End);
+                    _conn.Reader.AdvanceTo(buffer.Start, buffer.End);
                     if (result.IsCompleted) return null;
                     acknowledged++;
                     _w.Raw("+ Ready for literal data\r\n"u8);
                     await FlushAsync();
                     continue;
                 default:
-                    _reader.AdvanceTo(buffer.Start, buffer.End);
+                    _conn.Reader.AdvanceTo(buffer.Start, buffer.End);
                     if (result.IsCompleted) return null;
                     continue;
             }
@@ -249,87 +239,34 @@ internal sealed partial class ImapSession
     private async ValueTask FlushAsync()
     {
         _timeout.CancelAfter(Autologout);
-        var result = await _writer.FlushAsync(Token);
+        var result = await _conn.Writer.FlushAsync(Token);
         if (result.IsCompleted) throw new IOException("connection closed by peer");
     }
 
     /// <summary>Flushes when enough output is buffered (long FETCH/SEARCH responses).</summary>
-    private ValueTask FlushIfLargeAsync() => _writer.UnflushedBytes >= FlushThreshold ? FlushAsync() : ValueTask.CompletedTask;
+    private ValueTask FlushIfLargeAsync() => _conn.Writer.UnflushedBytes >= FlushThreshold ? FlushAsync() : ValueTask.CompletedTask;
 
-    /// <summary>RFC 9051 §6.2.1 / RFC 8314: TLS over the same connection, then fresh pipes on top.</summary>
+    /// <summary>RFC 9051 §6.2.1 / RFC 8314: TLS over the same connection.</summary>
     private async Task StartTlsAsync()
     {
-        await _reader.CompleteAsync();
-        await _writer.CompleteAsync();
-        var ssl = new SslStream(_network, leaveInnerStreamOpen: false);
-        _stream = ssl;
         _timeout.CancelAfter(Autologout);
-        await ssl.AuthenticateAsServerAsync(
-            new SslServerAuthenticationOptions { ServerCertificate = _server.Certificate, ClientCertificateRequired = false },
-            Token);
-        _isTls = true;
-        (_reader, _writer) = CreatePipes(ssl);
-        _w.Output = _writer;
+        await _conn.StartTlsAsync(_server.Certificate!, Token);
+        _w.Output = _conn.Writer;
     }
 
     /// <summary>RFC 4978: raw DEFLATE (RFC 1951) both ways from the next byte on.</summary>
     private async Task StartCompressionAsync()
     {
-        await _reader.CompleteAsync();
-        await _writer.CompleteAsync();
-        _stream = new DeflateDuplexStream(_stream);
+        await _conn.ReplaceStreamAsync(s => new DeflateDuplexStream(s));
         _compressed = true;
-        (_reader, _writer) = CreatePipes(_stream);
-        _w.Output = _writer;
+        _w.Output = _conn.Writer;
     }
 
-    private static (PipeReader, PipeWriter) CreatePipes(Stream stream) =>
-        (PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true)),
-         PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true)));
-
-    private async Task TrySendFinalAsync(string line)
-    {
-        try
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            Encoding.UTF8.GetBytes(line + "\r\n", _writer);
-            await _writer.FlushAsync(cts.Token);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
-        {
-            // The peer is gone or not reading; nothing more to tell it.
-        }
-    }
+    private Task TrySendFinalAsync(string line) => _conn.TrySendFinalAsync(line);
 
     private async Task CloseAsync()
     {
-        try
-        {
-            await _reader.CompleteAsync();
-            await _writer.CompleteAsync();
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            // Flushing the last bytes to a vanished peer.
-        }
-
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-        }
-
-        try
-        {
-            await _stream.DisposeAsync();
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-        {
-            // A compressed stream flushes its trailer on dispose; the peer may be gone.
-        }
-        await _network.DisposeAsync();
+        await _conn.CloseAsync();
         _timeout.Dispose();
     }
 

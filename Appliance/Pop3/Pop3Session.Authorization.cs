@@ -23,7 +23,7 @@ internal sealed partial class Pop3Session
                 reply.Append("USER\r\nSASL PLAIN\r\n");
             }
 
-            if (!_isTls && _server.Certificate is not null)
+            if (!_conn.IsTls && _server.Certificate is not null)
             {
                 reply.Append("STLS\r\n");
             }
@@ -38,7 +38,7 @@ internal sealed partial class Pop3Session
     internal async ValueTask StlsAsync(string arguments)
     {
         RequireNoArguments(arguments);
-        if (_isTls)
+        if (_conn.IsTls)
         {
             throw new Pop3Exception("Already using TLS");
         }
@@ -50,14 +50,9 @@ internal sealed partial class Pop3Session
 
         // Anything the client sent after STLS was sent in the clear and must not be acted on
         // after the handshake (command injection, CVE-2011-0411 family): refuse and close.
-        if (_reader.TryRead(out var pending))
+        if (_conn.HasBufferedInput())
         {
-            bool injected = pending.Buffer.Length > 0;
-            _reader.AdvanceTo(pending.Buffer.Start, pending.Buffer.End);
-            if (injected)
-            {
-                throw new Pop3Exception("Data after STLS", disconnect: true);
-            }
+            throw new Pop3Exception("Data after STLS", disconnect: true);
         }
 
         WriteLine("+OK Begin TLS negotiation");

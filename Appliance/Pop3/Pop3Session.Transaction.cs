@@ -233,7 +233,7 @@ internal sealed partial class Pop3Session
                         break;
                     }
 
-                    encoder.Encode(buffer.AsSpan(0, read), _writer);
+                    encoder.Encode(buffer.AsSpan(0, read), _conn.Writer);
                     _bytesSent += read;
                     await FlushAsync();
                 }
@@ -243,7 +243,7 @@ internal sealed partial class Pop3Session
                 ArrayPool<byte>.Shared.Return(buffer);
             }
 
-            encoder.Complete(_writer);
+            encoder.Complete(_conn.Writer);
             await FlushAsync();
         }
     }
@@ -251,7 +251,7 @@ internal sealed partial class Pop3Session
     /// <summary>Keeps long listings from buffering without bound.</summary>
     private async ValueTask FlushIfLargeAsync()
     {
-        if (_writer.CanGetUnflushedBytes && _writer.UnflushedBytes >= CopyBufferSize)
+        if (_conn.Writer.CanGetUnflushedBytes && _conn.Writer.UnflushedBytes >= CopyBufferSize)
         {
             await FlushAsync();
         }

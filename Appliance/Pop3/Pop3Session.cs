@@ -1,10 +1,9 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net;
-using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using Appliance.Directory;
+using Appliance.Hosting;
 using Appliance.Store;
 
 namespace Appliance.Pop3;
@@ -25,15 +24,10 @@ internal sealed partial class Pop3Session
     private const int MaxErrors = 10;
 
     private readonly Pop3Server _server;
-    private readonly Socket _socket;
-    private readonly NetworkStream _network;
+    private readonly SessionConnection _conn;
     private readonly IPAddress _remote;
     private readonly CancellationTokenSource _timeout;
     private readonly CancellationToken _stopping;
-    private Stream _stream;
-    private PipeReader _reader;
-    private PipeWriter _writer;
-    private bool _isTls;
     private Pop3States _state = Pop3States.Authorization;
     private int _errors;
     private bool _closing;
@@ -42,13 +36,10 @@ internal sealed partial class Pop3Session
     public Pop3Session(Pop3Server server, Socket socket, IPAddress remote, CancellationToken stopping)
     {
         _server = server;
-        _socket = socket;
-        _network = new NetworkStream(socket, ownsSocket: true);
+        _conn = new SessionConnection(socket);
         _remote = remote;
         _stopping = stopping;
         _timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        _stream = _network;
-        (_reader, _writer) = CreatePipes(_network);
     }
 
     private CancellationToken Token => _timeout.Token;
@@ -58,7 +49,7 @@ internal sealed partial class Pop3Session
     {
         get
         {
-            return _isTls || _server.DevMode && IPAddress.IsLoopback(_remote);
+            return _conn.IsTls || _server.DevMode && IPAddress.IsLoopback(_remote);
         }
     }
 
@@ -95,7 +86,7 @@ internal sealed partial class Pop3Session
         {
             ReleaseMaildrop();
             _server.Logger.Info(
-                $"pop3 session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_isTls} " +
+                $"pop3 session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_conn.IsTls} " +
                 $"retrieved={_retrieved} deleted={_deletedCount} bytes={_bytesSent} result={_result}");
             await CloseAsync();
         }
@@ -180,17 +171,17 @@ internal sealed partial class Pop3Session
         while (true)
         {
             _timeout.CancelAfter(_server.IdleTimeout);
-            var result = await _reader.ReadAsync(Token);
+            var result = await _conn.Reader.ReadAsync(Token);
             var buffer = result.Buffer;
             var status = Parse(buffer, maxLength, ref discarding, out var line, out var consumed);
             if (status != ReadStatus.EndOfStream)
             {
                 // Only what was consumed has been examined: pipelined lines after it are read next.
-                _reader.AdvanceTo(consumed);
+                _conn.Reader.AdvanceTo(consumed);
                 return (status, line);
             }
 
-            _reader.AdvanceTo(consumed, buffer.End);
+            _conn.Reader.AdvanceTo(consumed, buffer.End);
 
             if (result.IsCompleted)
             {
@@ -239,82 +230,32 @@ internal sealed partial class Pop3Session
 
     private void WriteLine(string text)
     {
-        Encoding.UTF8.GetBytes(text, _writer);
-        _writer.Write("\r\n"u8);
+        Encoding.UTF8.GetBytes(text, _conn.Writer);
+        _conn.Writer.Write("\r\n"u8);
     }
 
     private async ValueTask FlushAsync()
     {
         _timeout.CancelAfter(_server.IdleTimeout);
-        var result = await _writer.FlushAsync(Token);
+        var result = await _conn.Writer.FlushAsync(Token);
         if (result.IsCompleted)
         {
             throw new IOException("connection closed by peer");
         }
     }
 
-    /// <summary>RFC 2595 §4 / RFC 8314: TLS over the same connection, then fresh pipes on top.</summary>
-    private async Task StartTlsAsync()
+    /// <summary>RFC 2595 §4 / RFC 8314: TLS over the same connection.</summary>
+    private Task StartTlsAsync()
     {
-        await _reader.CompleteAsync();
-        await _writer.CompleteAsync();
-        var ssl = new SslStream(_network, leaveInnerStreamOpen: false);
-        _stream = ssl;
         _timeout.CancelAfter(_server.IdleTimeout);
-        await ssl.AuthenticateAsServerAsync(
-            new SslServerAuthenticationOptions
-            {
-                ServerCertificate = _server.Certificate,
-                ClientCertificateRequired = false,
-            },
-            Token);
-        _isTls = true;
-        (_reader, _writer) = CreatePipes(ssl);
+        return _conn.StartTlsAsync(_server.Certificate!, Token);
     }
 
-    private static (PipeReader, PipeWriter) CreatePipes(Stream stream) =>
-        (PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true)),
-         PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true)));
-
-    private async Task TrySendFinalAsync(string line)
-    {
-        try
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            WriteLine(line);
-            await _writer.FlushAsync(cts.Token);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
-        {
-            // The peer is gone or not reading; nothing more to tell it.
-        }
-    }
+    private Task TrySendFinalAsync(string line) => _conn.TrySendFinalAsync(line);
 
     private async Task CloseAsync()
     {
-        try
-        {
-            await _reader.CompleteAsync();
-            await _writer.CompleteAsync();
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            // Flushing the last bytes to a vanished peer.
-        }
-
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-
-        await _stream.DisposeAsync();
-        await _network.DisposeAsync();
+        await _conn.CloseAsync();
         _timeout.Dispose();
     }
 }
