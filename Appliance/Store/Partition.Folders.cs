@@ -43,7 +43,9 @@ public sealed partial class Partition
     public async Task<FolderChanges> GetChangesAsync(string account, string folder, long sinceModSeq, CancellationToken ct)
     {
         await using var c = OpenReader();
-        await using var tx = c.BeginTransaction(); // one snapshot for the folder, its messages and tombstones
+        // One snapshot for the folder, its messages and tombstones. Deferred: a plain BEGIN on a
+        // reader would be BEGIN IMMEDIATE, taking the write lock the partition's writer needs.
+        await using var tx = c.BeginTransaction(deferred: true);
         var f = await c.QuerySingleOrDefaultAsync<FolderRow>(SelectFolder, new { account, folder }, tx) ?? throw new FolderNotFoundException(folder);
         var changed = await c.QueryAsync<MessageRow>(
             """

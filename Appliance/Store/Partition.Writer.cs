@@ -153,10 +153,13 @@ public sealed partial class Partition
         }
 
         /// <summary>The messages among <paramref name="uids"/> that exist, by ascending UID.</summary>
+        // json_each drives the join (CROSS JOIN fixes the order): one primary-key lookup per UID,
+        // where "uid IN (…)" may scan the whole folder.
         public List<MessageRow> Messages(long folderId, IEnumerable<long> uids) => c.Query<MessageRow>(
             """
-            SELECT uid AS Uid, size AS Size, internal_date AS InternalDate, flags AS Flags, keywords AS Keywords, modseq AS ModSeq, blob AS Blob
-            FROM messages WHERE folder_id = @folderId AND uid IN (SELECT value FROM json_each(@uids)) ORDER BY uid
+            SELECT m.uid AS Uid, m.size AS Size, m.internal_date AS InternalDate, m.flags AS Flags, m.keywords AS Keywords, m.modseq AS ModSeq, m.blob AS Blob
+            FROM json_each(@uids) AS j CROSS JOIN messages AS m
+            WHERE m.folder_id = @folderId AND m.uid = j.value ORDER BY m.uid
             """, new { folderId, uids = UidJson(uids) }, tx).AsList();
 
         public List<long> AllUids(long folderId) =>
