@@ -271,9 +271,22 @@ public sealed class MailDirectory : IMailAuthenticator
         var address = user.Trim().ToLowerInvariant();
         var box = FindMailbox(address);
         var rehash = false;
-        // Verify against a dummy hash for unknown users so timing does not reveal which exist.
-        var ok = box is { Enabled: true } && _verified.Matches(box.Address, box.PasswordHash, password)
-            || PasswordHasher.Verify(password, box?.PasswordHash ?? DummyHash.Value, out rehash) && box is { Enabled: true };
+        var ok = box is { Enabled: true } && _verified.Matches(box.Address, box.PasswordHash, password);
+        if (!ok)
+        {
+            // Verify against a dummy hash for unknown users so timing does not reveal which exist.
+            // At most one Argon2id computation per core at a time: each takes 19 MB and a core
+            // for ~0.1 s, so a burst of logins queues here instead of growing memory without bound.
+            await HashGate.WaitAsync(ct);
+            try
+            {
+                ok = PasswordHasher.Verify(password, box?.PasswordHash ?? DummyHash.Value, out rehash) && box is { Enabled: true };
+            }
+            finally
+            {
+                HashGate.Release();
+            }
+        }
         if (!ok)
         {
             _throttle.Failed(remote);
@@ -291,6 +304,7 @@ public sealed class MailDirectory : IMailAuthenticator
         return new AuthResult(AuthOutcome.Success, box!.ToUser());
     }
 
+    private static readonly SemaphoreSlim HashGate = new(Environment.ProcessorCount);
     private static readonly Lazy<string> DummyHash = new(() => PasswordHasher.Hash(Convert.ToBase64String(RandomNumberGenerator.GetBytes(16))));
 
     // ---- admins and tokens ----
