@@ -70,10 +70,11 @@ public sealed class TestNode : IAsyncDisposable
         await Host.StartAsync(CancellationToken.None);
     }
 
-    /// <summary>Stops the node and starts it again on the same data directory.</summary>
-    public async Task RestartAsync()
+    /// <summary>Stops the node and starts it again on the same data directory (running <paramref name="whileStopped"/> in between).</summary>
+    public async Task RestartAsync(Action? whileStopped = null)
     {
         await Host.DisposeAsync();
+        whileStopped?.Invoke();
         await StartHostAsync();
     }
 

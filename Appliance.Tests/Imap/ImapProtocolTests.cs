@@ -228,4 +228,68 @@ public sealed class ImapProtocolTests
         r = await c.CommandAsync("UID SEARCH RETURN (MIN MAX COUNT) SEEN");
         Assert.Contains("* ESEARCH (TAG \"t6\") UID MIN 2 MAX 2 COUNT 1", r);
     }
+
+    [Fact]
+    public async Task Uids_and_uidvalidity_survive_a_restart_and_a_rebuilt_index()
+    {
+        await using var node = await TestNode.StartAsync(["alice"]);
+        for (int i = 0; i < 3; i++) await Mailkit.SendAsync(node.Smtp, Mailkit.Text("s@remote.test", $"alice@{TestNode.Domain}", $"m{i}", "x"));
+        string before;
+        await using (var c = await RawImap.LoginAsync(node.Imap))
+        {
+            await c.CommandAsync("SELECT INBOX");
+            await c.CommandAsync("UID STORE 2 +FLAGS.SILENT (\\Deleted)");
+            await c.CommandAsync("EXPUNGE");
+            await c.CommandAsync("CREATE Projects");
+            before = await c.CommandAsync("STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES)") + await c.CommandAsync("STATUS Projects (UIDVALIDITY UIDNEXT)");
+        }
+        await node.RestartAsync();
+        await using (var c = await RawImap.LoginAsync(node.Imap))
+        {
+            var after = await c.CommandAsync("STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES)") + await c.CommandAsync("STATUS Projects (UIDVALIDITY UIDNEXT)");
+            Assert.Equal(Untagged(before), Untagged(after));
+            Assert.Contains("* 1 FETCH (UID 1)", await c.CommandAsync("SELECT INBOX") + await c.CommandAsync("FETCH 1:* (UID)"));
+            Assert.Contains("* 2 FETCH (UID 3)", await c.CommandAsync("FETCH 1:* (UID)"));
+        }
+
+        // The index is derived from the journal: without it, the same UIDs and UIDVALIDITY come back.
+        await node.RestartAsync(() =>
+        {
+            foreach (var db in System.IO.Directory.GetFiles(Path.Combine(node.DataDirectory, "units"), "index.db*", SearchOption.AllDirectories)) File.Delete(db);
+        });
+        await using (var c = await RawImap.LoginAsync(node.Imap))
+        {
+            var rebuilt = await c.CommandAsync("STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES)") + await c.CommandAsync("STATUS Projects (UIDVALIDITY UIDNEXT)");
+            Assert.Equal(Untagged(before), Untagged(rebuilt));
+        }
+
+        static string Untagged(string responses) => string.Join("\n", responses.Split("\r\n").Where(l => l.StartsWith('*')));
+    }
+
+    [Fact]
+    public async Task Hostile_input_gets_bad_and_the_session_keeps_serving()
+    {
+        await using var node = await TestNode.StartAsync(["alice"]);
+        await Mailkit.SendAsync(node.Smtp, Mailkit.Text("s@remote.test", $"alice@{TestNode.Domain}", "m", "x"));
+        await using var c = await RawImap.LoginAsync(node.Imap);
+        await c.CommandAsync("SELECT INBOX");
+        Assert.Contains("t3 BAD", await c.CommandAsync("SEARCH " + new string('(', 200) + "ALL" + new string(')', 200)));
+        Assert.Contains("t4 BAD", await c.CommandAsync("FETCH 1:x,,3 (FLAGS)"));
+        Assert.Contains("t5 BAD", await c.CommandAsync("FETCH 0 (FLAGS)"));
+        Assert.Contains("t6 BAD", await c.CommandAsync("FETCH 7 (FLAGS)"));
+        Assert.Contains("t7 BAD", await c.CommandAsync("FETCH 1 (BODY[1.HEADER.FIELDS ()])"));
+        Assert.Contains("t8 BAD", await c.CommandAsync("STORE 1 +FLAGS (\\Bogus)"));
+        Assert.Contains("t9 BAD", await c.CommandAsync("SEARCH FROM"));
+        Assert.Contains("t10 BAD", await c.CommandAsync("LOGIN {99999999}"));
+        Assert.Contains("t11 BAD", await c.CommandAsync("NOOP " + new string('x', 70_000)));
+        Assert.Contains("t12 OK", await c.CommandAsync("UID SEARCH 1:4294967295"));
+        Assert.Contains("* 1 FETCH (FLAGS ())", await c.CommandAsync("FETCH 1 (FLAGS)"));
+
+        // A non-synchronizing literal over the limit cannot be skipped safely: BYE, and the server goes on.
+        await c.WriteAsync("t14 LOGIN {99999999+}\r\n");
+        Assert.Contains("BYE", await c.ReadLineAsync() + await c.ReadLineAsync());
+        Assert.True(await c.IsClosedAsync());
+        await using var other = await RawImap.LoginAsync(node.Imap);
+        Assert.Contains("t2 OK", await other.CommandAsync("NOOP"));
+    }
 }
