@@ -266,6 +266,11 @@ public sealed partial class Partition : IAsyncDisposable
         await _writerLoop;
         _journal.Dispose();
         await _writer.DisposeAsync();
+        // Pooled connections would otherwise stay open on these files after the partition is
+        // gone: a partition reopened at the same path (restart, a unit moving back, an index
+        // rebuilt from the journal) must not be read through them.
+        using var forPool = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(forPool);
     }
 
     /// <summary>A canonical text form of the whole partition state, used to compare replicas.</summary>
