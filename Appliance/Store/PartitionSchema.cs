@@ -35,6 +35,9 @@ internal static class PartitionSchema
         CREATE INDEX IF NOT EXISTS tombstones_modseq ON tombstones(folder_id, modseq);
         CREATE INDEX IF NOT EXISTS messages_modseq ON messages(folder_id, modseq);
         CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob);
+        -- The narrow columns of a message in UID order: listing a folder (SELECT) and counting it
+        -- (STATUS, LIST) read this index instead of the wide rows with ENVELOPE/BODYSTRUCTURE.
+        CREATE INDEX IF NOT EXISTS messages_list ON messages(folder_id, uid, flags, size, internal_date, modseq, keywords, blob);
         CREATE TABLE IF NOT EXISTS message_index(
             id INTEGER PRIMARY KEY,
             folder_id INTEGER NOT NULL,
