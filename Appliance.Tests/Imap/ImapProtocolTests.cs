@@ -109,6 +109,9 @@ public sealed class ImapProtocolTests
         Assert.Contains("OK", await b.CommandAsync("UID STORE 2 +FLAGS.SILENT (\\Deleted)"));
         Assert.Contains("OK", await b.CommandAsync("UID EXPUNGE 2"));
 
+        // The message's file is gone: its FETCH is left out whole, nothing is cut off mid-literal.
+        var body = await a.CommandAsync("FETCH 2 (BODY.PEEK[])");
+        Assert.Matches(@"^t\d+ OK", body);
         var r = await a.CommandAsync("FETCH 1:3 (UID)");
         Assert.DoesNotContain("EXPUNGE", r);
         Assert.Contains("* 1 FETCH (UID 1)", r);

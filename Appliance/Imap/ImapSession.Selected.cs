@@ -67,14 +67,34 @@ internal sealed partial class ImapSession
             var m = sel.Messages[seq - 1];
             MessageStructure? structure = null;
             if (structures is not null && !structures.TryGetValue(m.Uid, out structure)) continue; // expunged meanwhile
+            // The file is opened before the response starts: a message expunged by another
+            // session (its EXPUNGE still withheld) is skipped whole, never cut off inside a
+            // literal whose length the client has already been told.
+            Stream? opened = null;
+            if (request.NeedsContent)
+            {
+                try
+                {
+                    opened = _server.Store.OpenMessage(_user!, m);
+                }
+                catch (FileNotFoundException)
+                {
+                    continue;
+                }
+            }
             var context = new FetchContext(c.Uid, _condStore, seenNow.Contains(m.Uid), FlushIfLargeAsync);
             try
             {
-                await FetchResponder.WriteAsync(_w, request, seq, m, structure, () => _server.Store.OpenMessage(_user!, m), context, Token);
+                await FetchResponder.WriteAsync(_w, request, seq, m, structure, () =>
+                {
+                    var stream = opened ?? _server.Store.OpenMessage(_user!, m);
+                    opened = null;
+                    return stream;
+                }, context, Token);
             }
-            catch (FileNotFoundException)
+            finally
             {
-                // Expunged by another session since the list was read; it is reported with EXPUNGE later.
+                opened?.Dispose();
             }
             await FlushIfLargeAsync();
         }
