@@ -105,4 +105,47 @@ public sealed class ImapClientTests
         Assert.Equal(2, (await node.Store.ListAsync(user, "INBOX", default)).Count);
         Assert.Single(await node.Store.ListAsync(user, "Archive", default));
     }
+
+    [Fact]
+    public async Task Parallel_imaplib_sessions_mixing_writes_and_reads_on_one_mailbox_all_get_answers()
+    {
+        // Eight processes on one INBOX: appends, flag changes, expunges, moves and copies race
+        // with fetches by sequence number, so every session keeps seeing messages vanish under
+        // it. Every command must get its tagged OK within the socket timeout.
+        await using var node = await TestNode.StartAsync(["alice"]);
+        for (int i = 0; i < 20; i++) await Mailkit.SendAsync(node.Smtp, Mailkit.Text("s@remote.test", $"alice@{TestNode.Domain}", $"seed {i}", "x"));
+        var output = await ImapClients.PythonAsync(node.Imap, """
+            import random, multiprocessing
+            def worker(n):
+                random.seed(n)
+                m = imaplib.IMAP4(HOST, PORT, timeout=20)
+                m.login(USER, PASSWORD)
+                if n % 3 == 0: m.enable('QRESYNC')
+                if n % 3 == 1: m.enable('CONDSTORE')
+                m.select('INBOX')
+                failures = []
+                for i in range(120):
+                    op = random.randrange(9)
+                    try:
+                        if op == 0: r = m.append('INBOX', '(\\Seen)', None, b'From: a@b.test\r\nSubject: stress\r\n\r\nbody\r\n')
+                        elif op == 1: r = m.uid('STORE', '%d:%d' % (random.randint(1, 60), random.randint(1, 60)), '+FLAGS', '(\\Deleted)')
+                        elif op == 2: r = m.expunge()
+                        elif op == 3: r = m.uid('MOVE', str(random.randint(1, 60)), 'Archive')
+                        elif op == 4: r = m.uid('FETCH', '1:*', '(FLAGS ENVELOPE)')
+                        elif op == 5: r = m.uid('SEARCH', None, 'TEXT', 'stress')
+                        elif op == 6: r = m.noop()
+                        elif op == 7: r = m.uid('COPY', str(random.randint(1, 60)), 'Trash')
+                        else: r = m.fetch('1', '(BODY.PEEK[] FLAGS)') if int(m.select('INBOX')[1][0]) > 0 else ('OK', None)
+                        if r[0] != 'OK': failures.append((i, op, r))
+                    except Exception as e:
+                        failures.append((i, op, repr(e)))
+                        break
+                m.logout()
+                return failures
+            with multiprocessing.Pool(8) as pool:
+                failures = [f for r in pool.map(worker, range(8)) for f in r]
+            print('failures', len(failures), failures[:5])
+            """);
+        Assert.Contains("failures 0 []", output);
+    }
 }
