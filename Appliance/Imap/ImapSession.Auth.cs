@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.IO.Pipelines;
 using System.Text;
 using Appliance.Directory;
 using Appliance.Pop3;
@@ -115,7 +116,7 @@ internal sealed partial class ImapSession
         {
             _w.Raw("+ \r\n"u8);
             await FlushAsync();
-            response = await ReadSaslLineAsync() ?? throw new IOException("connection closed during AUTHENTICATE");
+            response = await ReadSaslLineAsync();
         }
         if (response == "*") throw ImapException.Bad("Authentication cancelled");
         if (!Pop3Parser.TryDecodeSaslPlain(response, out var user, out var password)) throw ImapException.Bad("Invalid SASL PLAIN response");
@@ -204,31 +205,41 @@ internal sealed partial class ImapSession
         if (_user is not null) _server.RemoveUserSession(_user.Address);
     }
 
-    /// <summary>Reads one SASL response line (RFC 9051 §6.2.2); null at end of stream.</summary>
-    private async ValueTask<string?> ReadSaslLineAsync()
+    /// <summary>Reads one SASL response line (RFC 9051 §6.2.2).</summary>
+    private async ValueTask<string> ReadSaslLineAsync()
     {
         while (true)
         {
             _timeout.CancelAfter(Autologout);
-            var result = await _conn.Reader.ReadAsync(Token);
-            var buffer = result.Buffer;
-            var lf = buffer.PositionOf((byte)'\n');
-            if (lf is null)
-            {
-                if (buffer.Length > MaxSaslLine)
-                {
-                    _conn.Reader.AdvanceTo(buffer.End);
-                    _discarding = true;
-                    throw ImapException.Bad("Authentication line too long");
-                }
-                _conn.Reader.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted) return null;
-                continue;
-            }
-            var line = buffer.Slice(0, lf.Value);
-            _conn.Reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
-            if (line.Length > MaxSaslLine) throw ImapException.Bad("Authentication line too long");
-            return Encoding.ASCII.GetString(line.ToArray()).TrimEnd('\r');
+            if (TakeLine(await _conn.Reader.ReadAsync(Token), MaxSaslLine, "Authentication line too long") is { } line) return line;
         }
+    }
+
+    /// <summary>
+    /// Takes one raw line (SASL response, IDLE's DONE) from what the reader returned, without its
+    /// CRLF; null when no whole line is there yet. A longer line than <paramref name="maxBytes"/>
+    /// is BAD and the rest of it is discarded; the end of the stream is an IOException.
+    /// </summary>
+    private string? TakeLine(ReadResult result, int maxBytes, string tooLong)
+    {
+        var buffer = result.Buffer;
+        var lf = buffer.PositionOf((byte)'\n');
+        if (lf is null)
+        {
+            if (buffer.Length > maxBytes)
+            {
+                _conn.Reader.AdvanceTo(buffer.End);
+                _discarding = true;
+                throw ImapException.Bad(tooLong);
+            }
+            _conn.Reader.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted) throw new IOException("connection closed in the middle of a command");
+            return null;
+        }
+        var line = buffer.Slice(0, lf.Value);
+        // Decoded before AdvanceTo: after it the reader may reuse the buffer.
+        var text = line.Length > maxBytes ? null : Encoding.ASCII.GetString(line.ToArray()).TrimEnd('\r');
+        _conn.Reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
+        return text ?? throw ImapException.Bad(tooLong);
     }
 }

@@ -27,7 +27,9 @@ internal sealed partial class ImapSession
     {
         int i = 0;
         bool selSubscribed = false, selSpecialUse = false, recursive = false;
-        bool retSubscribed = lsub, retChildren = true, retSpecialUse = true;
+        // CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154) attributes are always returned, so
+        // RETURN (CHILDREN) and RETURN (SPECIAL-USE) change nothing.
+        bool retSubscribed = lsub;
         string[] statusItems = [];
         if (!lsub && i < c.Args.Count && c.Args[i].IsList)
         {
@@ -61,8 +63,7 @@ internal sealed partial class ImapSession
                 switch (opts[k].Keyword)
                 {
                     case "SUBSCRIBED": retSubscribed = true; break;
-                    case "CHILDREN": retChildren = true; break;
-                    case "SPECIAL-USE": retSpecialUse = true; break;
+                    case "CHILDREN" or "SPECIAL-USE": break;
                     case "STATUS" when k + 1 < opts.Count && opts[k + 1].IsList:
                         statusItems = ParseStatusItems(opts[++k]);
                         break;
@@ -86,19 +87,13 @@ internal sealed partial class ImapSession
         var subscribed = (await _server.Store.ListSubscriptionsAsync(_user!, Token)).ToHashSet(StringComparer.Ordinal);
         // Every existing name plus implied parents ("a" when only "a/b" exists) and, for
         // subscription listings, subscribed names that do not exist.
-        var names = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var f in folders)
-        {
-            names.Add(f.Name);
-            for (int d = f.Name.IndexOf('/'); d > 0; d = f.Name.IndexOf('/', d + 1)) names.Add(f.Name[..d]);
-        }
+        var withChildren = Parents(folders.Select(f => f.Name));
+        var withSubscribedChildren = Parents(subscribed);
+        var names = new SortedSet<string>(folders.Select(f => f.Name), StringComparer.Ordinal);
+        names.UnionWith(withChildren);
         if (selSubscribed || lsub) names.UnionWith(subscribed);
-        var all = names.ToList();
 
-        bool HasChildren(string name) => all.Any(n => n.Length > name.Length + 1 && n.StartsWith(name, StringComparison.Ordinal) && n[name.Length] == '/' && byName.ContainsKey(n));
-        bool HasSubscribedChild(string name) => subscribed.Any(n => n.Length > name.Length + 1 && n.StartsWith(name, StringComparison.Ordinal) && n[name.Length] == '/');
-
-        foreach (var name in all)
+        foreach (var name in names)
         {
             if (!patterns.Any(p => MailboxName.Matches(MailboxName.Combine(reference, p), name))) continue;
             bool exists = byName.TryGetValue(name, out var info);
@@ -108,7 +103,7 @@ internal sealed partial class ImapSession
             {
                 if (!isSubscribed)
                 {
-                    if (!(recursive && HasSubscribedChild(name))) continue;
+                    if (!(recursive && withSubscribedChildren.Contains(name))) continue;
                     childInfo = true;
                 }
             }
@@ -116,9 +111,9 @@ internal sealed partial class ImapSession
 
             var attrs = new List<string>();
             if (!exists) attrs.Add(lsub || !_rev2 && !selSubscribed ? @"\Noselect" : @"\NonExistent");
-            if (retChildren) attrs.Add(HasChildren(name) ? @"\HasChildren" : @"\HasNoChildren");
+            attrs.Add(withChildren.Contains(name) ? @"\HasChildren" : @"\HasNoChildren");
             if (retSubscribed && isSubscribed && !lsub) attrs.Add(@"\Subscribed");
-            if (retSpecialUse && info?.SpecialUse is { } use) attrs.Add(use);
+            if (info?.SpecialUse is { } use) attrs.Add(use);
             _w.Raw(lsub ? "* LSUB ("u8 : "* LIST ("u8).Text(string.Join(' ', attrs)).Raw(") \"/\" "u8);
             WriteMailbox(name);
             if (childInfo) _w.Raw(" (\"CHILDINFO\" (\"SUBSCRIBED\"))"u8);
@@ -127,6 +122,17 @@ internal sealed partial class ImapSession
             await FlushIfLargeAsync();
         }
         await CompleteAsync(c, $"{c.Name} completed");
+    }
+
+    /// <summary>Every superior name of the given names ("a" and "a/b" for "a/b/c").</summary>
+    private static HashSet<string> Parents(IEnumerable<string> names)
+    {
+        var parents = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in names)
+        {
+            for (int d = n.IndexOf('/'); d > 0; d = n.IndexOf('/', d + 1)) parents.Add(n[..d]);
+        }
+        return parents;
     }
 
     private static string[] ParseStatusItems(ImapValue list)
@@ -332,9 +338,8 @@ internal sealed partial class ImapSession
     {
         var sel = _selected!;
         var changes = await _server.Store.GetChangesAsync(_user!, sel.Name, sinceModSeq, Token);
+        WriteVanishedEarlier(changes, known);
         long maxUid = sel.Messages.Count > 0 ? sel.Messages[^1].Uid : 0;
-        var vanished = changes.Expunged.Where(u => known is null || known.Contains(u, Math.Max(maxUid, u))).Order().ToList();
-        if (vanished.Count > 0) _w.Raw("* VANISHED (EARLIER) "u8).Text(SequenceSet.Format(vanished)).Crlf();
         foreach (var m in changes.Changed)
         {
             int seq = sel.SeqOfUid(m.Uid);

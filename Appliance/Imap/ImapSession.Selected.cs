@@ -34,10 +34,7 @@ internal sealed partial class ImapSession
             if (request.Vanished)
             {
                 SequenceSet.TryParse(c.Args[0], out var set);
-                long maxUid = sel.Messages.Count > 0 ? sel.Messages[^1].Uid : 0;
-                var changes = await _server.Store.GetChangesAsync(_user!, sel.Name, since, Token);
-                var vanished = changes.Expunged.Where(u => set.Contains(u, Math.Max(maxUid, u))).Order().ToList();
-                if (vanished.Count > 0) _w.Raw("* VANISHED (EARLIER) "u8).Text(SequenceSet.Format(vanished)).Crlf();
+                WriteVanishedEarlier(await _server.Store.GetChangesAsync(_user!, sel.Name, since, Token), set);
             }
             targets = targets.Where(t => t.Message.ModSeq > since).ToList();
         }

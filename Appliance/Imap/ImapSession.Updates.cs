@@ -1,4 +1,3 @@
-using System.Buffers;
 using Appliance.Store;
 
 namespace Appliance.Imap;
@@ -96,6 +95,16 @@ internal sealed partial class ImapSession
         await FlushIfLargeAsync();
     }
 
+    /// <summary>RFC 7162 §3.2.10: "* VANISHED (EARLIER) uids" for the UIDs expunged since a MODSEQ
+    /// that <paramref name="uids"/> names (all of them when null); "*" covers any UID above the view's last.</summary>
+    private void WriteVanishedEarlier(FolderChanges changes, SequenceSet? uids)
+    {
+        var sel = _selected!;
+        long maxUid = sel.Messages.Count > 0 ? sel.Messages[^1].Uid : 0;
+        var vanished = changes.Expunged.Where(u => uids is null || uids.Contains(u, Math.Max(maxUid, u))).Order().ToList();
+        if (vanished.Count > 0) _w.Raw("* VANISHED (EARLIER) "u8).Text(SequenceSet.Format(vanished)).Crlf();
+    }
+
     /// <summary>"* seq FETCH (FLAGS (...) [UID n] [MODSEQ (n)])" for a flag change.</summary>
     private void WriteFlagsFetch(int seq, StoredMessage m, bool includeUid)
     {
@@ -144,23 +153,7 @@ internal sealed partial class ImapSession
                     catch (OperationCanceledException) { }
                 }
             }
-            var result = await read;
-            var buffer = result.Buffer;
-            var lf = buffer.PositionOf((byte)'\n');
-            if (lf is null)
-            {
-                if (buffer.Length > 1024)
-                {
-                    _conn.Reader.AdvanceTo(buffer.End);
-                    _discarding = true;
-                    throw ImapException.Bad("Expected DONE");
-                }
-                _conn.Reader.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted) throw new IOException("connection closed during IDLE");
-                continue;
-            }
-            var line = System.Text.Encoding.ASCII.GetString(buffer.Slice(0, lf.Value).ToArray()).TrimEnd('\r');
-            _conn.Reader.AdvanceTo(buffer.GetPosition(1, lf.Value));
+            if (TakeLine(await read, 1024, "Expected DONE") is not { } line) continue;
             if (!line.Equals("DONE", StringComparison.OrdinalIgnoreCase)) throw ImapException.Bad("Expected DONE");
             await CompleteAsync(c, "IDLE terminated");
             return;
