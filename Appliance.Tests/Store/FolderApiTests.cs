@@ -34,8 +34,9 @@ public sealed class FolderApiTests : IAsyncLifetime
 
     private async Task ReopenAsync()
     {
+        // No ClearAllPools here: a disposed partition must clear its own pool (reopening over
+        // stale pooled connections to a deleted index.db reads "no such table").
         await _store.DisposeAsync();
-        SqliteConnection.ClearAllPools();
         _store = Open();
     }
 
@@ -442,7 +443,6 @@ public sealed class FolderApiTests : IAsyncLifetime
 
         // A lost index: everything is rebuilt from the journal (message texts re-extracted).
         await _store.DisposeAsync();
-        SqliteConnection.ClearAllPools();
         foreach (var f in System.IO.Directory.GetFiles(PartitionDir, "index.db*")) File.Delete(f);
         _store = Open();
         Assert.Equal(expected, await StateAsync());
@@ -457,9 +457,7 @@ public sealed class FolderApiTests : IAsyncLifetime
     public async Task AnIndexFromBeforeTheFolderApi_IsUpgradedAndBackfilled()
     {
         await AppendAsync("INBOX", Message(Encoded));
-        await ReopenAsync();
         await _store.DisposeAsync();
-        SqliteConnection.ClearAllPools();
         using (var c = new SqliteConnection($"Data Source={Path.Combine(PartitionDir, "index.db")};Pooling=False"))
         {
             c.Open();

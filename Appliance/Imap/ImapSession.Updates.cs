@@ -4,7 +4,7 @@ namespace Appliance.Imap;
 
 /// <summary>
 /// Keeping the client's view of the selected mailbox current: the change feed marks the view
-/// dirty (from the store's writer thread, so it only sets flags), and before each tagged reply,
+/// dirty (from whichever thread committed the change, so it only sets flags), and before each tagged reply,
 /// and while IDLE, <see cref="SyncAsync"/> reads what changed since the MODSEQ the client knows
 /// and tells it (RFC 9051 §7.5.1, §7.4; RFC 7162 §3.2.10 VANISHED).
 /// </summary>
@@ -16,7 +16,7 @@ internal sealed partial class ImapSession
     /// <summary>UIDs expunged elsewhere that the client has not been told about yet (withheld during FETCH/STORE/SEARCH).</summary>
     private readonly SortedSet<long> _pendingExpunges = [];
 
-    /// <summary>Change feed callback, on the store's writer thread: flag and wake, nothing else.</summary>
+    /// <summary>Change feed callback, on the committing caller's thread: flag and wake, nothing else.</summary>
     private void OnFolderChanged(string folder)
     {
         if (!string.Equals(folder, _selectedName, StringComparison.Ordinal)) return;

@@ -10,7 +10,8 @@ namespace Appliance.Store;
 // What SEARCH and SORT/THREAD need from a message, extracted once from its bytes with MimeKit:
 // decoded texts for the full-text index (RFC 9051 §6.4.4 matches after decoding encoded words,
 // transfer encodings and charsets) and RFC 5256 sort keys. Extraction is CPU work done by the
-// caller before it submits the write, never on the writer loop; it never throws (a message
+// caller before it submits the write, not on the writer loop (the writer only inserts the rows,
+// which is where FTS5 tokenizes the text); it never throws (a message
 // MimeKit cannot read is indexed with empty texts and the internal date).
 
 /// <summary>Search texts and sort keys of one message.</summary>

@@ -50,11 +50,13 @@ public sealed partial class Partition
         var changed = await c.QueryAsync<MessageRow>(
             """
             SELECT uid AS Uid, size AS Size, internal_date AS InternalDate, flags AS Flags, keywords AS Keywords, modseq AS ModSeq, blob AS Blob
-            FROM messages WHERE folder_id = @Id AND modseq > @sinceModSeq ORDER BY uid
+            FROM messages WHERE folder_id = @Id AND modseq > @sinceModSeq
             """, new { f.Id, sinceModSeq }, tx);
         var expunged = await c.QueryAsync<long>(
-            "SELECT uid FROM tombstones WHERE folder_id = @Id AND modseq > @sinceModSeq ORDER BY uid", new { f.Id, sinceModSeq }, tx);
-        return new FolderChanges(f.HighestModSeq, f.UidNext, changed.Select(r => r.ToStored()).ToList(), expunged.AsList());
+            "SELECT uid FROM tombstones WHERE folder_id = @Id AND modseq > @sinceModSeq", new { f.Id, sinceModSeq }, tx);
+        // Sorted here, not by ORDER BY uid: that made SQLite walk the whole folder in UID order
+        // instead of using the modseq indexes, and these results are small.
+        return new FolderChanges(f.HighestModSeq, f.UidNext, changed.Select(r => r.ToStored()).OrderBy(m => m.Uid).ToList(), expunged.Order().ToList());
     }
 
     public async Task<IReadOnlyDictionary<long, MessageStructure>> GetStructuresAsync(string account, string folder, IReadOnlyCollection<long> uids, CancellationToken ct)

@@ -20,10 +20,12 @@ namespace Appliance.Store;
 /// - Message files are immutable and written (fsynced) before their op is journalled. A copy
 ///   shares its source's file; a file is deleted once no message row names it (after commit).
 /// - Derived data (message_index sort keys, the fts full-text rows) is not journalled: the
-///   primary extracts it from the bytes before submitting (AppendOp.Index, never on the writer
-///   loop); an AppendOp read back from the journal carries its bytes and is extracted again when
-///   applied (crash replay, a replica: ApplyReplicatedAsync extracts before submitting). Copies
-///   copy the rows. Messages indexed by an older version are backfilled from their files on open.
+///   primary extracts it from the bytes before submitting (AppendOp.Index: the MimeKit work is
+///   off the writer loop; the FTS5 insert, which tokenizes the text, is on it). An AppendOp read
+///   back from the journal carries its bytes and is extracted again when applied (crash replay,
+///   a replica: ApplyReplicatedAsync extracts before submitting). Copies copy the rows. Messages
+///   stored by a version without these tables are indexed from their files at the first open
+///   after the upgrade (meta index_backfill).
 /// - A request whose ops must stand or fall together (MULTIAPPEND, a STORE, renaming INBOX)
 ///   journals them as one BatchOp record (WriteContext.Atomically): a torn tail cuts whole requests.
 /// - Every expunge (EXPUNGE, MOVE, the INBOX rename) leaves a tombstone (folder, uid, MODSEQ)
@@ -89,22 +91,25 @@ public sealed partial class Partition : IAsyncDisposable
     /// <summary>Builds the search and sort rows of messages stored before they existed (older data directories).</summary>
     private static void IndexUnindexed(SqliteConnection writer, string blobDir)
     {
+        if (writer.ExecuteScalar<long?>("SELECT value FROM meta WHERE key = 'index_backfill'") is null) return;
         var missing = writer.Query<UnindexedRow>(
             """
             SELECT m.folder_id AS FolderId, m.uid AS Uid, m.blob AS Blob, m.internal_date AS InternalDate FROM messages m
             WHERE NOT EXISTS (SELECT 1 FROM message_index i WHERE i.folder_id = m.folder_id AND i.uid = m.uid)
             """).AsList();
-        if (missing.Count == 0) return;
         using var tx = writer.BeginTransaction();
         var ctx = new WriteContext(writer, tx, 0);
+        int indexed = 0;
         foreach (var m in missing)
         {
             var path = BlobPath(blobDir, m.Blob);
             if (!File.Exists(path)) continue;
             ctx.Index(m.FolderId, m.Uid, MessageIndex.Extract(File.ReadAllBytes(path), m.InternalDate));
+            indexed++;
         }
+        writer.Execute("DELETE FROM meta WHERE key = 'index_backfill'", transaction: tx);
         tx.Commit();
-        Log.Info("indexed {0} messages for search", missing.Count);
+        Log.Info("indexed {0} messages for search", indexed);
     }
 
     private static IEnumerable<AppendOp> Appends(JournalOp op) => op switch

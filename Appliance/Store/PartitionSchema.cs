@@ -14,7 +14,12 @@ internal static class PartitionSchema
         // Added with the IMAP folder API: RFC 6154 attribute of a folder.
         if (c.ExecuteScalar<long>("SELECT count(*) FROM pragma_table_info('folders') WHERE name = 'special_use'") == 0)
             c.Execute("ALTER TABLE folders ADD COLUMN special_use TEXT");
+        bool indexExisted = c.ExecuteScalar<long>("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'message_index'") > 0;
         c.Execute(FolderApi);
+        // An index.db from before the search tables: its messages are indexed from their files
+        // once (Partition.IndexUnindexed), the mark going in the same transaction as the rows.
+        if (!indexExisted && c.ExecuteScalar<long>("SELECT count(*) FROM messages") > 0)
+            c.Execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('index_backfill', 1)");
     }
 
     /// <summary>
