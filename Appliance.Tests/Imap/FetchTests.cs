@@ -178,9 +178,9 @@ public sealed class FetchTests
     }
 
     [Fact]
-    public async Task StructureIsComputedWhenTheCallerHasNone()
+    public async Task StructureIsRequiredWhenTheRequestNeedsIt()
     {
-        Assert.Equal("* 3 FETCH (BODY[3.TEXT] {10}\r\ninner body)\r\n", await Fetch("BODY.PEEK[3.TEXT]", withStructure: false));
+        await Assert.ThrowsAsync<ArgumentNullException>(async () => await Fetch("BODY.PEEK[3.TEXT]", withStructure: false));
     }
 
     [Fact]

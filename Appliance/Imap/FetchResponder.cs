@@ -38,18 +38,14 @@ public static class FetchResponder
     private enum Cte { Identity, Base64, QuotedPrintable }
 
     /// <summary>Writes one complete <c>* seq FETCH (...)\r\n</c> for <paramref name="m"/>.
-    /// <paramref name="structure"/> may be null when the request does not need it (it is then
-    /// computed from the message if it does). Throws <see cref="ImapException"/> NO [UNKNOWN-CTE]
+    /// <paramref name="structure"/> may be null only when the request does not need it. Throws <see cref="ImapException"/> NO [UNKNOWN-CTE]
     /// before writing anything.</summary>
     public static async ValueTask WriteAsync(ImapWriter w, FetchRequest r, int seq, StoredMessage m,
         MessageStructure? structure, Func<Stream> openMessage, FetchContext ctx, CancellationToken ct)
     {
-        if (structure is null && r.NeedsStructure)
-        {
-            // Fallback for a message stored without its structure (MimeKit parses synchronously).
-            using var whole = openMessage();
-            structure = MessageStructure.Parse(whole);
-        }
+        // Every stored message has its structure (computed at delivery); the session skips one
+        // whose structure it could not read (expunged meanwhile).
+        if (structure is null && r.NeedsStructure) throw new ArgumentNullException(nameof(structure), "the request needs the message structure");
         using var reader = new MessageReader(openMessage);
 
         var plans = new Plan?[r.Items.Count];

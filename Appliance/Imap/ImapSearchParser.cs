@@ -174,19 +174,13 @@ public static class ImapSearchParser
         return new ModSeqKey(n);
     }
 
-    private static readonly string[] Months = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
-
     /// <summary>RFC 9051 date: date-day "-" date-month "-" date-year, as an atom or quoted.</summary>
     public static DateOnly Date(ImapValue value)
     {
         if (value.Kind is not (ImapValueKind.Atom or ImapValueKind.Quoted)) throw ImapException.Bad("date expected");
-        var parts = value.Text.Split('-');
-        if (parts.Length == 3 && parts[0].Length is 1 or 2 && parts[2].Length == 4
-            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int day)
-            && int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out int year)
-            && Array.IndexOf(Months, parts[1].ToUpperInvariant()) is int m and >= 0
-            && year >= 1 && day >= 1 && day <= DateTime.DaysInMonth(year, m + 1))
-            return new DateOnly(year, m + 1, day);
+        // "d" takes one or two digits, "MMM" any case of the English month (invariant culture).
+        if (DateOnly.TryParseExact(value.Text, "d-MMM-yyyy", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date))
+            return date;
         throw ImapException.Bad($"invalid date {value.Text} (want d-Mon-yyyy)");
     }
 }

@@ -410,7 +410,7 @@ internal sealed partial class ImapSession
     /// <summary>RFC 9051 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz" (day may be space-padded).</summary>
     internal static DateTimeOffset ParseDateTime(string text)
     {
-        if (DateTimeOffset.TryParseExact(text.TrimStart(), ["d-MMM-yyyy HH:mm:ss zzzz", "dd-MMM-yyyy HH:mm:ss zzzz"],
+        if (DateTimeOffset.TryParseExact(text.TrimStart(), "d-MMM-yyyy HH:mm:ss zzzz",
                 CultureInfo.InvariantCulture, DateTimeStyles.None, out var value))
             return value;
         throw ImapException.Bad("Invalid date-time");

@@ -49,6 +49,8 @@ public sealed class ThreadNode
 /// </summary>
 public static class ImapThread
 {
+    private const int MaxReferences = 256;
+
     // RFC 5256 §3 ORDEREDSUBJECT
     public static List<ThreadNode> OrderedSubject(List<(int Seq, StoredMessage Message)> messages, IReadOnlyDictionary<long, MessageSortInfo> info)
     {
@@ -100,7 +102,11 @@ public static class ImapThread
 
             // (1A) Link the referenced messages in order, never changing an existing parent
             // nor creating a loop.
-            string[] refs = mi.References.Length > 0 ? mi.References : mi.InReplyTo.Length > 0 ? [mi.InReplyTo] : [];
+            // At most the last MaxReferences ids: one message with a huge References header
+            // would otherwise build a chain of dummies as deep as it is long (quadratic loop
+            // checks, and recursion below as deep as the chain).
+            string[] refs = mi.References.Length > 0 ? mi.References[^Math.Min(MaxReferences, mi.References.Length)..]
+                : mi.InReplyTo.Length > 0 ? [mi.InReplyTo] : [];
             ThreadNode? prev = null;
             foreach (var id in refs)
             {
@@ -180,8 +186,9 @@ public static class ImapThread
             else if (!t.IsDummy && (r.IsDummy || (t.Info!.SubjectIsReply && !r.Info!.SubjectIsReply))) table[subject] = r;
         }
 
-        // (6C) Merge the others into it.
-        var result = new List<ThreadNode>(roots);
+        // (6C) Merge the others into it. Positions are kept: a root that gets a new dummy
+        // parent is replaced by it, merged roots drop out (one pass, no list searches).
+        var replaced = new Dictionary<ThreadNode, ThreadNode>();
         var removed = new HashSet<ThreadNode>();
         foreach (var r in roots)
         {
@@ -202,16 +209,15 @@ public static class ImapThread
             else
             {
                 var dummy = new ThreadNode();
-                result[result.IndexOf(t)] = dummy;
+                replaced[t] = dummy;
                 dummy.Add(t);
                 dummy.Add(r);
                 table[subject] = dummy;
                 removed.Add(t);
             }
-            result.Remove(r);
             removed.Add(r);
         }
-        return result;
+        return [.. roots.Select(r => replaced.GetValueOrDefault(r, r)).Where(r => !removed.Contains(r))];
     }
 
     /// <summary>The base subject of a thread (its first child's for a dummy), folded for comparison.</summary>

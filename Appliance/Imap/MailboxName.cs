@@ -27,12 +27,11 @@ public static class MailboxName
         return Normalize(text);
     }
 
-    /// <summary>Strips a trailing delimiter, maps any spelling of INBOX to "INBOX", refuses empty levels and control characters.</summary>
+    /// <summary>Strips a trailing delimiter, maps any spelling of INBOX to "INBOX" (<see cref="MailStore.FolderName"/>), refuses empty levels and control characters.</summary>
     public static string Normalize(string name)
     {
         if (name.Length > 1 && name[^1] == Delimiter) name = name[..^1];
-        if (name.Equals(MailStore.Inbox, StringComparison.OrdinalIgnoreCase)) return MailStore.Inbox;
-        if (name.StartsWith("INBOX/", StringComparison.OrdinalIgnoreCase)) name = MailStore.Inbox + name[5..];
+        name = MailStore.FolderName(name);
         if (name.Length == 0 || name.Length > MaxLength) throw ImapException.No("invalid mailbox name", "CANNOT");
         if (name[0] == Delimiter || name.Contains("//", StringComparison.Ordinal) || name.Any(c => c < 0x20 || c == 0x7F))
             throw ImapException.No("invalid mailbox name", "CANNOT");
