@@ -319,9 +319,7 @@ function New-TempDir([string]$Prefix) {
 }
 
 # Appliance config for the bench instance beyond the ports: room for the idle IMAP
-# connections, which all come from 127.0.0.1 and go to -Mailboxes users. Unknown keys
-# are ignored by the configuration binder, so these are harmless before the IMAP server
-# reads them.
+# connections, which all come from 127.0.0.1 and go to -Mailboxes users.
 $AppSettings = [ordered]@{
     Imap__MaxConnectionsPerIp   = 2 * $IdleConnections
     Imap__MaxConnectionsPerUser = 2 * $IdleConnections
@@ -382,9 +380,10 @@ function Measure-Appliance([hashtable]$Results) {
         $app = Start-Appliance $data $log
         if (Test-ImapGreeting $AppPorts.Imap) {
             # The corpus arrives over SMTP (250 = delivered); `ImapLoad append` would do it
-            # over IMAP instead. SmtpLoad takes the last value of a repeated option.
+            # over IMAP instead. SmtpLoad takes the last value of a repeated option; 50,000
+            # messages need more than its default 300 s on a busy machine.
             $fill = {
-                $null = Invoke-SmtpLoad $AppPorts.Smtp @('--messages', $SearchMessages, '--corpus', 'yes', '--to', $SearchMailbox)
+                $null = Invoke-SmtpLoad $AppPorts.Smtp @('--messages', $SearchMessages, '--corpus', 'yes', '--to', $SearchMailbox, '--timeout', 900)
             }
             Measure-Imap 'appliance' $Results $AppPorts.Imap @($app.Process.Id) $fill
         }

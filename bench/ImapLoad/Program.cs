@@ -2,7 +2,7 @@
 //
 //   ImapLoad mixed  --port N [--sessions 10 --commands 20000 --users 10]
 //   ImapLoad idle   --port N --pid PID[,PID] [--connections 500 --users 10]
-//   ImapLoad fill-maildir --dir MAILDIR [--messages 50000 --to big@bench.test]
+//   ImapLoad fill-maildir --dir MAILDIR [--messages 50000 --user big@bench.test]
 //   ImapLoad append --port N [--user big@bench.test --messages 50000 --sessions 10]
 //   ImapLoad search --port N [--user big@bench.test --messages 50000 --runs 5]
 //   common: --host 127.0.0.1 --domain bench.test --user-prefix u --password bench-password
