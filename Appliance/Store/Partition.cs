@@ -159,11 +159,7 @@ public sealed partial class Partition : IAsyncDisposable
         return rows.Select(r => r.ToStored()).ToList();
     }
 
-    public long UsedBytes(string account)
-    {
-        using var c = OpenReader();
-        return c.ExecuteScalar<long?>("SELECT used_bytes FROM accounts WHERE account = @account", new { account }) ?? 0;
-    }
+    public long UsedBytes(string account) => Usage(account).Bytes;
 
     public string BlobPath(string blobId) => BlobPath(_blobDir, blobId);
 
@@ -172,30 +168,13 @@ public sealed partial class Partition : IAsyncDisposable
     // ---- writes ----
 
     /// <summary>
-    /// Delivers one message: writes its file (fsync), then journals and indexes it. Returns the
+    /// Delivers one message (a one-message append: the folder must exist, INBOX is created when
+    /// missing): writes its file (fsync), then journals and indexes it. Returns the
     /// UID, or null when the account's quota (bytes, 0 = unlimited) would be exceeded.
     /// </summary>
     public async Task<long?> AppendAsync(string account, string folder, ReadOnlyMemory<byte> data, MessageStructure structure,
-        DateTimeOffset internalDate, MessageFlags flags, long quotaBytes, CancellationToken ct)
-    {
-        var blobId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var path = BlobPath(blobId);
-        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        await FileSystem.WriteDurableAsync(path, data, ct);
-        var bytes = data.ToArray();
-        var index = MessageIndex.Extract(bytes, internalDate.ToUnixTimeMilliseconds());
-        var result = await SubmitAsync(ctx =>
-        {
-            if (quotaBytes > 0 && ctx.UsedBytes(account) + bytes.Length > quotaBytes) return (long?)null;
-            var f = ctx.EnsureFolder(account, folder);
-            var op = new AppendOp(account, folder, f.UidNext, f.HighestModSeq + 1, internalDate.ToUnixTimeMilliseconds(),
-                flags, [], blobId, structure, bytes);
-            ctx.Emit(op with { Index = index });
-            return op.Uid;
-        });
-        if (result is null) File.Delete(path);
-        return result;
-    }
+        DateTimeOffset internalDate, MessageFlags flags, long quotaBytes, CancellationToken ct) =>
+        (await AppendAsync(account, folder, [new NewMessage(data, structure, internalDate, flags, [])], quotaBytes, ct))?.Uids[0];
 
     /// <summary>Creates the folder if it does not exist yet.</summary>
     public Task CreateFolderAsync(string account, string folder) =>
