@@ -48,10 +48,7 @@ public sealed partial class Partition
         await using var tx = c.BeginTransaction(deferred: true);
         var f = await c.QuerySingleOrDefaultAsync<FolderRow>(SelectFolder, new { account, folder }, tx) ?? throw new FolderNotFoundException(folder);
         var changed = await c.QueryAsync<MessageRow>(
-            """
-            SELECT uid AS Uid, size AS Size, internal_date AS InternalDate, flags AS Flags, keywords AS Keywords, modseq AS ModSeq, blob AS Blob
-            FROM messages WHERE folder_id = @Id AND modseq > @sinceModSeq
-            """, new { f.Id, sinceModSeq }, tx);
+            "SELECT " + MessageRow.Columns + " FROM messages m WHERE m.folder_id = @Id AND m.modseq > @sinceModSeq", new { f.Id, sinceModSeq }, tx);
         var expunged = await c.QueryAsync<long>(
             "SELECT uid FROM tombstones WHERE folder_id = @Id AND modseq > @sinceModSeq", new { f.Id, sinceModSeq }, tx);
         // Sorted here, not by ORDER BY uid: that made SQLite walk the whole folder in UID order

@@ -156,11 +156,8 @@ public sealed partial class Partition
         // json_each drives the join (CROSS JOIN fixes the order): one primary-key lookup per UID,
         // where "uid IN (…)" may scan the whole folder.
         public List<MessageRow> Messages(long folderId, IEnumerable<long> uids) => c.Query<MessageRow>(
-            """
-            SELECT m.uid AS Uid, m.size AS Size, m.internal_date AS InternalDate, m.flags AS Flags, m.keywords AS Keywords, m.modseq AS ModSeq, m.blob AS Blob
-            FROM json_each(@uids) AS j CROSS JOIN messages AS m
-            WHERE m.folder_id = @folderId AND m.uid = j.value ORDER BY m.uid
-            """, new { folderId, uids = UidJson(uids) }, tx).AsList();
+            "SELECT " + MessageRow.Columns +
+            " FROM json_each(@uids) AS j CROSS JOIN messages AS m WHERE m.folder_id = @folderId AND m.uid = j.value ORDER BY m.uid", new { folderId, uids = UidJson(uids) }, tx).AsList();
 
         public List<long> AllUids(long folderId) =>
             c.Query<long>("SELECT uid FROM messages WHERE folder_id = @folderId ORDER BY uid", new { folderId }, tx).AsList();

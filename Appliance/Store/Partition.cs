@@ -151,11 +151,8 @@ public sealed partial class Partition : IAsyncDisposable
     {
         await using var c = OpenReader();
         var rows = await c.QueryAsync<MessageRow>(
-            """
-            SELECT m.uid AS Uid, m.size AS Size, m.internal_date AS InternalDate, m.flags AS Flags, m.keywords AS Keywords, m.modseq AS ModSeq, m.blob AS Blob
-            FROM messages m JOIN folders f ON f.id = m.folder_id
-            WHERE f.account = @account AND f.name = @folder ORDER BY m.uid
-            """, new { account, folder });
+            "SELECT " + MessageRow.Columns +
+            " FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @account AND f.name = @folder ORDER BY m.uid", new { account, folder });
         return rows.Select(r => r.ToStored()).ToList();
     }
 

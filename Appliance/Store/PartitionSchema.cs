@@ -109,6 +109,9 @@ internal sealed class FolderRow
 
 internal sealed class MessageRow
 {
+    /// <summary>The select list for a <c>messages m</c> row.</summary>
+    public const string Columns = "m.uid AS Uid, m.size AS Size, m.internal_date AS InternalDate, m.flags AS Flags, m.keywords AS Keywords, m.modseq AS ModSeq, m.blob AS Blob";
+
     public long Uid { get; set; }
     public long Size { get; set; }
     public long InternalDate { get; set; }
