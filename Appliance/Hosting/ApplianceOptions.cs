@@ -17,6 +17,7 @@ public sealed class ApplianceOptions
     public RelayOptions Relay { get; set; } = new();
     public DnsOptions Dns { get; set; } = new();
     public SecurityOptions Security { get; set; } = new();
+    public Appliance.Cluster.ClusterOptions Cluster { get; set; } = new();
 }
 
 public sealed class NodeOptions
