@@ -16,6 +16,7 @@ public sealed class JournalReplayTests : IDisposable
     private string Dir(string name) => Path.Combine(_root, name);
 
     private static Partition Open(string dir) => Partition.Open("a", dir, SmallSegments);
+    private static Partition OpenReplica(string dir) { var p = Open(dir); p.IsPrimary = false; return p; }
 
     public void Dispose()
     {
@@ -76,7 +77,7 @@ public sealed class JournalReplayTests : IDisposable
     {
         await using var primary = Open(Dir("primary"));
         await BuildHistoryAsync(primary);
-        await using var replica = Open(Dir("replica"));
+        await using var replica = OpenReplica(Dir("replica"));
 
         await replica.ApplyReplicatedAsync(primary.ReadJournal(0).ToList());
 
@@ -97,7 +98,7 @@ public sealed class JournalReplayTests : IDisposable
     public async Task ReplicaFedInPieces_ReachesTheSameState()
     {
         await using var primary = Open(Dir("primary"));
-        await using var replica = Open(Dir("replica"));
+        await using var replica = OpenReplica(Dir("replica"));
         await BuildHistoryAsync(primary);
 
         var records = primary.ReadJournal(0).ToList();
@@ -114,7 +115,7 @@ public sealed class JournalReplayTests : IDisposable
     {
         await using var primary = Open(Dir("primary"));
         await BuildHistoryAsync(primary);
-        await using var replica = Open(Dir("replica"));
+        await using var replica = OpenReplica(Dir("replica"));
         var records = primary.ReadJournal(0).ToList();
 
         await replica.ApplyReplicatedAsync(records);
@@ -135,7 +136,7 @@ public sealed class JournalReplayTests : IDisposable
     {
         await using var primary = Open(Dir("primary"));
         await BuildHistoryAsync(primary);
-        await using var replica = Open(Dir("replica"));
+        await using var replica = OpenReplica(Dir("replica"));
         var records = primary.ReadJournal(0).ToList();
         await replica.ApplyReplicatedAsync(records[..5]);
         var before = await replica.DumpAsync();
@@ -191,7 +192,7 @@ public sealed class JournalReplayTests : IDisposable
             Assert.Equal(8, uid);
 
             // A replica built from the repaired journal agrees with it.
-            await using var replica = Open(Dir("replica"));
+            await using var replica = OpenReplica(Dir("replica"));
             await replica.ApplyReplicatedAsync(reopened.ReadJournal(0).ToList());
             Assert.Equal(await reopened.DumpAsync(), await replica.DumpAsync());
         }
@@ -232,7 +233,7 @@ public sealed class JournalReplayTests : IDisposable
             Assert.True(seen.Add(status!.UidValidity), $"UIDVALIDITY {status.UidValidity} reused in round {i}");
             await p.DeleteAccountAsync("alice@example.test");
         }
-        await using var replica = Open(Dir("replica"));
+        await using var replica = OpenReplica(Dir("replica"));
         await replica.ApplyReplicatedAsync(p.ReadJournal(0).ToList());
         await p.CreateFolderAsync("alice@example.test", "INBOX");
         await replica.ApplyReplicatedAsync(p.ReadJournal(replica.LastSeq).ToList());

@@ -89,6 +89,31 @@ public sealed class Journal : IDisposable
         }
     }
 
+    /// <summary>Drops every record after <paramref name="seq"/> (the journal must not be open).</summary>
+    public static void TruncateAfter(string dir, long seq)
+    {
+        var journal = new Journal(dir, long.MaxValue);
+        foreach (var (first, path) in journal.Segments())
+        {
+            if (first > seq)
+            {
+                File.Delete(path);
+                continue;
+            }
+            long keep = 0;
+            foreach (var raw in RawRecords(path))
+            {
+                if (raw.Seq > seq) break;
+                keep = raw.End;
+            }
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Write);
+            if (f.Length == keep) continue;
+            f.SetLength(keep);
+            f.Flush(flushToDisk: true);
+        }
+        FileSystem.FsyncDirectory(dir);
+    }
+
     private void Rotate()
     {
         _current?.Dispose();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Appliance.Directory;
 
 namespace Appliance.Store;
@@ -6,17 +7,48 @@ namespace Appliance.Store;
 public sealed partial class MailStore : IMailStore, IAsyncDisposable
 {
     public const string Inbox = "INBOX";
-    private readonly Dictionary<string, Partition> _partitions;
+    private readonly ConcurrentDictionary<string, Partition> _partitions;
+    private readonly string _dataDir;
+    private readonly long _journalSegmentBytes;
 
-    private MailStore(Dictionary<string, Partition> partitions) => _partitions = partitions;
+    private MailStore(ConcurrentDictionary<string, Partition> partitions, string dataDir, long journalSegmentBytes)
+    {
+        _partitions = partitions;
+        _dataDir = dataDir;
+        _journalSegmentBytes = journalSegmentBytes;
+    }
+
+    public IEnumerable<string> PartitionNames => _partitions.Keys.Order(StringComparer.Ordinal);
 
     /// <summary>Opens units/store-NAME for each configured partition (replaying unapplied journal records).</summary>
     public static MailStore Open(string dataDir, IEnumerable<string> partitions, long journalSegmentBytes)
     {
-        var map = new Dictionary<string, Partition>(StringComparer.Ordinal);
+        var map = new ConcurrentDictionary<string, Partition>(StringComparer.Ordinal);
         foreach (var name in partitions)
-            map[name] = Store.Partition.Open(name, Path.Combine(dataDir, "units", "store-" + name), journalSegmentBytes);
-        return new MailStore(map);
+            map[name] = Store.Partition.Open(name, PartitionDir(dataDir, name), journalSegmentBytes);
+        return new MailStore(map, dataDir, journalSegmentBytes);
+    }
+
+    private static string PartitionDir(string dataDir, string name) => Path.Combine(dataDir, "units", "store-" + name);
+
+    /// <summary>
+    /// Cuts a replica's copy back to <paramref name="seq"/> (journal records after it are
+    /// dropped) and rebuilds its index and message files from the journal, so it can resync from
+    /// a primary whose history split from it there. Only for a copy that is not active here.
+    /// </summary>
+    public async Task<Partition> RollBackAsync(string name, long seq)
+    {
+        var old = Partition(name);
+        if (old.IsPrimary) throw new InvalidOperationException($"partition {name} is active here: it cannot be rolled back");
+        await old.DisposeAsync();
+        var dir = PartitionDir(_dataDir, name);
+        Journal.TruncateAfter(Path.Combine(dir, "journal"), seq);
+        foreach (var file in System.IO.Directory.EnumerateFiles(dir, "index.db*")) File.Delete(file);
+        System.IO.Directory.Delete(Path.Combine(dir, "blobs"), recursive: true);
+        var fresh = Store.Partition.Open(name, dir, _journalSegmentBytes);
+        fresh.IsPrimary = false;
+        _partitions[name] = fresh;
+        return fresh;
     }
 
     public Partition Partition(string name) =>

@@ -138,3 +138,18 @@ public sealed class ChangeFeed
         }
     }
 }
+
+/// <summary>
+/// Receives a primary partition's journal records as they are committed and says when they
+/// are durable on the peer too (the cluster's replication; see Cluster/ReplicationSender).
+/// </summary>
+public interface IReplicationSink
+{
+    /// <summary>Called on the writer loop, in sequence order, right after the local commit: must not block.</summary>
+    void Ship(IReadOnlyList<JournalRecord> records);
+    /// <summary>Completes when every record up to <paramref name="seq"/> is durable wherever it must be (peer, or the peer is known outdated or fenced); faults if the unit is being demoted.</summary>
+    Task WhenDurableAsync(long seq);
+}
+
+/// <summary>The partition (logical unit) is not active on this node, or is moving: try again shortly.</summary>
+public sealed class UnitUnavailableException(string message) : Exception(message);

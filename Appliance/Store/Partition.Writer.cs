@@ -26,12 +26,27 @@ public sealed partial class Partition
         public override void Fail(Exception ex) => _tcs.TrySetException(ex);
     }
 
-    private Task<T> SubmitAsync<T>(Func<WriteContext, T> plan)
+    private Task<T> SubmitAsync<T>(Func<WriteContext, T> plan) => SubmitAsync(plan, replicated: false);
+
+    private Task<T> SubmitAsync<T>(Func<WriteContext, T> plan, bool replicated)
     {
         if (_faulted is not null) return Task.FromException<T>(new IOException($"partition {Name} is failed: {_faulted.Message}", _faulted));
+        // Local writes only where this node is the primary; shipped records only on a replica.
+        if (replicated == IsPrimary)
+            return Task.FromException<T>(new UnitUnavailableException(replicated ? $"partition {Name} is primary here, it takes no replicated records" : $"partition {Name} is not active on this node"));
         var request = new WriteRequest<T>(plan);
         if (!_requests.Writer.TryWrite(request)) return Task.FromException<T>(new ObjectDisposedException($"partition {Name}"));
         return request.Task;
+    }
+
+    /// <summary>
+    /// Stops taking local writes and returns once every write accepted before is committed
+    /// (and handed to <see cref="Replication"/>): a barrier through the writer loop.
+    /// </summary>
+    public async Task DemoteAsync()
+    {
+        IsPrimary = false;
+        await SubmitAsync(_ => 0, replicated: true);
     }
 
     private async Task WriterLoopAsync()
@@ -49,6 +64,7 @@ public sealed partial class Partition
                 continue;
             }
             WriteContext ctx;
+            IReadOnlyList<JournalRecord> written = [];
             using (var tx = _writer.BeginTransaction())
             {
                 ctx = new WriteContext(_writer, tx, _journal.LastSeq + 1);
@@ -74,7 +90,7 @@ public sealed partial class Partition
                     if (ctx.Ops.Count > 0)
                     {
                         SetAppliedSeq(_writer, tx, ctx.NextSeq - 1);
-                        _journal.Append(ctx.Ops);
+                        written = _journal.Append(ctx.Ops);
                     }
                     tx.Commit();
                 }
@@ -90,7 +106,32 @@ public sealed partial class Partition
             // Files of expunged messages go before the callers hear back, so an acknowledged
             // expunge has left nothing behind (unlinks are cheap next to the fsync above).
             ctx.DeleteRemovedBlobs(_blobDir);
+            if (written.Count > 0 && Replication is { } sink)
+            {
+                // Acknowledged means on both disks: the callers hear back once the peer has the
+                // records too. The loop goes on with the next batch meanwhile (acks are in order).
+                sink.Ship(written);
+                var durable = sink.WhenDurableAsync(written[^1].Seq);
+                if (!durable.IsCompletedSuccessfully)
+                {
+                    _ = CompleteWhenDurableAsync(durable, [.. ok]);
+                    continue;
+                }
+            }
             foreach (var r in ok) r.Complete();
+        }
+    }
+
+    private static async Task CompleteWhenDurableAsync(Task durable, WriteRequest[] requests)
+    {
+        try
+        {
+            await durable;
+            foreach (var r in requests) r.Complete();
+        }
+        catch (Exception ex)
+        {
+            foreach (var r in requests) r.Fail(ex);
         }
     }
 

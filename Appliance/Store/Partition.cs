@@ -44,6 +44,16 @@ public sealed partial class Partition : IAsyncDisposable
     public string Name { get; }
     public long LastSeq => _journal.LastSeq;
 
+    /// <summary>
+    /// Whether local writes are accepted (the unit is active on this node). A single node is
+    /// always primary; in a pair the cluster manager flips it on promotion and demotion, and a
+    /// replica takes only <see cref="ApplyReplicatedAsync"/>.
+    /// </summary>
+    public bool IsPrimary { get; set; } = true;
+
+    /// <summary>Where a primary ships its records and waits for them to be durable (null: alone).</summary>
+    public IReplicationSink? Replication { get; set; }
+
     private Partition(string name, string dir, SqliteConnection writer, Journal journal, string connectionString)
     {
         Name = name;
@@ -222,7 +232,7 @@ public sealed partial class Partition : IAsyncDisposable
                 ctx.Emit(r.Op);
             }
             return 0;
-        });
+        }, replicated: true);
     }
 
     /// <summary>Journal records after <paramref name="afterSeq"/> (to ship to a replica).</summary>

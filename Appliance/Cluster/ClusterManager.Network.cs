@@ -1,0 +1,137 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Appliance.Cluster;
+
+public sealed partial class ClusterManager
+{
+    private readonly List<Socket> _heartbeatSockets = [];
+    private readonly List<TcpListener> _listeners = [];
+    private readonly List<Task> _networkTasks = [];
+    private long[] _heardOnLink = [];
+    private NodeStatus? _peer;
+
+    private void StartNetwork()
+    {
+        _heardOnLink = new long[_options.Links.Length];
+        for (var i = 0; i < _options.Links.Length; i++)
+        {
+            var link = _options.Links[i];
+            var local = IPAddress.Parse(link.Local);
+            var udp = new Socket(local.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            udp.Bind(new IPEndPoint(local, _options.HeartbeatPort));
+            _heartbeatSockets.Add(udp);
+            var index = i;
+            _networkTasks.Add(Task.Run(() => ReceiveHeartbeatsAsync(udp, index)));
+            var tcp = new TcpListener(local, _options.ReplicationPort);
+            tcp.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            tcp.Start();
+            _listeners.Add(tcp);
+            _networkTasks.Add(Task.Run(() => AcceptAsync(tcp)));
+        }
+        Log.Info("node {0} (incarnation {1:x}): heartbeats and replication on {2}, peer {3}", _self, _incarnation,
+            string.Join(", ", _options.Links.Select(l => $"{l.Local}→{l.Peer}")), _options.Peer);
+    }
+
+    private async Task ReceiveHeartbeatsAsync(Socket udp, int link)
+    {
+        var buffer = new byte[64 * 1024];
+        EndPoint from = new IPEndPoint(udp.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+        while (!_stop.IsCancellationRequested)
+        {
+            int n;
+            try
+            {
+                var result = await udp.ReceiveFromAsync(buffer, SocketFlags.None, from, _stop.Token);
+                n = result.ReceivedBytes;
+            }
+            catch (OperationCanceledException) { return; }
+            catch (SocketException) { continue; } // ICMP unreachable from a dead peer, for instance
+            catch (ObjectDisposedException) { return; }
+            if (NodeStatus.Decode(buffer.AsSpan(0, n), _options.Secret) is not { } status || status.Node != _options.Peer) continue;
+            lock (_gate)
+            {
+                Volatile.Write(ref _heardOnLink[link], Now);
+                if (_peer is null || status.Incarnation != _peer.Incarnation || status.Seq > _peer.Seq)
+                {
+                    if (_peer is not null && status.Incarnation != _peer.Incarnation) Log.Info("peer {0} restarted (incarnation {1:x})", status.Node, status.Incarnation);
+                    _peer = status;
+                }
+            }
+        }
+    }
+
+    /// <summary>The peer's last heartbeat and whether it was heard on any link within the dead-time.</summary>
+    private NodeStatus? PeerSnapshot(out bool alive)
+    {
+        var now = Now;
+        alive = false;
+        lock (_gate)
+        {
+            foreach (var heard in _heardOnLink)
+                if (heard != 0 && Ms(now - heard) < _options.DeadTimeMs) alive = true;
+            return _peer;
+        }
+    }
+
+    private void SendHeartbeats()
+    {
+        var seq = ++_seq;
+        var status = new NodeStatus(_self, _incarnation, seq, _peer?.Seq ?? 0, _standby, _ready,
+            [.. _units.Select(u => new UnitStatus(u.Name, u.State, u.Record.Epoch, u.Partition.LastSeq, u.Record.Outdated,
+                u.Record.OutdatedToken, u.OutdateRequest, u.ReplicaInSync, u.HandOverTo))]);
+        var datagram = status.Encode(_options.Secret);
+        for (var i = 0; i < _heartbeatSockets.Count; i++)
+        {
+            try { _heartbeatSockets[i].SendTo(datagram, new IPEndPoint(IPAddress.Parse(_options.Links[i].Peer), _options.HeartbeatPort)); }
+            catch (SocketException) { /* link down: the others carry the heartbeat */ }
+        }
+    }
+
+    private async Task AcceptAsync(TcpListener listener)
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try { socket = await listener.AcceptSocketAsync(_stop.Token); }
+            catch (Exception) when (_stop.IsCancellationRequested) { return; }
+            catch (SocketException) { continue; }
+            _ = Task.Run(() => ServeAsync(socket));
+        }
+    }
+
+    private async Task ServeAsync(Socket socket)
+    {
+        using var _ = socket;
+        ClusterWire.Tune(socket);
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        try
+        {
+            using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            handshake.CancelAfter(5000);
+            var purpose = await ClusterWire.ServerHandshakeAsync(stream, _options.Secret, _self, _options.Peer, handshake.Token);
+            switch (purpose)
+            {
+                case FrameType.Replicate:
+                    await ServeReplicaAsync(stream);
+                    break;
+                case FrameType.Command:
+                    await ServeCommandAsync(stream);
+                    break;
+                default:
+                    throw new InvalidDataException($"unknown purpose {purpose}");
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or OperationCanceledException or SocketException or EndOfStreamException)
+        {
+            if (!_stop.IsCancellationRequested) Log.Warn("cluster connection from {0}: {1}", socket.RemoteEndPoint, ex.Message);
+        }
+    }
+
+    private async Task StopNetworkAsync()
+    {
+        foreach (var l in _listeners) l.Stop();
+        foreach (var s in _heartbeatSockets) s.Dispose();
+        try { await Task.WhenAll(_networkTasks); } catch (Exception) { /* stopping */ }
+    }
+}

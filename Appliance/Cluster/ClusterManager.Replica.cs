@@ -1,0 +1,140 @@
+using Appliance.Store;
+
+namespace Appliance.Cluster;
+
+public sealed partial class ClusterManager
+{
+    /// <summary>
+    /// Replica side of a replication connection: tells the primary where this copy stands,
+    /// applies the records it ships (each batch durable before its ack), and clears the
+    /// outdated mark once the primary says the copy has caught up.
+    /// </summary>
+    private async Task ServeReplicaAsync(Stream stream)
+    {
+        using var first = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        first.CancelAfter(_options.ReplicationTimeoutMs * 2);
+        var request = await ClusterWire.ReadFrameAsync(stream, first.Token) ?? throw new IOException("closed before naming a unit");
+        if (request.Type != FrameType.Replicate) throw new InvalidDataException("expected a unit name");
+        string name;
+        List<Generation> primaryHistory;
+        using (var r = ClusterWire.Reader(request.Payload))
+        {
+            name = r.ReadString();
+            primaryHistory = ReplicationCodec.ReadHistory(r);
+        }
+        var unit = _units.Find(u => u.Name == name);
+        var refusal = unit is null ? $"no unit {name} on {_self}"
+            : unit.State != UnitState.Stopped ? $"unit {name} is {unit.State.ToString().ToLowerInvariant()} on {_self}"
+            : unit.Diverged ? $"the copy of {name} on {_self} is being rolled back" : null;
+        if (refusal is not null)
+        {
+            await ClusterWire.WriteFrameAsync(stream, FrameType.Refused, ClusterWire.Encode(w => w.Write(refusal)), _stop.Token);
+            return;
+        }
+        await StopReceiverAsync(unit!);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        unit!.ReceiverStop = stop;
+        unit.ReceiverTask = done.Task;
+        unit.PrimaryHistory = primaryHistory;
+        try
+        {
+            var p = unit.Partition;
+            await ClusterWire.WriteFrameAsync(stream, FrameType.ReplicaState, ReplicationCodec.EncodeState(p.LastSeq, unit.Record.History), stop.Token);
+            var adopted = false;
+            while (true)
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                timeout.CancelAfter(_options.ReplicationTimeoutMs);
+                if (await ClusterWire.ReadFrameAsync(stream, timeout.Token) is not { } frame) return;
+                if (frame.Type == FrameType.Refused)
+                {
+                    unit.Diverged = true;
+                    Log.Error("ALERT unit {0}: primary {1} refused this copy: {2}", name, _options.Peer, ClusterWire.Reader(frame.Payload).ReadString());
+                    return;
+                }
+                if (!adopted)
+                {
+                    // Accepted as a prefix of the primary's copy: from now on this copy follows
+                    // the primary's generations (so it can be promoted after them).
+                    unit.Record.History = [.. primaryHistory];
+                    unit.Record.Save(unit.Dir);
+                    adopted = true;
+                }
+                switch (frame.Type)
+                {
+                    case FrameType.Records:
+                        await p.ApplyReplicatedAsync(ReplicationCodec.DecodeRecords(frame.Payload));
+                        break;
+                    case FrameType.InSync:
+                        if (unit.Record.Outdated)
+                        {
+                            unit.Record.Outdated = false;
+                            unit.Record.Save(unit.Dir);
+                            Log.Info("unit {0}: this copy caught up with {1} at seq {2}, no longer outdated", name, _options.Peer, p.LastSeq);
+                        }
+                        unit.ReplicaInSync = true;
+                        break;
+                }
+                await ClusterWire.WriteFrameAsync(stream, FrameType.Ack, BitConverter.GetBytes(p.LastSeq), stop.Token);
+            }
+        }
+        finally
+        {
+            unit.ReplicaInSync = false;
+            done.TrySetResult();
+        }
+    }
+
+    private async Task StopReceiverAsync(Unit unit)
+    {
+        try { unit.ReceiverStop?.Cancel(); }
+        catch (ObjectDisposedException) { }
+        await unit.ReceiverTask;
+    }
+
+    /// <summary>
+    /// A copy the primary refused holds records the primary lacks: the tail written by a primary
+    /// that died before replicating it (never acknowledged), or both sides of a split brain.
+    /// The copy goes back to the last record both share and resyncs from there; the messages of
+    /// the tail are kept as files under units/NAME/diverged/ (never deleted) and an alert says so.
+    /// </summary>
+    private async Task RollBackAsync(Unit unit, NodeStatus peer)
+    {
+        var mine = unit.Record.History;
+        var theirs = unit.PrimaryHistory ?? [];
+        var shared = 0;
+        while (shared < mine.Count && shared < theirs.Count && mine[shared] == theirs[shared]) shared++;
+        var p = unit.Partition;
+        long common = shared == 0 ? 0 : Math.Min(
+            shared < mine.Count ? mine[shared].StartSeq - 1 : p.LastSeq,
+            shared < theirs.Count ? theirs[shared].StartSeq - 1 : long.MaxValue);
+        var kept = Path.Combine(unit.Dir, "diverged", DateTimeOffset.UtcNow.ToString("yyyyMMddTHHmmssZ"));
+        var saved = 0;
+        foreach (var record in p.ReadJournal(common))
+            foreach (var append in AppendsOf(record.Op))
+            {
+                var dir = Path.Combine(kept, Sanitize(append.Account), Sanitize(append.Folder));
+                System.IO.Directory.CreateDirectory(dir);
+                await File.WriteAllBytesAsync(Path.Combine(dir, $"{record.Seq}-{append.Uid}.eml"), append.Data);
+                saved++;
+            }
+        Log.Error("ALERT unit {0}: rolling this copy back from seq {1} to {2} to resync from {3}; {4} message(s) of the discarded tail kept in {5}",
+            unit.Name, p.LastSeq, common, peer.Node, saved, saved > 0 ? kept : "(none)");
+        unit.Partition = await _store.RollBackAsync(p.Name, common);
+        unit.Partition.IsPrimary = false;
+        unit.Record.History = [.. mine.Take(shared)];
+        unit.Record.Save(unit.Dir);
+        unit.Diverged = false;
+    }
+
+    private static IEnumerable<AppendOp> AppendsOf(JournalOp op) => op switch
+    {
+        AppendOp a => [a],
+        BatchOp b => b.Ops.OfType<AppendOp>(),
+        _ => [],
+    };
+
+    private static string Sanitize(string name) =>
+        string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '.' or '@' or '-' or '_' ? c : '_'));
+}

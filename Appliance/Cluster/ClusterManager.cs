@@ -1,0 +1,215 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Appliance.Store;
+
+namespace Appliance.Cluster;
+
+/// <summary>
+/// The cluster manager of one node of a pair (DESIGN.md §2): heartbeats, the state of every
+/// logical unit, fencing and takeover, planned switchover and failback.
+/// Implementation notes (invariants):
+/// - All decisions run on one loop, once per heartbeat interval, from a snapshot of the peer's
+///   last heartbeat; the network tasks only record what they heard.
+/// - A unit becomes active here only (a) with the peer alive, after the peer has seen this node
+///   announce "starting" and still reports the unit inactive on its side, or (b) with the peer
+///   silent on every link for the dead-time, after a confirmed fence. A copy marked outdated is
+///   never promoted.
+/// - A primary whose replica is unreachable holds every acknowledgement until the peer agrees
+///   (over any heartbeat link) to be outdated, or is fenced: so no acknowledged write exists
+///   only on a node that may lose the unit.
+/// - Every promotion starts a new generation (epoch, node, first seq) in the unit's history.
+/// </summary>
+public sealed partial class ClusterManager : IAsyncDisposable
+{
+    private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("cluster");
+    private readonly ClusterOptions _options;
+    private readonly string _self;
+    private readonly MailStore _store;
+    private readonly string _dataDir;
+    private readonly Func<string, CancellationToken, Task<(bool Confirmed, string Detail)>> _fence;
+    private readonly Func<string[], bool, CancellationToken, Task> _addresses;
+    private readonly List<Unit> _units = [];
+    private readonly long _incarnation = BitConverter.ToInt64(RandomNumberGenerator.GetBytes(8)) & long.MaxValue;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _gate = new();
+    private Task _loop = Task.CompletedTask;
+    private long _seq;
+    private bool _ready;
+    private bool _standby;
+    private bool _peerWasAlive;
+    private bool _peerEverSeen;
+    private volatile bool _peerFenced;
+    private Task? _fencing;
+    private CancellationTokenSource? _fencingStop;
+    private long _outdateTokens;
+
+    /// <param name="fence">Powers the peer off; Confirmed only when the device confirmed it.</param>
+    /// <param name="addresses">Adds (true) or removes (false) a unit's floating addresses.</param>
+    public ClusterManager(ClusterOptions options, string self, MailStore store, string dataDir,
+        Func<string, CancellationToken, Task<(bool Confirmed, string Detail)>> fence,
+        Func<string[], bool, CancellationToken, Task> addresses)
+    {
+        if (options.Secret.Length < 16) throw new InvalidOperationException("Cluster:Secret must be set (16 characters or more) on both nodes");
+        if (options.Links.Length == 0) throw new InvalidOperationException("Cluster:Links must list at least one link to the peer");
+        if (options.Peer == self) throw new InvalidOperationException($"Cluster:Peer names this node ({self})");
+        _options = options;
+        _self = self;
+        _store = store;
+        _dataDir = dataDir;
+        _fence = fence;
+        _addresses = addresses;
+        _standby = File.Exists(StandbyMarker);
+        foreach (var u in UnitsOf(options, store))
+        {
+            var partition = store.Partition(u.Name["store-".Length..]);
+            var dir = Path.Combine(dataDir, "units", u.Name);
+            var unit = new Unit(u.Name, partition, dir, UnitRecord.Load(dir), u.Preferred, u.Addresses);
+            // Every copy starts as a replica; the loop decides what becomes active here.
+            partition.IsPrimary = false;
+            _units.Add(unit);
+        }
+        _outdateTokens = _incarnation & 0xFFFF_FFFF_0000;
+    }
+
+    private string StandbyMarker => Path.Combine(_dataDir, "standby");
+
+    /// <summary>The configured store units, or one per hosted partition preferring node names in order.</summary>
+    private static IEnumerable<UnitOptions> UnitsOf(ClusterOptions options, MailStore store)
+    {
+        if (options.Units.Length > 0)
+        {
+            foreach (var u in options.Units.Where(u => u.Name.StartsWith("store-", StringComparison.Ordinal)))
+                yield return u;
+            yield break;
+        }
+        var i = 0;
+        foreach (var p in store.PartitionNames)
+            yield return new UnitOptions { Name = "store-" + p, Preferred = i++ % 2 == 0 ? "node1" : "node2" };
+    }
+
+    public async Task StartAsync()
+    {
+        StartNetwork();
+        _ready = _options.StartWithoutPeer;
+        if (!_ready) Log.Info("waiting for peer {0} before taking any unit (two-node start rule; Cluster:StartWithoutPeer overrides)", _options.Peer);
+        _loop = Task.Run(LoopAsync);
+        await Task.CompletedTask;
+    }
+
+    private async Task LoopAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.HeartbeatIntervalMs));
+        do
+        {
+            try { await TickAsync(); }
+            catch (Exception ex) { Log.Error(ex, "cluster loop"); }
+        }
+        while (await WaitAsync(timer));
+    }
+
+    private async Task<bool> WaitAsync(PeriodicTimer timer)
+    {
+        try { return await timer.WaitForNextTickAsync(_stop.Token); }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    private async Task TickAsync()
+    {
+        var peer = PeerSnapshot(out var peerAlive);
+        if (peerAlive)
+        {
+            if (!_peerWasAlive) Log.Info("peer {0} is up", _options.Peer);
+            _peerEverSeen = true;
+            _peerFenced = false;
+            _fencingStop?.Cancel();
+            if (!_ready) Log.Info("peer {0} seen: units may start", _options.Peer);
+            _ready = true;
+        }
+        else if (_peerWasAlive || (_ready && !_peerEverSeen && _fencing is null))
+        {
+            Log.Warn(_peerWasAlive ? "peer {0} silent on every link for {1} ms: declared dead" : "starting without peer {0}: it must be fenced first", _options.Peer, _options.DeadTimeMs);
+            StartFencing(peer);
+        }
+        _peerWasAlive = peerAlive;
+        foreach (var unit in _units) await DecideAsync(unit, peerAlive ? peer : null);
+        SendHeartbeats();
+    }
+
+    /// <summary>The units and their state here, for <c>appliance cluster status</c>.</summary>
+    public IReadOnlyList<string> Status()
+    {
+        var peer = PeerSnapshot(out var alive);
+        var lines = new List<string>
+        {
+            $"node {_self}: {(_standby ? "standby" : "online")}{(_ready ? "" : ", waiting for peer")}",
+            $"peer {_options.Peer}: {(alive ? "up" : _peerFenced ? "down (fenced)" : _peerEverSeen ? "down" : "not seen")}{(peer?.Standby == true ? ", standby" : "")}",
+        };
+        foreach (var u in _units)
+        {
+            var ps = alive ? peer?.Unit(u.Name) : null;
+            var where = u.State == UnitState.Active ? _self : ps?.State == UnitState.Active ? _options.Peer : "-";
+            var replication = u.State == UnitState.Active
+                ? u.Sender is { } s ? s.InSync ? "in sync" : s.Degraded ? "degraded" : s.Connected ? "resyncing" : "disconnected" : "-"
+                : u.ReplicaInSync ? "in sync" : u.Record.Outdated ? "outdated" : "-";
+            lines.Add($"unit {u.Name}: {UnitStateName(u, ps)} on {where}, epoch {u.Record.Epoch}, seq {u.Partition.LastSeq}, replication {replication}, preferred {u.Preferred}");
+        }
+        return lines;
+    }
+
+    private string UnitStateName(Unit u, UnitStatus? ps) => u.State switch
+    {
+        UnitState.Active => "active",
+        UnitState.Stopped when ps?.State == UnitState.Active => "active",
+        var s => s.ToString().ToLowerInvariant(),
+    };
+
+    /// <summary>Whether the unit is active on this node (front-ends serve it locally).</summary>
+    public bool IsActiveHere(string unit) => _units.Find(u => u.Name == unit)?.State == UnitState.Active;
+
+    private long NextOutdateToken() => Interlocked.Increment(ref _outdateTokens);
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _fencingStop?.Cancel();
+        try { await _loop; } catch (OperationCanceledException) { }
+        foreach (var u in _units)
+        {
+            if (u.State == UnitState.Active) await DemoteAsync(u, handOver: false);
+            await StopReceiverAsync(u);
+        }
+        await StopNetworkAsync();
+    }
+
+    private sealed class Unit(string name, Partition partition, string dir, UnitRecord record, string preferred, string[] addresses)
+    {
+        public string Name { get; } = name;
+        public Partition Partition { get; set; } = partition;
+        public string Dir { get; } = dir;
+        public UnitRecord Record { get; } = record;
+        public string Preferred { get; } = preferred;
+        public string[] Addresses { get; } = addresses;
+        public UnitState State { get; set; }
+        public ReplicationSender? Sender { get; set; }
+        public long OutdateRequest { get; set; }
+        public string HandOverTo { get; set; } = "";
+        /// <summary>Heartbeat seq that first announced Starting.</summary>
+        public long StartingSeq { get; set; }
+        /// <summary>Set by the switchover command: hand the unit to the peer as soon as it can take it.</summary>
+        public bool SwitchoverRequested { get; set; }
+        public long PeerInSyncSince { get; set; }
+        public bool LoggedCannotTakeOver { get; set; }
+        /// <summary>Became active here because the peer died (failback applies only then, not after a switchover).</summary>
+        public bool TookOver { get; set; }
+        // Replica side (written by the replication connection).
+        public volatile bool ReplicaInSync;
+        public volatile bool Diverged;
+        /// <summary>The history the primary sent on the last replication connection.</summary>
+        public List<Generation>? PrimaryHistory;
+        public CancellationTokenSource? ReceiverStop;
+        public Task ReceiverTask = Task.CompletedTask;
+    }
+
+    private static long Now => Stopwatch.GetTimestamp();
+    private static long Ms(long ticks) => (long)(ticks * 1000.0 / Stopwatch.Frequency);
+}

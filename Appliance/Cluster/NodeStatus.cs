@@ -1,0 +1,76 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Appliance.Cluster;
+
+/// <summary>The state of one unit as a node tells its peer in every heartbeat.</summary>
+public enum UnitState : byte { Stopped = 0, Starting = 1, Active = 2, Stopping = 3, Failed = 4 }
+
+internal sealed record UnitStatus(
+    string Name,
+    UnitState State,
+    long Epoch,
+    long LastSeq,
+    bool Outdated,
+    /// <summary>Outdate request this copy agreed to (replica side).</summary>
+    long OutdatedToken,
+    /// <summary>Primary side: nonzero while it asks the peer to agree to be outdated.</summary>
+    long OutdateRequest,
+    /// <summary>Replica side: its replication stream is connected and caught up.</summary>
+    bool InSync,
+    /// <summary>Primary side: the node it hands the unit to (planned switchover), or "".</summary>
+    string HandOverTo);
+
+/// <summary>
+/// One heartbeat: the sender's view of itself. Sent every HeartbeatIntervalMs over every link,
+/// authenticated with an HMAC over the whole datagram. <see cref="Seq"/> orders datagrams of
+/// one incarnation (a process start); <see cref="SeenSeq"/> echoes the peer's last seq this node
+/// had received, so a node knows its peer has seen a state it published (the start handshake).
+/// </summary>
+internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long SeenSeq, bool Standby, bool Ready, UnitStatus[] Units)
+{
+    private const uint Magic = 0x41504842; // "APHB"
+    private const int MacBytes = 16;
+
+    public UnitStatus? Unit(string name) => Array.Find(Units, u => u.Name == name);
+
+    public byte[] Encode(string secret)
+    {
+        var body = ClusterWire.Encode(w =>
+        {
+            w.Write(Magic); w.Write(Node); w.Write(Incarnation); w.Write(Seq); w.Write(SeenSeq); w.Write(Standby); w.Write(Ready);
+            w.Write(Units.Length);
+            foreach (var u in Units)
+            {
+                w.Write(u.Name); w.Write((byte)u.State); w.Write(u.Epoch); w.Write(u.LastSeq); w.Write(u.Outdated);
+                w.Write(u.OutdatedToken); w.Write(u.OutdateRequest); w.Write(u.InSync); w.Write(u.HandOverTo);
+            }
+        });
+        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body);
+        return [.. body, .. mac.AsSpan(0, MacBytes)];
+    }
+
+    /// <summary>The status in a datagram, or null when it is not an authentic heartbeat.</summary>
+    public static NodeStatus? Decode(ReadOnlySpan<byte> datagram, string secret)
+    {
+        if (datagram.Length < MacBytes + 8) return null;
+        var body = datagram[..^MacBytes];
+        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body);
+        if (!CryptographicOperations.FixedTimeEquals(mac.AsSpan(0, MacBytes), datagram[^MacBytes..])) return null;
+        try
+        {
+            using var r = ClusterWire.Reader(body.ToArray());
+            if (r.ReadUInt32() != Magic) return null;
+            var node = r.ReadString(); var incarnation = r.ReadInt64(); var seq = r.ReadInt64(); var seen = r.ReadInt64();
+            var standby = r.ReadBoolean(); var ready = r.ReadBoolean();
+            var n = r.ReadInt32();
+            if (n is < 0 or > 64) return null;
+            var units = new UnitStatus[n];
+            for (var i = 0; i < n; i++)
+                units[i] = new UnitStatus(r.ReadString(), (UnitState)r.ReadByte(), r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(),
+                    r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(), r.ReadString());
+            return new NodeStatus(node, incarnation, seq, seen, standby, ready, units);
+        }
+        catch (EndOfStreamException) { return null; }
+    }
+}
