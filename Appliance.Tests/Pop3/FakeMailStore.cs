@@ -78,6 +78,7 @@ internal sealed class FakeMailStore : IMailStore
     }
 
     public long UsedBytes(MailUser user) => 0;
+    public bool IsServedHere(MailUser user) => true;
 }
 
 /// <summary>Users and passwords from a table; one address is always throttled.</summary>

@@ -190,6 +190,8 @@ internal sealed partial class ImapSession
         var auth = await _server.Authenticator.AuthenticateAsync(user, password, _remote, Token);
         if (auth.Outcome == AuthOutcome.Throttled) throw ImapException.No("Too many failed logins, try again later", "UNAVAILABLE");
         if (auth.Outcome != AuthOutcome.Success || auth.User is null) throw ImapException.No("Authentication failed", "AUTHENTICATIONFAILED");
+        // In a pair, a mailbox is served by the node where its partition is active.
+        if (!_server.Store.IsServedHere(auth.User)) throw ImapException.No("Mailbox temporarily unavailable on this server, try again shortly", "UNAVAILABLE");
         if (!_server.TryAddUserSession(auth.User.Address)) throw ImapException.No("Too many sessions for this mailbox", "LIMIT");
         _user = auth.User;
         _state = ImapStates.Authenticated;

@@ -176,6 +176,8 @@ internal sealed partial class Pop3Session
             default:
                 throw new Pop3Exception("Authentication failed", "AUTH");
         }
+        // In a pair, a mailbox is served by the node where its partition is active (RFC 3206 SYS/TEMP: try again).
+        if (!_server.Store.IsServedHere(auth.User)) throw new Pop3Exception("Mailbox temporarily unavailable on this server, try again shortly", "SYS/TEMP");
 
         await OpenMaildropAsync(auth.User);
     }

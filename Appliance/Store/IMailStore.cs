@@ -43,4 +43,6 @@ public interface IMailStore
     Task ExpungeAsync(MailUser user, string folder, IReadOnlyCollection<long> uids, CancellationToken ct);
     /// <summary>Bytes used by the mailbox (for quota).</summary>
     long UsedBytes(MailUser user);
+    /// <summary>Whether the mailbox's partition is active on this node (always true on a single node).</summary>
+    bool IsServedHere(MailUser user);
 }

@@ -56,6 +56,9 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
 
     public Partition For(MailUser user) => Partition(user.Partition);
 
+    /// <summary>Whether the user's partition takes writes on this node (always, on a single node).</summary>
+    public bool IsServedHere(MailUser user) => For(user).IsPrimary;
+
     public async Task<FolderStatus> GetFolderAsync(MailUser user, string folder, CancellationToken ct)
     {
         var p = For(user);
