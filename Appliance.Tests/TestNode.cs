@@ -25,6 +25,13 @@ public sealed class TestNode : IAsyncDisposable
     public MailDirectory Directory => Host.Directory;
     public MailStore Store => Host.Store;
 
+    static TestNode()
+    {
+        // APPLIANCE_TEST_LOG=1 shows the nodes' log on the console (debugging a failing test).
+        if (Environment.GetEnvironmentVariable("APPLIANCE_TEST_LOG") == "1")
+            Logging.Configure(Path.Combine(Path.GetTempPath(), "appliance-test-logs"), console: true);
+    }
+
     private TestNode(string dataDirectory, Action<ApplianceOptions>? configure)
     {
         DataDirectory = dataDirectory;
@@ -78,6 +85,22 @@ public sealed class TestNode : IAsyncDisposable
         await StartHostAsync();
     }
 
+    private bool _stopped;
+
+    /// <summary>Stops the node, keeping its data directory (<see cref="StartAgainAsync"/> brings it back).</summary>
+    public async Task StopAsync()
+    {
+        if (_stopped) return;
+        _stopped = true;
+        await Host.DisposeAsync();
+    }
+
+    public async Task StartAgainAsync()
+    {
+        await StartHostAsync();
+        _stopped = false;
+    }
+
     public MailUser User(string local) =>
         (Directory.FindMailbox($"{local}@{Domain}") ?? throw new InvalidOperationException($"no mailbox {local}")).ToUser();
 
@@ -101,7 +124,7 @@ public sealed class TestNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Host.DisposeAsync();
+        await StopAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         try { System.IO.Directory.Delete(DataDirectory, recursive: true); }
         catch (IOException) { }

@@ -15,7 +15,7 @@ switch (command)
     case "help" or "--help" or "-h":
         PrintUsage(Console.Out);
         return 0;
-    case "domain" or "mailbox" or "alias" or "token" or "import":
+    case "domain" or "mailbox" or "alias" or "token" or "import" or "cluster":
         {
             ApplianceOptions options;
             try { options = ConfigLoader.Load(configFile, dataDir); }

@@ -24,8 +24,8 @@ public sealed partial class ClusterManager
                     if (unit is null) return (1, [$"no unit {target} (units: {string.Join(", ", _units.Select(u => u.Name))})"]);
                     if (unit.State != UnitState.Active)
                         return forwarded ? (1, [$"unit {target} is not active on {_self}"]) : await ForwardAsync(args, ct);
-                    var peer = PeerSnapshot(out var alive);
-                    if (!alive || peer?.Unit(target) is not { InSync: true }) return (1, [$"unit {target} stays on {_self}: {_options.Peer} is {(alive ? "not in sync yet" : "down")}"]);
+                    PeerSnapshot(out var alive);
+                    if (!alive || unit.Sender is not { Connected: true }) return (1, [$"unit {target} stays on {_self}: {_options.Peer} is {(alive ? "not connected for replication" : "down")}"]);
                     unit.SwitchoverRequested = true;
                     for (var i = 0; i < 200 && unit.State != UnitState.Stopped && unit.SwitchoverRequested; i++) await Task.Delay(50, ct);
                     if (unit.State != UnitState.Stopped) return (1, [$"unit {target}: switchover did not complete, it stays on {_self}"]);

@@ -67,13 +67,13 @@ public sealed partial class ClusterManager
                         await p.ApplyReplicatedAsync(ReplicationCodec.DecodeRecords(frame.Payload));
                         break;
                     case FrameType.InSync:
+                        unit.ReplicaInSync = true; // first: the loop must not see "behind and not in sync" in between
                         if (unit.Record.Outdated)
                         {
                             unit.Record.Outdated = false;
                             unit.Record.Save(unit.Dir);
                             Log.Info("unit {0}: this copy caught up with {1} at seq {2}, no longer outdated", name, _options.Peer, p.LastSeq);
                         }
-                        unit.ReplicaInSync = true;
                         break;
                 }
                 await ClusterWire.WriteFrameAsync(stream, FrameType.Ack, BitConverter.GetBytes(p.LastSeq), stop.Token);

@@ -106,9 +106,25 @@ public sealed partial class ClusterManager
             return;
         }
         unit.LoggedCannotTakeOver = false;
+        if (unit.Diverged)
+        {
+            await RollBackAsync(unit, peer);
+            return;
+        }
         if (ps is { State: UnitState.Active or UnitState.Starting or UnitState.Stopping })
         {
             if (ps.State == UnitState.Active) unit.HandOverTo = "";
+            // A copy not in sync that lacks records the primary may have acknowledged (it ran
+            // a generation this copy has not seen, or acknowledged past this copy's end) must
+            // not be promoted if the primary dies before the resync ends.
+            if (ps.State == UnitState.Active && !unit.ReplicaInSync && !unit.Record.Outdated
+                && (ps.Epoch != unit.Record.Epoch || ps.AckedSeq > unit.Partition.LastSeq))
+            {
+                unit.Record.Outdated = true;
+                unit.Record.Save(unit.Dir);
+                Log.Warn("unit {0}: this copy is behind primary {1} (epoch {2}, acknowledged seq {3}; here epoch {4}, seq {5}): outdated until it has caught up",
+                    unit.Name, peer.Node, ps.Epoch, ps.AckedSeq, unit.Record.Epoch, unit.Partition.LastSeq);
+            }
             if (ps.OutdateRequest != 0 && ps.OutdateRequest != unit.Record.OutdatedToken)
             {
                 unit.Record.Outdated = true;
@@ -117,11 +133,6 @@ public sealed partial class ClusterManager
                 unit.ReplicaInSync = false;
                 Log.Warn("unit {0}: this copy is marked outdated at the request of primary {1} (replication link down)", unit.Name, peer.Node);
             }
-            return;
-        }
-        if (unit.Diverged)
-        {
-            await RollBackAsync(unit, peer);
             return;
         }
         if (_ready && peer.Ready && ShouldStartHere(unit, peer, ps))

@@ -78,6 +78,11 @@ public sealed partial class ClusterManager : IAsyncDisposable
     {
         if (options.Units.Length > 0)
         {
+            // Every hosted partition must belong to a unit: a partition outside any would take
+            // writes on both nodes.
+            foreach (var p in store.PartitionNames)
+                if (!options.Units.Any(u => u.Name == "store-" + p))
+                    throw new InvalidOperationException($"Cluster:Units has no unit store-{p} for partition {p}");
             foreach (var u in options.Units.Where(u => u.Name.StartsWith("store-", StringComparison.Ordinal)))
                 yield return u;
             yield break;

@@ -29,7 +29,13 @@ public sealed class UnitRecord
         return JsonSerializer.Deserialize(File.ReadAllText(path), ClusterJson.Default.UnitRecord) ?? new UnitRecord();
     }
 
+    /// <summary>Writes the record (the cluster loop and a replication connection may both save: one at a time).</summary>
     public void Save(string dir)
+    {
+        lock (this) SaveLocked(dir);
+    }
+
+    private void SaveLocked(string dir)
     {
         System.IO.Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, "cluster.json");

@@ -2,6 +2,8 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using Appliance.Cluster;
+using Appliance.Cluster.Fencing;
 using Appliance.Directory;
 using Appliance.Imap;
 using Appliance.Pop3;
@@ -30,6 +32,9 @@ public sealed class ApplianceHost : IAsyncDisposable
     public MailDirectory Directory { get; }
     public MailStore Store { get; }
     public Provisioner Provisioner { get; }
+    /// <summary>The cluster manager in a pair; null on a single node.</summary>
+    public ClusterManager? Cluster { get; }
+    private readonly FloatingIpManager? _floatingIps;
     /// <summary>The first admin's password when this start created it (shown once), else null.</summary>
     public string? FirstAdminPassword { get; }
     public IReadOnlyDictionary<string, IPEndPoint> Endpoints => _endpoints;
@@ -52,6 +57,28 @@ public sealed class ApplianceHost : IAsyncDisposable
         Store = MailStore.Open(DataDirectory, options.Store.Partitions, options.Store.JournalSegmentBytes);
         Provisioner = new Provisioner(Directory, Store, options.Store.DefaultQuotaBytes);
         FirstAdminPassword = Directory.EnsureFirstAdmin("admin");
+        if (options.Cluster.Enabled)
+        {
+            var fence = FenceDrivers.Create(options.Cluster.Fencing);
+            foreach (var unit in options.Cluster.Units)
+                foreach (var address in unit.Addresses) FloatingAddress.Parse(address);
+            var ips = _floatingIps = new FloatingIpManager();
+            Cluster = new ClusterManager(options.Cluster, options.Node.Name, Store, DataDirectory,
+                async (node, ct) =>
+                {
+                    var outcome = await fence.PowerOffAsync(node, ct);
+                    return (outcome.Confirmed, outcome.Detail);
+                },
+                async (addresses, add, ct) =>
+                {
+                    foreach (var text in addresses)
+                    {
+                        var address = FloatingAddress.Parse(text);
+                        if (add) await ips.AddAsync(address, ct);
+                        else await ips.RemoveAsync(address, ct);
+                    }
+                });
+        }
     }
 
     /// <summary>Opens the node's data. Listeners start with <see cref="StartAsync"/>.</summary>
@@ -62,7 +89,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         var address = IPAddress.Parse(Options.Listen.Address);
         var hostname = Options.Node.Hostname;
 
-        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioner));
+        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioner, Cluster));
         control.Start();
         _stops.Add(async () => await control.DisposeAsync());
 
@@ -92,6 +119,14 @@ public sealed class ApplianceHost : IAsyncDisposable
             if (Options.Listen.Imaps >= 0) _endpoints["imaps"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imaps), implicitTls: true, ct);
         }
 
+        if (Cluster is { } cluster)
+        {
+            // Last: a unit becomes active only once the services that serve it are listening;
+            // stopping demotes the units (and drops their addresses) before the listeners close.
+            await cluster.StartAsync();
+            _stops.Add(async () => await cluster.DisposeAsync());
+        }
+
         foreach (var (name, ep) in _endpoints) Log.Info("{0} listening on {1}", name, ep);
         Log.Info("node {0} ({1}) ready, data in {2}", Identity.Name, Identity.Id, DataDirectory);
     }
@@ -109,6 +144,7 @@ public sealed class ApplianceHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        if (_floatingIps is not null) await _floatingIps.DisposeAsync();
         await Store.DisposeAsync();
         Certificate.Dispose();
     }

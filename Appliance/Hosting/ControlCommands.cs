@@ -7,7 +7,7 @@ namespace Appliance.Hosting;
 /// The management commands of DESIGN.md §5 as the running node executes them (the CLI only
 /// forwards its arguments). A refused change prints one line and exits 1; bad usage exits 2.
 /// </summary>
-public sealed class ControlCommands(Provisioner provisioner)
+public sealed class ControlCommands(Provisioner provisioner, Cluster.ClusterManager? cluster = null)
 {
     public delegate void Output(string text, bool error);
 
@@ -17,6 +17,17 @@ public sealed class ControlCommands(Provisioner provisioner)
     {
         try
         {
+            if (args is ["cluster", .. var clusterArgs])
+            {
+                if (cluster is null)
+                {
+                    output("this node is not part of a pair (no Cluster:Peer configured)", true);
+                    return 1;
+                }
+                var (exit, lines) = await cluster.ExecuteAsync(clusterArgs, forwarded: false, CancellationToken.None);
+                foreach (var line in lines) output(line, exit != 0);
+                return exit;
+            }
             var a = new Args(args);
             var noun = a.Next("command");
             var verb = noun is "import" ? "" : a.Next(noun + " subcommand");

@@ -20,14 +20,16 @@ public sealed class Provisioner(MailDirectory directory, MailStore store, long d
             (null, not null) => directory.AddMailboxWithHash(address, passwordHash, quota),
             _ => throw new DirectoryException("a password is needed (--password-stdin)"),
         };
-        await store.CreateMailboxAsync(record.ToUser());
+        // In a pair the folders are created where the partition is active (and replicated);
+        // the same command on the other node only adds the directory entry.
+        if (store.IsServedHere(record.ToUser())) await store.CreateMailboxAsync(record.ToUser());
         return record;
     }
 
     public async Task<MailboxRecord> RemoveMailboxAsync(string address)
     {
         var record = directory.RemoveMailbox(address);
-        await store.DeleteMailboxAsync(record.ToUser());
+        if (store.IsServedHere(record.ToUser())) await store.DeleteMailboxAsync(record.ToUser());
         return record;
     }
 

@@ -1,0 +1,132 @@
+using Appliance.Cluster;
+using MailKit.Net.Smtp;
+using Xunit.Abstractions;
+
+namespace Appliance.Tests.Cluster;
+
+/// <summary>
+/// Two nodes in one process, talking over loopback: units placed on their preferred nodes,
+/// synchronous replication (a 250 means the peer's copy already has the message), switchover,
+/// standby, takeover after a fenced peer, resync and failback, and a diverged copy rolled back.
+/// </summary>
+public sealed class PairTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task UnitsStartOnTheirPreferredNodes_And250MeansOnBothDisks()
+    {
+        await using var pair = await TestPair.StartAsync();
+        await pair.WaitActiveAsync(pair.Node1, "store-a");
+        await pair.WaitActiveAsync(pair.Node2, "store-b");
+        Assert.False(TestPair.Active(pair.Node2, "store-a"));
+        Assert.False(TestPair.Active(pair.Node1, "store-b"));
+
+        for (var i = 0; i < 5; i++)
+        {
+            await TestPair.SendAsync(pair.Node1, "alice", $"to alice {i}");
+            await TestPair.SendAsync(pair.Node2, "bob", $"to bob {i}");
+            // No waiting: the 250 was only given once the replica had the records on disk.
+            Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+            Assert.Equal(await TestPair.DumpAsync(pair.Node1, "b"), await TestPair.DumpAsync(pair.Node2, "b"));
+        }
+        Assert.Equal(5, (await pair.Node2.InboxAsync("alice")).Count);
+
+        // A mailbox whose unit is active on the other node is not served here (yet): try again.
+        var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => TestPair.SendAsync(pair.Node2, "alice", "wrong node"));
+        Assert.Equal(451, (int)refused.StatusCode);
+        output.WriteLine(pair.StatusText());
+    }
+
+    [Fact]
+    public async Task Switchover_MovesAUnitWithItsData_AndStandbyEmptiesANode()
+    {
+        await using var pair = await TestPair.StartAsync();
+        await pair.WaitActiveAsync(pair.Node1, "store-a");
+        await pair.WaitActiveAsync(pair.Node2, "store-b");
+        await TestPair.SendAsync(pair.Node1, "alice", "before the switchover");
+        await pair.WaitForAsync(() => TestPair.Cluster(pair.Node1).Status().Any(l => l.StartsWith("unit store-a") && l.Contains("in sync")), "store-a in sync");
+
+        // Asked on node2, the command runs on node1 where the unit is active.
+        var (exit, lines) = await TestPair.Cluster(pair.Node2).ExecuteAsync(["switchover", "store-a"], forwarded: false, CancellationToken.None);
+        Assert.True(exit == 0, string.Join('\n', lines) + "\n" + pair.StatusText());
+        await pair.WaitActiveAsync(pair.Node2, "store-a");
+        Assert.False(TestPair.Active(pair.Node1, "store-a"));
+
+        await TestPair.SendAsync(pair.Node2, "alice", "after the switchover");
+        Assert.Equal(2, (await pair.Node2.InboxAsync("alice")).Count);
+        Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+
+        // Standby: node2 gives both units away; they stay on node1 after it is back online.
+        (exit, lines) = await TestPair.Cluster(pair.Node1).ExecuteAsync(["standby", "node2"], forwarded: false, CancellationToken.None);
+        Assert.True(exit == 0, string.Join('\n', lines));
+        await pair.WaitActiveAsync(pair.Node1, "store-a");
+        await pair.WaitActiveAsync(pair.Node1, "store-b");
+        await TestPair.SendAsync(pair.Node1, "bob", "while node2 is in standby");
+        (exit, _) = await TestPair.Cluster(pair.Node2).ExecuteAsync(["online", "node2"], forwarded: false, CancellationToken.None);
+        Assert.Equal(0, exit);
+        await Task.Delay(1500);
+        Assert.True(TestPair.Active(pair.Node1, "store-b"), "a unit moved by hand stays where it is\n" + pair.StatusText());
+
+        (exit, lines) = await TestPair.Cluster(pair.Node1).ExecuteAsync(["switchover", "store-x"], forwarded: false, CancellationToken.None);
+        Assert.Equal(1, exit);
+        Assert.Contains("no unit store-x", lines[0]);
+    }
+
+    [Fact]
+    public async Task DeadPeerIsFencedAndItsUnitTakenOver_ThenItResyncsAndGetsItBack()
+    {
+        await using var pair = await TestPair.StartAsync();
+        await pair.WaitActiveAsync(pair.Node1, "store-a");
+        await pair.WaitActiveAsync(pair.Node2, "store-b");
+        await TestPair.SendAsync(pair.Node1, "alice", "before the failure");
+
+        await pair.Node1.StopAsync();
+        await pair.WaitActiveAsync(pair.Node2, "store-a");
+        // Degraded: acknowledged on node2's disk alone (node1 was fenced).
+        await TestPair.SendAsync(pair.Node2, "alice", "while node1 is down");
+        await TestPair.SendAsync(pair.Node2, "bob", "to bob while node1 is down");
+        Assert.Equal(2, (await pair.Node2.InboxAsync("alice")).Count);
+
+        await pair.Node1.StartAgainAsync();
+        // node1 catches up, and store-a fails back to its preferred node after the delay.
+        await pair.WaitActiveAsync(pair.Node1, "store-a");
+        Assert.False(TestPair.Active(pair.Node2, "store-a"));
+        Assert.True(TestPair.Active(pair.Node2, "store-b"));
+        var subjects = (await pair.Node1.InboxAsync("alice")).Count;
+        Assert.Equal(2, subjects);
+        await TestPair.SendAsync(pair.Node1, "alice", "after failback");
+        Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+        await pair.WaitForAsync(() => TestPair.Cluster(pair.Node2).Status().Any(l => l.StartsWith("unit store-b") && l.Contains("in sync")), "store-b in sync");
+        Assert.Equal(await TestPair.DumpAsync(pair.Node1, "b"), await TestPair.DumpAsync(pair.Node2, "b"));
+    }
+
+    [Fact]
+    public async Task ACopyWithRecordsThePrimaryLacks_IsRolledBack_AndItsMessagesKept()
+    {
+        // node2 may start alone (an administrator's override) to make both sides write.
+        await using var pair = await TestPair.StartAsync((c, index) => c.StartWithoutPeer = index == 1);
+        await pair.WaitActiveAsync(pair.Node1, "store-a");
+        await pair.WaitActiveAsync(pair.Node2, "store-b");
+        await TestPair.SendAsync(pair.Node1, "alice", "shared");
+
+        await pair.Node2.StopAsync();
+        await pair.WaitForAsync(() => TestPair.Cluster(pair.Node1).Status().Any(l => l.StartsWith("unit store-a") && l.Contains("degraded")), "store-a degraded on node1");
+        await TestPair.SendAsync(pair.Node1, "alice", "only on node1");
+        await pair.Node1.StopAsync();
+
+        await pair.Node2.StartAgainAsync();
+        await pair.WaitActiveAsync(pair.Node2, "store-a");
+        await TestPair.SendAsync(pair.Node2, "alice", "only on node2");
+
+        await pair.Node1.StartAgainAsync();
+        await pair.WaitForAsync(() => TestPair.Cluster(pair.Node1).Status().Any(l => l.StartsWith("unit store-a") && l.Contains("in sync"))
+            || TestPair.Active(pair.Node1, "store-a"), "node1's copy of store-a resynced");
+        var kept = System.IO.Directory.GetFiles(Path.Combine(pair.Node1.DataDirectory, "units", "store-a", "diverged"), "*.eml", SearchOption.AllDirectories);
+        Assert.Single(kept);
+        Assert.Contains("only on node1", await File.ReadAllTextAsync(kept[0]));
+        await pair.WaitForAsync(() => TestPair.Active(pair.Node1, "store-a") || TestPair.Active(pair.Node2, "store-a"), "store-a active");
+        var serving = TestPair.Active(pair.Node1, "store-a") ? pair.Node1 : pair.Node2;
+        Assert.Equal(2, (await serving.InboxAsync("alice")).Count);
+        await TestPair.SendAsync(serving, "alice", "after the resync");
+        Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+    }
+}
