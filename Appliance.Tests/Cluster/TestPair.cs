@@ -59,8 +59,8 @@ public sealed class TestPair : IAsyncDisposable
         c.HeartbeatPort = _heartbeatPort;
         c.ReplicationPort = _replicationPort;
         c.HeartbeatIntervalMs = 100;
-        c.DeadTimeMs = 1000;
-        c.ReplicationTimeoutMs = 1000;
+        c.DeadTimeMs = 2000;
+        c.ReplicationTimeoutMs = 2000;
         c.FailbackDelaySeconds = 1;
         c.Units =
         [

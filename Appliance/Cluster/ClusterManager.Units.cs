@@ -114,11 +114,11 @@ public sealed partial class ClusterManager
         if (ps is { State: UnitState.Active or UnitState.Starting or UnitState.Stopping })
         {
             if (ps.State == UnitState.Active) unit.HandOverTo = "";
-            // A copy not in sync that lacks records the primary may have acknowledged (it ran
-            // a generation this copy has not seen, or acknowledged past this copy's end) must
-            // not be promoted if the primary dies before the resync ends.
+            // A copy not in sync that lacks records the primary may have acknowledged (past this
+            // copy's end), or holds records of its own where the primary's generation began,
+            // must not be promoted if the primary dies before the resync ends.
             if (ps.State == UnitState.Active && !unit.ReplicaInSync && !unit.Record.Outdated
-                && (ps.Epoch != unit.Record.Epoch || ps.AckedSeq > unit.Partition.LastSeq))
+                && (ps.AckedSeq > unit.Partition.LastSeq || (ps.Epoch != unit.Record.Epoch && ps.EpochStart <= unit.Partition.LastSeq)))
             {
                 unit.Record.Outdated = true;
                 unit.Record.Save(unit.Dir);

@@ -21,7 +21,9 @@ internal sealed record UnitStatus(
     /// <summary>Primary side: the node it hands the unit to (planned switchover), or "".</summary>
     string HandOverTo,
     /// <summary>Primary side: the highest seq clients may have been told is stored (the peer's ack, or everything while degraded).</summary>
-    long AckedSeq);
+    long AckedSeq,
+    /// <summary>First seq of the unit's current generation (where its epoch began).</summary>
+    long EpochStart);
 
 /// <summary>
 /// One heartbeat: the sender's view of itself. Sent every HeartbeatIntervalMs over every link,
@@ -45,7 +47,7 @@ internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long 
             foreach (var u in Units)
             {
                 w.Write(u.Name); w.Write((byte)u.State); w.Write(u.Epoch); w.Write(u.LastSeq); w.Write(u.Outdated);
-                w.Write(u.OutdatedToken); w.Write(u.OutdateRequest); w.Write(u.InSync); w.Write(u.HandOverTo); w.Write(u.AckedSeq);
+                w.Write(u.OutdatedToken); w.Write(u.OutdateRequest); w.Write(u.InSync); w.Write(u.HandOverTo); w.Write(u.AckedSeq); w.Write(u.EpochStart);
             }
         });
         var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body);
@@ -70,7 +72,7 @@ internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long 
             var units = new UnitStatus[n];
             for (var i = 0; i < n; i++)
                 units[i] = new UnitStatus(r.ReadString(), (UnitState)r.ReadByte(), r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(),
-                    r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(), r.ReadString(), r.ReadInt64());
+                    r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(), r.ReadString(), r.ReadInt64(), r.ReadInt64());
             return new NodeStatus(node, incarnation, seq, seen, standby, ready, units);
         }
         catch (EndOfStreamException) { return null; }
