@@ -88,6 +88,7 @@ static void PrintUsage(TextWriter w) => w.WriteLine("""
            appliance alias add ADDRESS|@DOMAIN TARGET… | list [DOMAIN] | remove ADDRESS [TARGET]
            appliance import CSVFILE            (address,password[,quota] per line)
            appliance token create [--name N] [--scope admin|read|provision]
+           appliance cluster status | switchover UNIT | standby NODE | online NODE
            appliance version
     management commands take the same --data/--config as run and talk to the running node.
     """);

@@ -169,7 +169,16 @@ poweroff() {
   # Links first: a dying process must not get a last packet out.
   apply
   kill_all "$(ns "$1")"
+  # Power off loses the kernel's state: addresses added at run time (the floating ones) go,
+  # the node's own configured addresses stay.
+  if [ "$1" != client ]; then
+    ip -n "$(ns "$1")" -o -4 addr show dev pub0 | awk '{print $4}' | while read -r a; do
+      [ "$a" = "$(own_address "$1")" ] || ip -n "$(ns "$1")" addr del "$a" dev pub0
+    done
+  fi
 }
+
+own_address() { [ "$1" = node1 ] && echo 10.77.0.1/24 || echo 10.77.0.2/24; }
 
 poweron() {
   need_node "$1"

@@ -42,15 +42,16 @@ public sealed partial class ClusterManager
             var p = unit.Partition;
             await ClusterWire.WriteFrameAsync(stream, FrameType.ReplicaState, ReplicationCodec.EncodeState(p.LastSeq, unit.Record.History), stop.Token);
             var adopted = false;
+            (FrameType Type, byte[] Payload)? next = null;
             while (true)
             {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
-                timeout.CancelAfter(_options.ReplicationTimeoutMs);
-                if (await ClusterWire.ReadFrameAsync(stream, timeout.Token) is not { } frame) return;
-                if (frame.Type == FrameType.Refused)
+                var frame = next ?? await ReadWithinAsync(stream, stop.Token);
+                next = null;
+                if (frame is not { } f) return;
+                if (f.Type == FrameType.Refused)
                 {
                     unit.Diverged = true;
-                    Log.Error("ALERT unit {0}: primary {1} refused this copy: {2}", name, _options.Peer, ClusterWire.Reader(frame.Payload).ReadString());
+                    Log.Error("ALERT unit {0}: primary {1} refused this copy: {2}", name, _options.Peer, ClusterWire.Reader(f.Payload).ReadString());
                     return;
                 }
                 if (!adopted)
@@ -61,10 +62,20 @@ public sealed partial class ClusterManager
                     unit.Record.Save(unit.Dir);
                     adopted = true;
                 }
-                switch (frame.Type)
+                switch (f.Type)
                 {
                     case FrameType.Records:
-                        await p.ApplyReplicatedAsync(ReplicationCodec.DecodeRecords(frame.Payload));
+                        // Frames already waiting are applied together: one commit and one sync for
+                        // all of them (the primary pipelines its batches).
+                        var records = ReplicationCodec.DecodeRecords(f.Payload);
+                        while (records.Count < 4096 && stream is System.Net.Sockets.NetworkStream { DataAvailable: true })
+                        {
+                            next = await ReadWithinAsync(stream, stop.Token);
+                            if (next is not { Type: FrameType.Records } more) break;
+                            records.AddRange(ReplicationCodec.DecodeRecords(more.Payload));
+                            next = null;
+                        }
+                        await p.ApplyReplicatedAsync(records);
                         break;
                     case FrameType.InSync:
                         unit.ReplicaInSync = true; // first: the loop must not see "behind and not in sync" in between
@@ -84,6 +95,14 @@ public sealed partial class ClusterManager
             unit.ReplicaInSync = false;
             done.TrySetResult();
         }
+    }
+
+    /// <summary>The next frame; the primary sends at least a ping per heartbeat interval, so silence means a dead link.</summary>
+    private async Task<(FrameType Type, byte[] Payload)?> ReadWithinAsync(Stream stream, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_options.ReplicationTimeoutMs);
+        return await ClusterWire.ReadFrameAsync(stream, timeout.Token);
     }
 
     private async Task StopReceiverAsync(Unit unit)

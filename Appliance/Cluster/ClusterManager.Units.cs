@@ -41,15 +41,7 @@ public sealed partial class ClusterManager
             return;
         }
         var s = unit.Sender!;
-        if (s.InSync)
-        {
-            if (s.Degraded)
-            {
-                s.Degraded = false;
-                Log.Info("unit {0}: replica on {1} in sync, acknowledgements wait for both disks again", unit.Name, _options.Peer);
-            }
-            unit.OutdateRequest = 0;
-        }
+        if (s.InSync) unit.OutdateRequest = 0;
         else if (!s.Degraded)
         {
             if (peer is null)
@@ -231,7 +223,7 @@ public sealed partial class ClusterManager
         // serving more survives (on a tie, the node whose name sorts first).
         var mine = _units.Count(u => u.State == UnitState.Active);
         var theirs = lastKnown?.Units.Count(u => u.State == UnitState.Active) ?? 0;
-        var delay = mine < theirs || (mine == theirs && string.CompareOrdinal(_self, _options.Peer) > 0) ? _options.Fencing.DelaySeconds : 0;
+        double delay = mine < theirs || (mine == theirs && string.CompareOrdinal(_self, _options.Peer) > 0) ? _options.Fencing.DelaySeconds : 0;
         _fencing = Task.Run(async () =>
         {
             try

@@ -98,7 +98,6 @@ public sealed partial class ClusterManager : IAsyncDisposable
         _ready = _options.StartWithoutPeer;
         if (!_ready) Log.Info("waiting for peer {0} before taking any unit (two-node start rule; Cluster:StartWithoutPeer overrides)", _options.Peer);
         _loop = Task.Run(LoopAsync);
-        await Task.CompletedTask;
     }
 
     private async Task LoopAsync()

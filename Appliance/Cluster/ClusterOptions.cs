@@ -77,7 +77,7 @@ public sealed class FencingOptions
     /// <summary>agent: key=value arguments written on its stdin (ip, username, password, …); "plug" comes from <see cref="Plugs"/>.</summary>
     public Dictionary<string, string> AgentArgs { get; set; } = new();
     /// <summary>A node holding fewer units waits this long before fencing, so two nodes never fence each other at once.</summary>
-    public int DelaySeconds { get; set; } = 5;
+    public double DelaySeconds { get; set; } = 5;
     /// <summary>Time allowed for one fencing attempt.</summary>
     public int TimeoutSeconds { get; set; } = 30;
     /// <summary>Pause between failed attempts (each failure raises an alert).</summary>

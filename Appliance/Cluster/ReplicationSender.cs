@@ -191,7 +191,16 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
         });
         try
         {
-            var sent = replicaSeq;
+            // Catch up from the journal first (large frames), then stop acknowledging alone: from
+            // here every new write waits for the replica. Everything acknowledged alone is at or
+            // below the seq read after that switch, so the replica is in sync once it has acked it.
+            var sent = await SendFromJournalAsync(stream, replicaSeq, session.Token);
+            if (Degraded)
+            {
+                Degraded = false;
+                Log.Info("unit {0}: replica on {1} caught up to seq {2} from the journal, new writes wait for it again", _unit, _options.Peer, sent);
+            }
+            var syncTarget = _partition.LastSeq;
             var pingEvery = TimeSpan.FromMilliseconds(_options.HeartbeatIntervalMs);
             while (!session.IsCancellationRequested)
             {
@@ -219,11 +228,11 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
                         }
                     }
                 }
-                if (!_inSync && sent == _partition.LastSeq && AckedSeq == sent)
+                if (!_inSync && sent >= syncTarget && AckedSeq >= syncTarget)
                 {
                     _inSync = true;
-                    await ClusterWire.WriteFrameAsync(stream, FrameType.InSync, BitConverter.GetBytes(sent), session.Token);
-                    Log.Info("unit {0}: replica on {1} in sync at seq {2}", _unit, _options.Peer, sent);
+                    await ClusterWire.WriteFrameAsync(stream, FrameType.InSync, BitConverter.GetBytes(syncTarget), session.Token);
+                    Log.Info("unit {0}: replica on {1} in sync at seq {2}", _unit, _options.Peer, syncTarget);
                 }
                 if (lastHeard.ElapsedMilliseconds > _options.ReplicationTimeoutMs)
                     throw new TimeoutException($"replica silent for {lastHeard.ElapsedMilliseconds} ms");

@@ -50,6 +50,17 @@ public sealed class ApplianceHost : IAsyncDisposable
             System.IO.Directory.CreateDirectory(DataDirectory);
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
+        if (options.Cluster.Enabled)
+        {
+            // A crashed process leaves its units' floating addresses behind: drop them before
+            // anything else (opening the store may take a while), nothing is active yet.
+            _floatingIps = new FloatingIpManager();
+            foreach (var address in options.Cluster.Units.SelectMany(u => u.Addresses).Select(FloatingAddress.Parse))
+            {
+                try { _floatingIps.RemoveAsync(address, CancellationToken.None).GetAwaiter().GetResult(); }
+                catch (InvalidOperationException ex) { Log.Warn("clearing floating address {0}: {1}", address, ex.Message); }
+            }
+        }
         Identity = LoadIdentity(DataDirectory, options.Node.Name);
         Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
         var throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
@@ -60,9 +71,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         if (options.Cluster.Enabled)
         {
             var fence = FenceDrivers.Create(options.Cluster.Fencing);
-            foreach (var unit in options.Cluster.Units)
-                foreach (var address in unit.Addresses) FloatingAddress.Parse(address);
-            var ips = _floatingIps = new FloatingIpManager();
+            var ips = _floatingIps!;
             Cluster = new ClusterManager(options.Cluster, options.Node.Name, Store, DataDirectory,
                 async (node, ct) =>
                 {

@@ -26,6 +26,26 @@ internal static partial class FileSystem
         finally { close(fd); }
     }
 
+    /// <summary>
+    /// Makes every file written under <paramref name="dir"/> durable with one syncfs(2) of its
+    /// file system, instead of one fsync per file (a replica applying a catch-up batch of
+    /// thousands of messages). Falls back to nothing off Linux (dev machines).
+    /// </summary>
+    public static void SyncFileSystem(string dir)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var fd = open(dir, 0 /* O_RDONLY */);
+        if (fd < 0) throw new IOException($"cannot open {dir} to sync it");
+        try
+        {
+            if (syncfs(fd) != 0) throw new IOException($"syncfs failed on {dir} (errno {Marshal.GetLastPInvokeError()})");
+        }
+        finally { close(fd); }
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int syncfs(int fd);
+
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int open(string path, int flags);
 

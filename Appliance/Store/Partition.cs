@@ -219,9 +219,13 @@ public sealed partial class Partition : IAsyncDisposable
         // Only for records not applied yet: re-shipped records of messages expunged since would
         // otherwise recreate files that nothing references (and nothing ever deletes).
         var lastSeq = _journal.LastSeq;
+        var wrote = false;
         foreach (var r in records)
             if (r.Seq > lastSeq)
-                foreach (var append in Appends(r.Op)) EnsureBlob(_blobDir, append);
+                foreach (var append in Appends(r.Op)) wrote |= EnsureBlob(_blobDir, append, flush: false);
+        // The files must be on disk before the index names them (a crash replays only records
+        // past the applied seq): one file-system sync for the whole batch.
+        if (wrote) FileSystem.SyncFileSystem(_blobDir);
         records = [.. records.Select(r => r.Seq > lastSeq ? r with { Op = WithIndex(r.Op) } : r)];
         await SubmitAsync(ctx =>
         {
@@ -238,14 +242,16 @@ public sealed partial class Partition : IAsyncDisposable
     /// <summary>Journal records after <paramref name="afterSeq"/> (to ship to a replica).</summary>
     public IEnumerable<JournalRecord> ReadJournal(long afterSeq) => _journal.ReadFrom(afterSeq);
 
-    private static void EnsureBlob(string blobDir, AppendOp op)
+    /// <summary>Writes a message file from its op unless it is already there; true when written.</summary>
+    private static bool EnsureBlob(string blobDir, AppendOp op, bool flush = true)
     {
         var path = BlobPath(blobDir, op.BlobId);
-        if (File.Exists(path) && new FileInfo(path).Length == op.Data.Length) return;
+        if (File.Exists(path) && new FileInfo(path).Length == op.Data.Length) return false;
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         using var file = new FileStream(path, FileMode.Create, FileAccess.Write);
         file.Write(op.Data);
-        file.Flush(flushToDisk: true);
+        file.Flush(flushToDisk: flush);
+        return true;
     }
 
     private static void SetAppliedSeq(SqliteConnection c, SqliteTransaction tx, long seq) =>
