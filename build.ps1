@@ -2,6 +2,8 @@
 # Build tasks for the appliance. Run: dotnet tool restore && dotnet pwsh build.ps1 <task>
 #
 #   publish   native-AOT publish to artifacts/publish; fails on any warning
+#   lab       build the two-node lab in network namespaces and start a pair in it (lab-down)
+#   ha-suite  run the HA fault scenarios in the lab, one line per scenario
 #   bench     publish, then measure against the appliance and a Postfix+Dovecot peer;
 #             prints one line per figure: bench NAME VALUE UNIT peer=VALUE ratio=R
 #             (SMTP figures with bench/SmtpLoad, IMAP figures with bench/ImapLoad)
@@ -25,8 +27,10 @@ param(
     [int]$ImapCommands = 30000,
     [int]$IdleConnections = 500,
     [int]$SearchMessages = 50000,
-    # bench only: measure this executable instead of publishing artifacts/publish/appliance.
-    [string]$Exe = ''
+    # bench, lab, ha-suite: use this executable instead of publishing artifacts/publish/appliance.
+    [string]$Exe = '',
+    # ha-suite: comma-separated scenario names (default: all).
+    [string]$Scenarios = ''
 )
 
 Set-StrictMode -Version Latest
@@ -475,6 +479,64 @@ function Invoke-Bench {
     return 0
 }
 
+# ---- HA lab and fault suite (lab/lab.sh, lab/pair.sh; root only) ----
+$LabPrefix = 'ap-'
+$LabDir = "/tmp/appliance-lab-$LabPrefix"
+
+function Invoke-Lab {
+    if (-not (Test-Root)) { throw 'the lab builds network namespaces: run as root' }
+    if (-not $SkipPublish) { Invoke-Publish | Out-Null }
+    $env:APPLIANCE_EXE = $Exe
+    $lab = Join-Path $Root 'lab/lab.sh'
+    $pair = Join-Path $Root 'lab/pair.sh'
+    & bash $lab up --prefix $LabPrefix 2>&1 | ForEach-Object { Write-Log "  $_" }
+    if ($LASTEXITCODE -ne 0) { throw 'lab.sh up failed' }
+    foreach ($node in 'node1', 'node2') {
+        & bash $pair start $node --prefix $LabPrefix --dir $LabDir 2>&1 | ForEach-Object { Write-Log "  $_" }
+        if ($LASTEXITCODE -ne 0) { throw "pair.sh start $node failed (log: $LabDir/$node.log)" }
+    }
+    & bash $pair provision --prefix $LabPrefix --dir $LabDir 2>&1 | ForEach-Object { Write-Log "  $_" }
+    Start-Sleep -Seconds 3
+    & bash $pair cli node1 cluster status --prefix $LabPrefix --dir $LabDir
+    & bash $lab status --prefix $LabPrefix
+    Write-Result @"
+lab up: node1 10.77.0.1, node2 10.77.0.2; store-a on 10.77.0.10 (alice@lab.test), store-b on 10.77.0.11 (bob@lab.test), password lab-password
+  mail:    ip netns exec ${LabPrefix}client swaks --server 10.77.0.10 --to alice@lab.test      (or python3 -m smtplib, curl smtp://…)
+  read:    ip netns exec ${LabPrefix}client curl -k --ssl-reqd imap://10.77.0.10/INBOX -u alice@lab.test:lab-password
+  status:  lab/pair.sh cli node1 cluster status --dir $LabDir      logs: $LabDir/node1.log, node2.log
+  faults:  lab/pair.sh kill node1 --dir $LabDir | lab/lab.sh cut node1 repl|public|all | lab/lab.sh poweroff node2 | lab/lab.sh heal/poweron …
+  down:    dotnet pwsh build.ps1 lab-down
+"@
+    return 0
+}
+
+function Invoke-LabDown {
+    $pair = Join-Path $Root 'lab/pair.sh'
+    foreach ($node in 'node1', 'node2') { & bash $pair kill $node --prefix $LabPrefix --dir $LabDir 2>&1 | ForEach-Object { Write-Log "  $_" } }
+    & bash (Join-Path $Root 'lab/lab.sh') down --prefix $LabPrefix 2>&1 | ForEach-Object { Write-Log "  $_" }
+    Remove-Item -Recurse -Force $LabDir -ErrorAction SilentlyContinue
+    return 0
+}
+
+# The fault suite is the xunit test HaSuiteTests (it also runs in CI with the other tests);
+# this runs it alone against the published binary and prints its scenario lines.
+function Invoke-HaSuite {
+    if (-not (Test-Root)) { throw 'the HA suite builds network namespaces: run as root' }
+    if (-not $SkipPublish) { Invoke-Publish | Out-Null }
+    $report = Join-Path $Root 'artifacts/ha-suite.txt'
+    New-Item -ItemType Directory -Force (Split-Path $report) | Out-Null
+    Remove-Item $report -ErrorAction SilentlyContinue
+    $env:APPLIANCE_EXE = $Exe
+    $env:APPLIANCE_HA_REPORT = $report
+    $env:APPLIANCE_HA_LOGS = Join-Path $Root 'artifacts/ha-suite-logs'
+    if ($Scenarios -ne '') { $env:APPLIANCE_HA_SCENARIOS = $Scenarios }
+    & dotnet test (Join-Path $Root 'Appliance.Tests') --filter 'FullyQualifiedName~HaSuiteTests' --logger 'console;verbosity=detailed' 2>&1 |
+        ForEach-Object { Write-Log "  $_" }
+    $code = $LASTEXITCODE
+    if (Test-Path $report) { Get-Content $report | ForEach-Object { Write-Result $_ } }
+    return $(if ($code -eq 0) { 0 } else { 1 })
+}
+
 function Show-Usage {
     Write-Log @'
 usage: dotnet pwsh build.ps1 <task> [options]
@@ -484,6 +546,11 @@ tasks:
             -Messages 2000 -Sessions 10 -Mailboxes 10 -MessageSize 4096
             -ImapCommands 30000 -IdleConnections 500 -SearchMessages 50000
             -Exe PATH  bench an existing executable instead of publishing
+  lab       (root) publish, build the two-node lab in network namespaces, start the pair
+  lab-down  stop the lab's nodes and remove its namespaces
+  ha-suite  (root) publish, run the HA fault scenarios; prints one line per scenario:
+            scenario NAME lost=N duplicated=N dual_active=N downtime_ms=N
+            -Scenarios a,b  only those scenarios
 '@
 }
 
@@ -491,6 +558,9 @@ try {
     switch ($Task) {
         'publish' { Write-Result (Invoke-Publish); exit 0 }
         'bench' { exit (Invoke-Bench) }
+        'lab' { exit (Invoke-Lab) }
+        'lab-down' { exit (Invoke-LabDown) }
+        'ha-suite' { exit (Invoke-HaSuite) }
         default { Show-Usage; exit 2 }
     }
 }

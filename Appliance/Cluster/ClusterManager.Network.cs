@@ -55,10 +55,24 @@ public sealed partial class ClusterManager
                 if (_peer is null || status.Incarnation != _peer.Incarnation || status.Seq > _peer.Seq)
                 {
                     if (_peer is not null && status.Incarnation != _peer.Incarnation) Log.Info("peer {0} restarted (incarnation {1:x})", status.Node, status.Incarnation);
+                    if (Matters(_peer, status)) Wake();
                     _peer = status;
                 }
             }
         }
+    }
+
+    /// <summary>Whether a new heartbeat may change a decision here (so the loop runs now).</summary>
+    private bool Matters(NodeStatus? before, NodeStatus now)
+    {
+        if (before is null || before.Incarnation != now.Incarnation || before.Standby != now.Standby || before.Ready != now.Ready) return true;
+        foreach (var u in now.Units)
+        {
+            if (before.Unit(u.Name) is not { } b) return true;
+            if (b.State != u.State || b.HandOverTo != u.HandOverTo || b.OutdateRequest != u.OutdateRequest
+                || b.OutdatedToken != u.OutdatedToken || b.InSync != u.InSync) return true;
+        }
+        return _units.Exists(u => u.State == UnitState.Starting && now.SeenSeq >= u.StartingSeq && before.SeenSeq < u.StartingSeq);
     }
 
     /// <summary>The peer's last heartbeat and whether it was heard on any link within the dead-time.</summary>

@@ -70,7 +70,7 @@ public sealed partial class ClusterManager
         }
         if (peer is null || ps is null) return;
         unit.PeerInSyncSince = ps.InSync ? (unit.PeerInSyncSince == 0 ? Now : unit.PeerInSyncSince) : 0;
-        var failback = unit.TookOver && unit.Preferred == peer.Node && _options.Failback == "delayed"
+        var failback = !unit.Pinned && unit.Preferred == peer.Node && _options.Failback == "delayed"
             && unit.PeerInSyncSince != 0 && Ms(Now - unit.PeerInSyncSince) >= _options.FailbackDelaySeconds * 1000L;
         if ((_standby || unit.SwitchoverRequested || failback) && ps.InSync && s.InSync && !peer.Standby && peer.Ready && !ps.Outdated)
         {
@@ -131,6 +131,7 @@ public sealed partial class ClusterManager
         {
             unit.State = UnitState.Starting;
             unit.StartingSeq = _seq + 1;
+            unit.Pinned = ps?.HandOverTo == _self;
             Log.Info("unit {0}: starting on {1}", unit.Name, _self);
         }
     }
@@ -165,7 +166,7 @@ public sealed partial class ClusterManager
         unit.Sender = sender;
         p.IsPrimary = true;
         unit.State = UnitState.Active;
-        unit.TookOver = alone;
+        if (alone) unit.Pinned = false;
         unit.HandOverTo = "";
         unit.SwitchoverRequested = false;
         unit.OutdateRequest = 0;
@@ -207,7 +208,7 @@ public sealed partial class ClusterManager
         }
         unit.HandOverTo = handOver ? _options.Peer : "";
         unit.SwitchoverRequested = false;
-        unit.TookOver = false;
+        unit.Pinned = false;
         unit.State = UnitState.Stopped;
         Log.Info("unit {0} stopped on {1} at seq {2}{3}", unit.Name, _self, p.LastSeq, handOver ? $", handed over to {_options.Peer}" : "");
         return true;

@@ -100,21 +100,29 @@ public sealed partial class ClusterManager : IAsyncDisposable
         _loop = Task.Run(LoopAsync);
     }
 
+    /// <summary>
+    /// Ticks every heartbeat interval, or at once when the peer's heartbeat changed something
+    /// a decision depends on (a unit state, a handover, an outdate request, the echo of a
+    /// "starting"): a switchover is a few round trips, not a few intervals.
+    /// </summary>
     private async Task LoopAsync()
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.HeartbeatIntervalMs));
-        do
+        var interval = TimeSpan.FromMilliseconds(_options.HeartbeatIntervalMs);
+        while (!_stop.IsCancellationRequested)
         {
             try { await TickAsync(); }
             catch (Exception ex) { Log.Error(ex, "cluster loop"); }
+            try { await _wake.WaitAsync(interval, _stop.Token); }
+            catch (OperationCanceledException) { return; }
         }
-        while (await WaitAsync(timer));
     }
 
-    private async Task<bool> WaitAsync(PeriodicTimer timer)
+    private readonly SemaphoreSlim _wake = new(0, 1);
+
+    private void Wake()
     {
-        try { return await timer.WaitForNextTickAsync(_stop.Token); }
-        catch (OperationCanceledException) { return false; }
+        try { _wake.Release(); }
+        catch (SemaphoreFullException) { /* already due */ }
     }
 
     private async Task TickAsync()
@@ -203,8 +211,8 @@ public sealed partial class ClusterManager : IAsyncDisposable
         public bool SwitchoverRequested { get; set; }
         public long PeerInSyncSince { get; set; }
         public bool LoggedCannotTakeOver { get; set; }
-        /// <summary>Became active here because the peer died (failback applies only then, not after a switchover).</summary>
-        public bool TookOver { get; set; }
+        /// <summary>Placed here by hand (switchover, standby): no failback to the preferred node.</summary>
+        public bool Pinned { get; set; }
         // Replica side (written by the replication connection).
         public volatile bool ReplicaInSync;
         public volatile bool Diverged;
