@@ -6,6 +6,7 @@
 #   the peer off for real (kills its processes, cuts its links).
 #
 #   pair.sh start NODE [--alone]   write DIR/NODE.json (once) and start the node in its namespace
+#   pair.sh start NODE --single    the same node as a single node (no Cluster section, data in DIR/NODE-single)
 #   pair.sh kill NODE              SIGKILL the node's process (a crash; its links stay up)
 #   pair.sh stop NODE              SIGTERM and wait (a clean stop)
 #   pair.sh provision              domain lab.test, alice@lab.test (partition a), bob@lab.test (b) on both nodes
@@ -19,12 +20,14 @@ root="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 prefix=ap-
 dir=""
 alone=false
+single=false
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --alone) alone=true; shift ;;
+    --single) single=true; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -82,23 +85,40 @@ JSON
 cli() {
   local n=$1
   shift
-  "${exe[@]}" "$@" --data "$dir/$n"
+  if $single; then "${exe[@]}" "$@" --data "$dir/$n-single"; else "${exe[@]}" "$@" --data "$dir/$n"; fi
+}
+
+single_config() {
+  cat <<JSON
+{
+  "Node": { "Name": "$1", "Hostname": "$1.lab.test", "DataDirectory": "$dir/$1-single" },
+  "Listen": { "Address": "0.0.0.0", "Smtp": 25, "Imap": 143, "Pop3": 110, "Imaps": 993, "Pop3s": 995,
+              "Submission": -1, "Smtps": -1, "Http": -1, "Https": -1 },
+  "Security": { "LoginFailuresBeforeThrottle": 1000 }
+}
+JSON
 }
 
 start() {
   local n=$1
-  [ -f "$dir/$n.json" ] || config "$n" >"$dir/$n.json"
+  if $single; then
+    single_config "$n" >"$dir/$n-single.json"
+    cfg="$dir/$n-single.json"
+  else
+    [ -f "$dir/$n.json" ] || config "$n" >"$dir/$n.json"
+    cfg="$dir/$n.json"
+  fi
   if [ -f "$dir/$n.pid" ] && alive "$(cat "$dir/$n.pid")"; then
     echo "pair.sh: $n already runs (pid $(cat "$dir/$n.pid"))" >&2
     return 0
   fi
   # ip netns exec execs the appliance, so the pid is the node's own.
-  APPLIANCE__Cluster__StartWithoutPeer=$alone setsid ip netns exec "${prefix}$n" "${exe[@]}" run --config "$dir/$n.json" \
+  APPLIANCE__Cluster__StartWithoutPeer=$alone setsid ip netns exec "${prefix}$n" "${exe[@]}" run --config "$cfg" \
     >>"$dir/$n.log" 2>&1 </dev/null &
   echo $! >"$dir/$n.pid"
   # Ready once the control socket answers.
   for _ in $(seq 300); do
-    cli "$n" cluster status >/dev/null 2>&1 && return 0
+    cli "$n" domain list >/dev/null 2>&1 && return 0
     alive "$(cat "$dir/$n.pid")" || { echo "pair.sh: $n exited, see $dir/$n.log" >&2; tail -5 "$dir/$n.log" >&2; return 1; }
     sleep 0.1
   done
@@ -116,8 +136,9 @@ signal() {
 }
 
 provision() {
-  local n
-  for n in node1 node2; do
+  local n nodes=(node1 node2)
+  $single && nodes=(node1)
+  for n in "${nodes[@]}"; do
     cli "$n" domain add lab.test >/dev/null 2>&1 || true
     for u in alice bob; do
       printf 'lab-password\n' | cli "$n" mailbox add "$u@lab.test" --password-stdin >/dev/null 2>&1 || true

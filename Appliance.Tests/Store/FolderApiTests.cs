@@ -449,6 +449,7 @@ public sealed class FolderApiTests : IAsyncLifetime
 
         // A replica fed the journal agrees.
         await using var replica = Partition.Open("a", Path.Combine(_root, "replica"), 1 << 20);
+        replica.IsPrimary = false;
         await replica.ApplyReplicatedAsync(_store.Partition("a").ReadJournal(0).ToList());
         Assert.Equal(await _store.Partition("a").DumpAsync(), await replica.DumpAsync());
     }

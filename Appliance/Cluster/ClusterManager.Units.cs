@@ -158,6 +158,7 @@ public sealed partial class ClusterManager
     {
         await StopReceiverAsync(unit);
         var p = unit.Partition;
+        await p.SyncFilesAsync();
         unit.Record.History.Add(new Generation(unit.Record.Epoch + 1, _self, p.LastSeq + 1));
         unit.Record.Save(unit.Dir);
         var sender = new ReplicationSender(_options, _self, unit.Name, p, () => unit.Record);

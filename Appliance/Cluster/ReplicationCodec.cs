@@ -5,6 +5,12 @@ namespace Appliance.Cluster;
 /// <summary>Encodings of the replication stream's payloads (records reuse the journal's own op encoding).</summary>
 internal static class ReplicationCodec
 {
+    /// <summary>
+    /// Records as the journal encodes them, each followed by the search index of its messages
+    /// when the primary still has it (live batches): the replica then does not parse the
+    /// messages again (both nodes of a small pair share few cores). Journal catch-up records
+    /// carry none and are extracted on the replica.
+    /// </summary>
     public static byte[] EncodeRecords(IReadOnlyList<JournalRecord> records) => ClusterWire.Encode(w =>
     {
         w.Write(records.Count);
@@ -13,6 +19,11 @@ internal static class ReplicationCodec
             w.Write(r.Seq);
             w.Write((byte)r.Op.Type);
             r.Op.Write(w);
+            foreach (var append in Appends(r.Op))
+            {
+                w.Write(append.Index is not null);
+                if (append.Index is { } x) WriteIndex(w, x);
+            }
         }
     });
 
@@ -26,10 +37,39 @@ internal static class ReplicationCodec
         {
             var seq = r.ReadInt64();
             var type = (JournalOpType)r.ReadByte();
-            list.Add(new JournalRecord(seq, JournalOp.Read(type, r)));
+            var op = WithIndexes(JournalOp.Read(type, r), r);
+            list.Add(new JournalRecord(seq, op));
         }
         return list;
     }
+
+    private static IEnumerable<AppendOp> Appends(JournalOp op) => op switch
+    {
+        AppendOp a => [a],
+        BatchOp b => b.Ops.OfType<AppendOp>(),
+        _ => [],
+    };
+
+    private static JournalOp WithIndexes(JournalOp op, BinaryReader r) => op switch
+    {
+        AppendOp a => r.ReadBoolean() ? a with { Index = ReadIndex(r) } : a,
+        BatchOp b => new BatchOp([.. b.Ops.Select(o => o is AppendOp ? WithIndexes(o, r) : o)]),
+        _ => op,
+    };
+
+    private static void WriteIndex(BinaryWriter w, MessageIndex x)
+    {
+        w.Write(x.Subject); w.Write(x.From); w.Write(x.To); w.Write(x.Cc); w.Write(x.Bcc); w.Write(x.Body); w.Write(x.Headers);
+        w.Write(x.SentDateUnixMs); w.Write(x.BaseSubject); w.Write(x.SubjectIsReply);
+        w.Write(x.FromAddr); w.Write(x.ToAddr); w.Write(x.CcAddr); w.Write(x.DisplayFrom); w.Write(x.DisplayTo);
+        w.Write(x.MessageId); w.Write(x.InReplyTo); w.Write(x.References);
+    }
+
+    private static MessageIndex ReadIndex(BinaryReader r) => new(
+        r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(),
+        r.ReadInt64(), r.ReadString(), r.ReadBoolean(),
+        r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(),
+        r.ReadString(), r.ReadString(), r.ReadString());
 
     public static void WriteHistory(BinaryWriter w, IReadOnlyList<Generation> history)
     {

@@ -48,8 +48,12 @@ public sealed class Journal : IDisposable
         return journal;
     }
 
-    /// <summary>Appends ops as seq LastSeq+1… and returns only once they are on disk (fsync).</summary>
-    public IReadOnlyList<JournalRecord> Append(IReadOnlyList<JournalOp> ops)
+    /// <summary>
+    /// Appends ops as seq LastSeq+1… and returns only once they are on disk (fsync).
+    /// <paramref name="beforeSync"/> sees the records once written and before the fsync, so a
+    /// replica can store them while this disk does (DRBD overlaps them the same way).
+    /// </summary>
+    public IReadOnlyList<JournalRecord> Append(IReadOnlyList<JournalOp> ops, Action<IReadOnlyList<JournalRecord>>? beforeSync = null)
     {
         if (_current is null || _current.Length >= _segmentBytes) Rotate();
         var records = new JournalRecord[ops.Count];
@@ -72,6 +76,8 @@ public sealed class Journal : IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)start + 4), Crc32.HashToUInt32(payload));
         }
         _current!.Write(buffer.GetBuffer(), 0, (int)buffer.Length);
+        _current.Flush(flushToDisk: false);
+        beforeSync?.Invoke(records);
         _current.Flush(flushToDisk: true);
         LastSeq += ops.Count;
         return records;

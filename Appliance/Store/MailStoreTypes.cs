@@ -145,7 +145,7 @@ public sealed class ChangeFeed
 /// </summary>
 public interface IReplicationSink
 {
-    /// <summary>Called on the writer loop, in sequence order, right after the local commit: must not block.</summary>
+    /// <summary>Called on the writer loop, in sequence order, once the records are written and before this node's fsync: must not block.</summary>
     void Ship(IReadOnlyList<JournalRecord> records);
     /// <summary>Completes when every record up to <paramref name="seq"/> is durable wherever it must be (peer, or the peer is known outdated or fenced); faults if the unit is being demoted.</summary>
     Task WhenDurableAsync(long seq);

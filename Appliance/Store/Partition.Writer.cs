@@ -65,6 +65,7 @@ public sealed partial class Partition
             }
             WriteContext ctx;
             IReadOnlyList<JournalRecord> written = [];
+            var sink = Replication; // one sink for the whole batch: shipped to, and waited on
             using (var tx = _writer.BeginTransaction())
             {
                 ctx = new WriteContext(_writer, tx, _journal.LastSeq + 1);
@@ -90,7 +91,9 @@ public sealed partial class Partition
                     if (ctx.Ops.Count > 0)
                     {
                         SetAppliedSeq(_writer, tx, ctx.NextSeq - 1);
-                        written = _journal.Append(ctx.Ops);
+                        // A primary's files were fsynced before their ops were submitted.
+                        if (!_filesUnsynced) ctx.SetMeta("files_synced_seq", ctx.NextSeq - 1);
+                        written = _journal.Append(ctx.Ops, sink is null ? null : sink.Ship);
                     }
                     tx.Commit();
                 }
@@ -106,12 +109,12 @@ public sealed partial class Partition
             // Files of expunged messages go before the callers hear back, so an acknowledged
             // expunge has left nothing behind (unlinks are cheap next to the fsync above).
             ctx.DeleteRemovedBlobs(_blobDir);
-            if (written.Count > 0 && Replication is { } sink)
+            if (written.Count > 0 && sink is { } replication)
             {
-                // Acknowledged means on both disks: the callers hear back once the peer has the
-                // records too. The loop goes on with the next batch meanwhile (acks are in order).
-                sink.Ship(written);
-                var durable = sink.WhenDurableAsync(written[^1].Seq);
+                // Acknowledged means on both disks: the records went to the peer before this
+                // node's fsync (above), and the callers hear back once the peer has them too.
+                // The loop goes on with the next batch meanwhile (acks are in order).
+                var durable = replication.WhenDurableAsync(written[^1].Seq);
                 if (!durable.IsCompletedSuccessfully)
                 {
                     _ = CompleteWhenDurableAsync(durable, [.. ok]);
@@ -152,6 +155,9 @@ public sealed partial class Partition
             Apply(op);
             Ops.Add(op);
         }
+
+        public void SetMeta(string key, long value) =>
+            c.Execute("INSERT OR REPLACE INTO meta(key, value) VALUES (@key, @value)", new { key, value }, tx);
 
         public void Discard(int count)
         {

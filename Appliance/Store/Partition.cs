@@ -80,6 +80,7 @@ public sealed partial class Partition : IAsyncDisposable
         writer.Execute("PRAGMA synchronous=NORMAL");
         var journal = Journal.Open(Path.Combine(dir, "journal"), journalSegmentBytes);
         var applied = writer.ExecuteScalar<long>("SELECT value FROM meta WHERE key = 'applied_seq'");
+        RestoreUnsyncedFiles(writer, journal, Path.Combine(dir, "blobs"), applied);
         var pending = applied < journal.LastSeq ? journal.ReadFrom(applied).ToList() : [];
         if (pending.Count > 0)
         {
@@ -96,6 +97,28 @@ public sealed partial class Partition : IAsyncDisposable
         }
         IndexUnindexed(writer, Path.Combine(dir, "blobs"));
         return new Partition(name, dir, writer, journal, connectionString);
+    }
+
+    /// <summary>
+    /// A replica writes message files without an fsync each (the journal, fsynced, holds their
+    /// bytes) and syncs the file system about once a second, recording in meta files_synced_seq
+    /// how far every file is durable. After a crash the files of the records past that point
+    /// are checked and written again from the journal.
+    /// </summary>
+    private static void RestoreUnsyncedFiles(SqliteConnection writer, Journal journal, string blobDir, long applied)
+    {
+        var synced = writer.ExecuteScalar<long?>("SELECT value FROM meta WHERE key = 'files_synced_seq'") ?? applied;
+        if (synced >= applied) return;
+        var restored = 0;
+        foreach (var record in journal.ReadFrom(synced))
+        {
+            if (record.Seq > applied) break;
+            foreach (var append in Appends(record.Op))
+                if (EnsureBlob(blobDir, append, flush: false)) restored++;
+        }
+        FileSystem.SyncFileSystem(blobDir);
+        writer.Execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('files_synced_seq', @applied)", new { applied });
+        if (restored > 0) Log.Warn("restored {0} message files from the journal after a crash", restored);
     }
 
     /// <summary>Builds the search and sort rows of messages stored before they existed (older data directories).</summary>
@@ -219,16 +242,24 @@ public sealed partial class Partition : IAsyncDisposable
         // Only for records not applied yet: re-shipped records of messages expunged since would
         // otherwise recreate files that nothing references (and nothing ever deletes).
         var lastSeq = _journal.LastSeq;
-        var wrote = false;
+        // Files are written without an fsync each: the journal (fsynced before the ack) holds
+        // their bytes, and a sync about once a second bounds what a crash makes Open rewrite.
+        long? filesSynced = null;
+        if (_filesUnsynced && Environment.TickCount64 - _lastFileSync > 1000)
+        {
+            FileSystem.SyncFileSystem(_blobDir);
+            _lastFileSync = Environment.TickCount64;
+            _filesUnsynced = false;
+            filesSynced = lastSeq;
+        }
         foreach (var r in records)
             if (r.Seq > lastSeq)
-                foreach (var append in Appends(r.Op)) wrote |= EnsureBlob(_blobDir, append, flush: false);
-        // The files must be on disk before the index names them (a crash replays only records
-        // past the applied seq): one file-system sync for the whole batch.
-        if (wrote) FileSystem.SyncFileSystem(_blobDir);
+                foreach (var append in Appends(r.Op))
+                    if (EnsureBlob(_blobDir, append, flush: false)) _filesUnsynced = true;
         records = [.. records.Select(r => r.Seq > lastSeq ? r with { Op = WithIndex(r.Op) } : r)];
         await SubmitAsync(ctx =>
         {
+            if (filesSynced is { } synced) ctx.SetMeta("files_synced_seq", synced);
             foreach (var r in records)
             {
                 if (r.Seq <= ctx.NextSeq - 1) continue;
@@ -237,6 +268,20 @@ public sealed partial class Partition : IAsyncDisposable
             }
             return 0;
         }, replicated: true);
+    }
+
+    private bool _filesUnsynced;
+    private long _lastFileSync = Environment.TickCount64;
+
+    /// <summary>Makes the files a replica wrote durable (before the partition is promoted).</summary>
+    public async Task SyncFilesAsync()
+    {
+        if (!_filesUnsynced) return;
+        FileSystem.SyncFileSystem(_blobDir);
+        _filesUnsynced = false;
+        _lastFileSync = Environment.TickCount64;
+        var seq = LastSeq;
+        await SubmitAsync(ctx => { ctx.SetMeta("files_synced_seq", seq); return 0; }, replicated: !IsPrimary);
     }
 
     /// <summary>Journal records after <paramref name="afterSeq"/> (to ship to a replica).</summary>
