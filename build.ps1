@@ -456,6 +456,36 @@ function Format-Figure([hashtable]$App, [hashtable]$Peer, [string]$Name, [string
     return "bench $Name $v $Unit peer=$p ratio=$ratio"
 }
 
+# Pair figures (root: they need the namespace lab): SMTP ingest through a unit's floating
+# address with synchronous replication, against the same binary as a single node in the same
+# lab (target ratio >= 0.70), and the client-visible pause of a failover (kill -9, 3 s
+# dead-time; target <= 5000 ms median) and of a planned switchover (target <= 1000 ms).
+function Measure-Pair {
+    if (-not (Test-Root)) {
+        Write-Log 'bench: pair figures need root (network namespaces); skipped'
+        Write-Result 'bench smtp_ingest_pair - msgs/s single=- ratio=-'
+        return $false
+    }
+    $env:APPLIANCE_EXE = $Exe
+    $lines = & bash (Join-Path $Root 'lab/bench-pair.sh') (Join-Path $LoadDir 'SmtpLoad.dll') $Messages $Sessions $MessageSize 2>&1 | ForEach-Object { "$_" }
+    $code = $LASTEXITCODE
+    $f = @{}
+    foreach ($line in $lines) {
+        if ($line -match '^(smtp_ingest_single|smtp_ingest_pair|failover_ms|switchover_ms)=([0-9.]+)$') { $f[$Matches[1]] = [double]::Parse($Matches[2], $Inv) }
+        else { Write-Log "  pair: $line" }
+    }
+    if ($code -ne 0 -or $f.Count -lt 4) {
+        Write-Log "bench: lab/bench-pair.sh failed (exit $code)"
+        Write-Result 'bench smtp_ingest_pair - msgs/s single=- ratio=-'
+        return $false
+    }
+    $ratio = $f['smtp_ingest_pair'] / $f['smtp_ingest_single']
+    Write-Result ("bench smtp_ingest_pair {0} msgs/s single={1} ratio={2}" -f $f['smtp_ingest_pair'].ToString('F1', $Inv), $f['smtp_ingest_single'].ToString('F1', $Inv), $ratio.ToString('F2', $Inv))
+    Write-Result ("bench ha_failover {0} ms target=5000" -f $f['failover_ms'].ToString('F0', $Inv))
+    Write-Result ("bench ha_switchover {0} ms target=1000" -f $f['switchover_ms'].ToString('F0', $Inv))
+    return $true
+}
+
 function Invoke-Bench {
     if ($SkipPublish) { Write-Log "bench: using $Exe (no publish)" } else { Write-Log (Invoke-Publish) }
     Build-LoadTool 'SmtpLoad' $LoadDir
@@ -470,8 +500,10 @@ function Invoke-Bench {
     Write-Result (Format-Figure $app $peer 'imap_mixed' 'cmds/s' 'F1')
     Write-Result (Format-Figure $app $peer 'imap_idle_conn_mem' 'KB/conn' 'F0')
     Write-Result (Format-Figure $app $peer $SearchFigure 'ms' 'F1')
+    $pairOk = Measure-Pair
     $missing = @('smtp_ingest', 'idle_rss', 'start_to_smtp', 'imap_mixed', 'imap_idle_conn_mem', $SearchFigure |
             Where-Object { -not $app.ContainsKey($_) })
+    if (-not $pairOk) { $missing += 'pair' }
     if ($app.ContainsKey('failed') -or $peer.ContainsKey('failed') -or $missing.Count -gt 0) {
         Write-Log 'bench: some figures could not be measured (see above)'
         return 1
