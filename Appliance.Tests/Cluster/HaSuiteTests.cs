@@ -9,6 +9,7 @@ namespace Appliance.Tests.Cluster;
 /// <c>scenario NAME lost=N duplicated=N dual_active=N downtime_ms=N</c>, and fails unless every
 /// scenario lost nothing and never ran a unit on both nodes.
 /// </summary>
+[Collection(Timing.Collection)]
 public sealed class HaSuiteTests(ITestOutputHelper output)
 {
     [Fact]

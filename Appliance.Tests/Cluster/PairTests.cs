@@ -9,6 +9,7 @@ namespace Appliance.Tests.Cluster;
 /// synchronous replication (a 250 means the peer's copy already has the message), switchover,
 /// standby, takeover after a fenced peer, resync and failback, and a diverged copy rolled back.
 /// </summary>
+[Collection(Timing.Collection)]
 public sealed class PairTests(ITestOutputHelper output)
 {
     [Fact]
