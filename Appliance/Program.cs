@@ -9,6 +9,8 @@ switch (command)
 {
     case "run":
         return await RunAsync(configFile, dataDir);
+    case "witness":
+        return await WitnessAsync(rest, configFile, dataDir);
     case "version":
         Console.WriteLine($"appliance {typeof(ApplianceHost).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown"}");
         return 0;
@@ -41,6 +43,42 @@ static (string Command, string[] Others, string? Config, string? Data) ParseGlob
     }
     var command = rest.Count > 0 ? rest[0] : "run";
     return (command, rest.Skip(1).ToArray(), config, data);
+}
+
+// appliance witness --listen ADDR:PORT [--lease SECONDS]: the tie-breaker of a pair without a
+// fencing device, on a third machine; it needs the pair's Cluster:Secret (from --config or
+// APPLIANCE__Cluster__Secret).
+static async Task<int> WitnessAsync(string[] args, string? configFile, string? dataDir)
+{
+    string? listen = null;
+    var lease = 10;
+    for (var i = 0; i < args.Length; i++)
+    {
+        if (args[i] == "--listen" && i + 1 < args.Length) listen = args[++i];
+        else if (args[i] == "--lease" && i + 1 < args.Length && int.TryParse(args[++i], out var l) && l >= 5) lease = l;
+        else { Console.Error.WriteLine($"witness: unexpected argument '{args[i]}' (usage: appliance witness --listen ADDR:PORT [--lease SECONDS>=5])"); return 2; }
+    }
+    if (listen is null || !System.Net.IPEndPoint.TryParse(listen, out var endpoint) || endpoint.Port == 0)
+    {
+        Console.Error.WriteLine("witness: --listen ADDR:PORT is required (e.g. 0.0.0.0:7792)");
+        return 2;
+    }
+    ApplianceOptions options;
+    try { options = ConfigLoader.Load(configFile, dataDir); }
+    catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException or FormatException) { Console.Error.WriteLine(ex.Message); return 2; }
+    Logging.Configure(options.Node.DataDirectory, console: true);
+    Appliance.Cluster.WitnessServer witness;
+    try { witness = new Appliance.Cluster.WitnessServer(endpoint, options.Cluster.Secret, TimeSpan.FromSeconds(lease)); }
+    catch (Exception ex) when (ex is InvalidOperationException or System.Net.Sockets.SocketException) { Console.Error.WriteLine($"witness: {ex.Message}"); return 1; }
+    await using (witness)
+    {
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+        await stop.Task;
+    }
+    NLog.LogManager.Shutdown();
+    return 0;
 }
 
 static async Task<int> RunAsync(string? configFile, string? dataDir)
@@ -89,6 +127,7 @@ static void PrintUsage(TextWriter w) => w.WriteLine("""
            appliance import CSVFILE            (address,password[,quota] per line)
            appliance token create [--name N] [--scope admin|read|provision]
            appliance cluster status | switchover UNIT | standby NODE | online NODE
+           appliance witness --listen ADDR:PORT [--lease SECONDS]   (tie-breaker for a pair without fencing)
            appliance version
     management commands take the same --data/--config as run and talk to the running node.
     """);

@@ -15,9 +15,7 @@ public sealed class PairTests(ITestOutputHelper output)
     [Fact]
     public async Task UnitsStartOnTheirPreferredNodes_And250MeansOnBothDisks()
     {
-        await using var pair = await TestPair.StartAsync();
-        await pair.WaitActiveAsync(pair.Node1, "store-a");
-        await pair.WaitActiveAsync(pair.Node2, "store-b");
+        await using var pair = await TestPair.StartPlacedAsync();
         Assert.False(TestPair.Active(pair.Node2, "store-a"));
         Assert.False(TestPair.Active(pair.Node1, "store-b"));
 
@@ -40,11 +38,9 @@ public sealed class PairTests(ITestOutputHelper output)
     [Fact]
     public async Task Switchover_MovesAUnitWithItsData_AndStandbyEmptiesANode()
     {
-        await using var pair = await TestPair.StartAsync();
-        await pair.WaitActiveAsync(pair.Node1, "store-a");
-        await pair.WaitActiveAsync(pair.Node2, "store-b");
+        await using var pair = await TestPair.StartPlacedAsync();
         await TestPair.SendAsync(pair.Node1, "alice", "before the switchover");
-        await pair.WaitForAsync(() => TestPair.Cluster(pair.Node1).Status().Any(l => l.StartsWith("unit store-a") && l.Contains("in sync")), "store-a in sync");
+        await pair.WaitInSyncAsync(pair.Node1, "store-a");
 
         // Asked on node2, the command runs on node1 where the unit is active.
         var (exit, lines) = await TestPair.Cluster(pair.Node2).ExecuteAsync(["switchover", "store-a"], forwarded: false, CancellationToken.None);
@@ -75,9 +71,7 @@ public sealed class PairTests(ITestOutputHelper output)
     [Fact]
     public async Task DeadPeerIsFencedAndItsUnitTakenOver_ThenItResyncsAndGetsItBack()
     {
-        await using var pair = await TestPair.StartAsync();
-        await pair.WaitActiveAsync(pair.Node1, "store-a");
-        await pair.WaitActiveAsync(pair.Node2, "store-b");
+        await using var pair = await TestPair.StartPlacedAsync();
         await TestPair.SendAsync(pair.Node1, "alice", "before the failure");
 
         await pair.Node1.StopAsync();
@@ -96,7 +90,7 @@ public sealed class PairTests(ITestOutputHelper output)
         Assert.Equal(2, subjects);
         await TestPair.SendAsync(pair.Node1, "alice", "after failback");
         Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
-        await pair.WaitForAsync(() => TestPair.Cluster(pair.Node2).Status().Any(l => l.StartsWith("unit store-b") && l.Contains("in sync")), "store-b in sync");
+        await pair.WaitInSyncAsync(pair.Node2, "store-b");
         Assert.Equal(await TestPair.DumpAsync(pair.Node1, "b"), await TestPair.DumpAsync(pair.Node2, "b"));
     }
 

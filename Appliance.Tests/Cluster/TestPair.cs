@@ -27,20 +27,27 @@ public sealed class TestPair : IAsyncDisposable
 
     private TestPair(Action<ClusterOptions, int>? configure) => _configure = configure;
 
-    public static async Task<TestPair> StartAsync(Action<ClusterOptions, int>? configure = null, bool startNode2 = true)
+    public static async Task<TestPair> StartAsync(Action<ClusterOptions, int>? configure = null)
     {
         var pair = new TestPair(configure);
         pair.Nodes[0] = await TestNode.StartAsync([], o => pair.Configure(o, 0));
-        if (startNode2) pair.Nodes[1] = await TestNode.StartAsync([], o => pair.Configure(o, 1));
-        foreach (var node in pair.Nodes.Where(n => n is not null)) pair.Provision(node);
+        pair.Nodes[1] = await TestNode.StartAsync([], o => pair.Configure(o, 1));
+        foreach (var node in pair.Nodes) pair.Provision(node);
         return pair;
     }
 
-    public async Task StartNode2Async()
+    /// <summary>A started pair with store-a active on node1 and store-b on node2.</summary>
+    public static async Task<TestPair> StartPlacedAsync()
     {
-        Nodes[1] = await TestNode.StartAsync([], o => Configure(o, 1));
-        Provision(Nodes[1]);
+        var pair = await StartAsync();
+        await pair.WaitActiveAsync(pair.Node1, "store-a");
+        await pair.WaitActiveAsync(pair.Node2, "store-b");
+        return pair;
     }
+
+    /// <summary>Waits until the unit's primary on <paramref name="node"/> reports its replica in sync.</summary>
+    public Task WaitInSyncAsync(TestNode node, string unit) =>
+        WaitForAsync(() => Cluster(node).Status().Any(l => l.StartsWith($"unit {unit}:", StringComparison.Ordinal) && l.Contains("in sync")), $"{unit} in sync");
 
     private void Provision(TestNode node)
     {

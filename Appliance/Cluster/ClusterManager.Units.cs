@@ -215,6 +215,68 @@ public sealed partial class ClusterManager
         return true;
     }
 
+    /// <summary>A node whose claim is refused or unanswered stops its own units at once; the
+    /// node granted the pair waits this long before taking over, so the other has stopped.</summary>
+    private TimeSpan WitnessGrace => TimeSpan.FromSeconds(_options.Fencing.DelaySeconds + 3);
+
+    /// <summary>Seconds without a renewed grant after which the holder stops its units (the witness's lease is 10 s).</summary>
+    private const int WitnessHoldMs = 4000;
+
+    /// <summary>
+    /// Without a fencing device the witness decides: the node it grants the pair takes the
+    /// peer's units over (after <see cref="WitnessGrace"/>), the other stops its own.
+    /// </summary>
+    private async Task ClaimFromWitnessAsync(double delay, CancellationToken token)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var (granted, detail) = await _witness!.ClaimAsync(TimeSpan.FromSeconds(2), token);
+            if (granted)
+            {
+                _witnessHeld = true;
+                Interlocked.Exchange(ref _witnessRenewedAt, Now);
+                Log.Warn("peer {0} silent: {1}; taking its units over in {2} s, once it has stopped them", _options.Peer, detail, WitnessGrace.TotalSeconds);
+                await Task.Delay(WitnessGrace, token);
+                if (_witnessHeld) _peerFenced = true;
+                return;
+            }
+            Log.Error("ALERT peer {0} silent and {1}: this node stops its units (attempt {2})", _options.Peer, detail, attempt);
+            _selfFence = true;
+            await Task.Delay(TimeSpan.FromSeconds(_options.Fencing.RetrySeconds), token);
+        }
+    }
+
+    /// <summary>While running alone on the witness's grant, renew it every second; if it cannot be renewed, stop.</summary>
+    private void RenewWitness()
+    {
+        if (!_witnessHeld || _witness is null) return;
+        if (Ms(Now - Interlocked.Read(ref _witnessRenewedAt)) > WitnessHoldMs)
+        {
+            Log.Error("ALERT the witness grant could not be renewed for {0} ms: this node stops its units", WitnessHoldMs);
+            _witnessHeld = false;
+            _peerFenced = false;
+            _selfFence = true;
+            return;
+        }
+        if (!_witnessRenewal.IsCompleted || Ms(Now - Interlocked.Read(ref _witnessRenewedAt)) < 1000) return;
+        _witnessRenewal = Task.Run(async () =>
+        {
+            var (granted, _) = await _witness.ClaimAsync(TimeSpan.FromSeconds(1), _stop.Token);
+            if (granted) Interlocked.Exchange(ref _witnessRenewedAt, Now);
+        });
+    }
+
+    private void ReleaseWitness()
+    {
+        if (!_witnessHeld || _witness is null) return;
+        _witnessHeld = false;
+        _ = Task.Run(async () =>
+        {
+            try { await _witness.ReleaseAsync(_stop.Token); }
+            catch (OperationCanceledException) { }
+        });
+    }
+
     private void StartFencing(NodeStatus? lastKnown)
     {
         if (_fencing is { IsCompleted: false }) return;
@@ -234,6 +296,11 @@ public sealed partial class ClusterManager
                 {
                     Log.Info("fencing {0} in {1} s (the node holding more units fences first)", _options.Peer, delay);
                     await Task.Delay(TimeSpan.FromSeconds(delay), token);
+                }
+                if (_witness is not null && _options.Fencing.Driver == "none")
+                {
+                    await ClaimFromWitnessAsync(delay, token);
+                    return;
                 }
                 for (var attempt = 1; ; attempt++)
                 {

@@ -42,6 +42,13 @@ public sealed partial class ClusterManager : IAsyncDisposable
     private Task? _fencing;
     private CancellationTokenSource? _fencingStop;
     private long _outdateTokens;
+    private readonly WitnessClient? _witness;
+    /// <summary>This node holds the witness's grant (renewed while the peer is dead).</summary>
+    private volatile bool _witnessHeld;
+    private long _witnessRenewedAt;
+    private Task _witnessRenewal = Task.CompletedTask;
+    /// <summary>Set when this node lost the witness: the loop stops every unit it runs.</summary>
+    private volatile bool _selfFence;
 
     /// <param name="fence">Powers the peer off; Confirmed only when the device confirmed it.</param>
     /// <param name="addresses">Adds (true) or removes (false) a unit's floating addresses.</param>
@@ -59,6 +66,11 @@ public sealed partial class ClusterManager : IAsyncDisposable
         _fence = fence;
         _addresses = addresses;
         _standby = File.Exists(StandbyMarker);
+        if (options.Witness.Length > 0)
+        {
+            WitnessClient.ParseEndpoint(options.Witness);
+            _witness = new WitnessClient(options.Witness, options.Secret, self, options.Peer);
+        }
         foreach (var u in UnitsOf(options, store))
         {
             var partition = store.Partition(u.Name["store-".Length..]);
@@ -142,7 +154,18 @@ public sealed partial class ClusterManager : IAsyncDisposable
             Log.Warn(_peerWasAlive ? "peer {0} silent on every link for {1} ms: declared dead" : "starting without peer {0}: it must be fenced first", _options.Peer, _options.DeadTimeMs);
             StartFencing(peer);
         }
+        if (peerAlive && !_peerWasAlive) ReleaseWitness();
+        if (!peerAlive) RenewWitness();
         _peerWasAlive = peerAlive;
+        if (_selfFence)
+        {
+            _selfFence = false;
+            foreach (var unit in _units.Where(u => u.State == UnitState.Active))
+            {
+                Log.Error("ALERT unit {0} stopped on {1}: the peer is silent and the witness did not grant this node the pair", unit.Name, _self);
+                await DemoteAsync(unit, handOver: false);
+            }
+        }
         foreach (var unit in _units) await DecideAsync(unit, peerAlive ? peer : null);
         SendHeartbeats();
     }
