@@ -29,6 +29,9 @@ public sealed partial class ClusterManager
             _listeners.Add(tcp);
             _networkTasks.Add(Task.Run(() => AcceptAsync(tcp)));
         }
+        // Heartbeats have their own timer: a long step of the decision loop (a copy rolled back
+        // and rebuilt, a switchover waiting for acks) must not make this node look dead.
+        _networkTasks.Add(Task.Run(HeartbeatLoopAsync));
         Log.Info("node {0} (incarnation {1:x}): heartbeats and replication on {2}, peer {3}", _self, _incarnation,
             string.Join(", ", _options.Links.Select(l => $"{l.Local}→{l.Peer}")), _options.Peer);
     }
@@ -88,9 +91,19 @@ public sealed partial class ClusterManager
         }
     }
 
+    private async Task HeartbeatLoopAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.HeartbeatIntervalMs));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token)) SendHeartbeats();
+        }
+        catch (OperationCanceledException) { }
+    }
+
     private void SendHeartbeats()
     {
-        var seq = ++_seq;
+        var seq = Interlocked.Increment(ref _seq);
         var status = new NodeStatus(_self, _incarnation, seq, _peer?.Seq ?? 0, _standby, _ready,
             [.. _units.Select(u => new UnitStatus(u.Name, u.State, u.Record.Epoch, u.Partition.LastSeq, u.Record.Outdated,
                 u.Record.OutdatedToken, u.OutdateRequest, u.ReplicaInSync, u.HandOverTo,
@@ -101,6 +114,7 @@ public sealed partial class ClusterManager
         {
             try { _heartbeatSockets[i].SendTo(datagram, new IPEndPoint(IPAddress.Parse(_options.Links[i].Peer), _options.HeartbeatPort)); }
             catch (SocketException) { /* link down: the others carry the heartbeat */ }
+            catch (ObjectDisposedException) { return; /* stopping */ }
         }
     }
 

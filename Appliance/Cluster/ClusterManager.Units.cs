@@ -130,7 +130,7 @@ public sealed partial class ClusterManager
         if (_ready && peer.Ready && ShouldStartHere(unit, peer, ps))
         {
             unit.State = UnitState.Starting;
-            unit.StartingSeq = _seq + 1;
+            unit.StartingSeq = Interlocked.Read(ref _seq) + 1;
             unit.Pinned = ps?.HandOverTo == _self;
             Log.Info("unit {0}: starting on {1}", unit.Name, _self);
         }
