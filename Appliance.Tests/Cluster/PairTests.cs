@@ -13,7 +13,7 @@ namespace Appliance.Tests.Cluster;
 public sealed class PairTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task UnitsStartOnTheirPreferredNodes_And250MeansOnBothDisks()
+    public async Task UnitsStartOnTheirPreferredNodes_And250MeansOnBothDisks_OnEitherNodesMx()
     {
         await using var pair = await TestPair.StartPlacedAsync();
         Assert.False(TestPair.Active(pair.Node2, "store-a"));
@@ -29,8 +29,15 @@ public sealed class PairTests(ITestOutputHelper output)
         }
         Assert.Equal(5, (await pair.Node2.InboxAsync("alice")).Count);
 
-        // A mailbox whose unit is active on the other node is not served here (yet): try again.
-        var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => TestPair.SendAsync(pair.Node2, "alice", "wrong node"));
+        // The MX of either node takes mail for every mailbox: node2 hands alice's to node1,
+        // and answers 250 once it is stored there (and, replicated, back on node2).
+        await TestPair.SendAsync(pair.Node2, "alice", "through node2's MX");
+        Assert.Equal(6, (await pair.Node1.InboxAsync("alice")).Count);
+        Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+
+        // With the peer gone, its partition cannot take mail anywhere until the takeover: 451.
+        await pair.Node1.StopAsync();
+        var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => TestPair.SendAsync(pair.Node2, "alice", "peer stopping"));
         Assert.Equal(451, (int)refused.StatusCode);
         output.WriteLine(pair.StatusText());
     }

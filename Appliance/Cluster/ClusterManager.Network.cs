@@ -148,6 +148,9 @@ public sealed partial class ClusterManager
                 case FrameType.Command:
                     await ServeCommandAsync(stream);
                     break;
+                case FrameType.Deliver:
+                    await ServeDeliveryAsync(stream);
+                    break;
                 default:
                     throw new InvalidDataException($"unknown purpose {purpose}");
             }

@@ -102,6 +102,7 @@ internal enum FrameType : byte
     // Purposes (the frame that ends the handshake).
     Replicate = 10,
     Command = 11,
+    Deliver = 12,
     // Replication stream.
     ReplicaState = 20,   // replica → primary: unit, last seq, generation history tail
     Records = 21,        // primary → replica: journal records

@@ -132,6 +132,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         {
             // Last: a unit becomes active only once the services that serve it are listening;
             // stopping demotes the units (and drops their addresses) before the listeners close.
+            Store.Remote = cluster;
             await cluster.StartAsync();
             _stops.Add(async () => await cluster.DisposeAsync());
         }

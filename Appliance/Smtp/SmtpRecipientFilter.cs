@@ -50,7 +50,7 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
             throw Reject(context, SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota", from, address);
         foreach (var box in boxes)
         {
-            if (!store.IsServedHere(box.ToUser()))
+            if (!store.CanDeliver(box.ToUser()))
                 throw Reject(context, (SmtpReplyCode)451, "4.3.2 Mailbox temporarily unavailable on this server, try again later", from, address);
             if (box.QuotaBytes > 0 && store.UsedBytes(box.ToUser()) + Math.Max(state.DeclaredSize, 0) > box.QuotaBytes)
                 throw Reject(context, SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full", from, address);

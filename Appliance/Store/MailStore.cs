@@ -59,6 +59,12 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
     /// <summary>Whether the user's partition takes writes on this node (always, on a single node).</summary>
     public bool IsServedHere(MailUser user) => For(user).IsPrimary;
 
+    /// <summary>In a pair: delivers to partitions active on the other node.</summary>
+    public IRemoteDelivery? Remote { get; set; }
+
+    /// <summary>Whether mail for the user can be stored now, here or on the other node.</summary>
+    public bool CanDeliver(MailUser user) => IsServedHere(user) || Remote?.Serves(user.Partition) == true;
+
     public async Task<FolderStatus> GetFolderAsync(MailUser user, string folder, CancellationToken ct)
     {
         var p = For(user);
@@ -87,6 +93,8 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
     public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, MessageStructure structure, CancellationToken ct)
     {
         folder = FolderName(folder);
+        if (!IsServedHere(user) && Remote is { } remote && remote.Serves(user.Partition))
+            return await remote.DeliverAsync(user, folder, data, ct);
         var uid = await For(user).AppendAsync(user.Address, folder, data, structure, DateTimeOffset.UtcNow, MessageFlags.None, user.QuotaBytes, ct);
         if (uid is not null) Changes.Publish(user.Address, folder);
         return uid;

@@ -1,3 +1,4 @@
+using Appliance.Directory;
 namespace Appliance.Store;
 
 // Types of the folder-level store API used by IMAP (and later webmail). Folder names are
@@ -153,3 +154,15 @@ public interface IReplicationSink
 
 /// <summary>The partition (logical unit) is not active on this node, or is moving: try again shortly.</summary>
 public sealed class UnitUnavailableException(string message) : Exception(message);
+
+/// <summary>
+/// Delivery to a partition active on the other node of a pair (internal delivery over the
+/// cluster links; set on the store by the cluster manager).
+/// </summary>
+public interface IRemoteDelivery
+{
+    /// <summary>Whether the partition is active on the other node right now.</summary>
+    bool Serves(string partition);
+    /// <summary>Delivers there, durable on both nodes when it returns; the UID, or null when over quota.</summary>
+    Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, CancellationToken ct);
+}

@@ -1,0 +1,103 @@
+using System.Net;
+using System.Net.Sockets;
+using Appliance.Directory;
+using Appliance.Store;
+
+namespace Appliance.Cluster;
+
+/// <summary>
+/// Internal delivery: the MX of either node accepts mail for every mailbox; a message for a
+/// partition active on the other node is handed to it over the cluster links, and the 250 is
+/// given only once that node has stored it (durable on both nodes, as its own deliveries).
+/// </summary>
+public sealed partial class ClusterManager : IRemoteDelivery
+{
+    private enum DeliveryStatus : byte { Delivered = 0, OverQuota = 1, Unavailable = 2 }
+
+    public bool Serves(string partition)
+    {
+        var peer = PeerSnapshot(out var alive);
+        return alive && peer?.Unit("store-" + partition) is { State: UnitState.Active };
+    }
+
+    public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        foreach (var link in _options.Links)
+        {
+            Socket? socket = null;
+            try
+            {
+                using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                connect.CancelAfter(_options.ReplicationTimeoutMs);
+                socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                ClusterWire.Tune(socket);
+                socket.Bind(new IPEndPoint(IPAddress.Parse(link.Local), 0));
+                await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(link.Peer), _options.ReplicationPort), connect.Token);
+                await ClusterWire.ClientHandshakeAsync(new NetworkStream(socket, ownsSocket: false), _options.Secret, _self, _options.Peer, FrameType.Deliver, connect.Token);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or InvalidDataException or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                socket?.Dispose();
+                Log.Warn("internal delivery to {0} over {1}: {2}", _options.Peer, link.Peer, ex.Message);
+                continue;
+            }
+            // Connected: from here a failure is not retried on another link (the peer may have stored it).
+            using (socket)
+            {
+                await using var stream = new NetworkStream(socket, ownsSocket: false);
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(TimeSpan.FromSeconds(60));
+                await ClusterWire.WriteFrameAsync(stream, FrameType.Deliver, ClusterWire.Encode(w =>
+                {
+                    w.Write(user.Address); w.Write(user.Partition); w.Write(user.QuotaBytes); w.Write(folder);
+                    w.Write(data.Length); w.Write(data.Span);
+                }), timeout.Token);
+                var reply = await ClusterWire.ReadFrameAsync(stream, timeout.Token) ?? throw new IOException($"{_options.Peer} closed the connection before confirming the delivery");
+                using var r = ClusterWire.Reader(reply.Payload);
+                var status = (DeliveryStatus)r.ReadByte();
+                var uid = r.ReadInt64();
+                var detail = r.ReadString();
+                return status switch
+                {
+                    DeliveryStatus.Delivered => uid,
+                    DeliveryStatus.OverQuota => null,
+                    _ => throw new UnitUnavailableException($"{_options.Peer} could not store the message: {detail}"),
+                };
+            }
+        }
+        throw new UnitUnavailableException($"partition {user.Partition}: {_options.Peer} cannot be reached for internal delivery");
+    }
+
+    private async Task ServeDeliveryAsync(Stream stream)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        var frame = await ClusterWire.ReadFrameAsync(stream, timeout.Token) ?? throw new IOException("closed before the message");
+        MailUser user;
+        string folder;
+        byte[] data;
+        using (var r = ClusterWire.Reader(frame.Payload))
+        {
+            user = new MailUser(r.ReadString(), r.ReadString(), r.ReadInt64());
+            folder = r.ReadString();
+            data = r.ReadBytes(r.ReadInt32());
+        }
+        (DeliveryStatus Status, long Uid, string Detail) result;
+        try
+        {
+            if (!_store.IsServedHere(user)) result = (DeliveryStatus.Unavailable, 0, $"partition {user.Partition} is not active on {_self}");
+            else
+            {
+                MessageStructure structure;
+                using (var ms = new MemoryStream(data, writable: false)) structure = MessageStructure.Parse(ms);
+                var uid = await _store.DeliverAsync(user, folder, data, structure, timeout.Token);
+                result = uid is { } u ? (DeliveryStatus.Delivered, u, "") : (DeliveryStatus.OverQuota, 0, "over quota");
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnitUnavailableException or KeyNotFoundException or InvalidOperationException)
+        {
+            result = (DeliveryStatus.Unavailable, 0, ex.Message);
+        }
+        await ClusterWire.WriteFrameAsync(stream, FrameType.Reply, ClusterWire.Encode(w => { w.Write((byte)result.Status); w.Write(result.Uid); w.Write(result.Detail); }), timeout.Token);
+    }
+}
