@@ -95,6 +95,13 @@ public sealed class TestNode : IAsyncDisposable
         await Host.DisposeAsync();
     }
 
+    /// <summary>Stops the node as a crash would look to its pair peer: no handover, no goodbye.</summary>
+    public async Task CrashAsync()
+    {
+        Host.Cluster?.SimulateCrashOnStop();
+        await StopAsync();
+    }
+
     public async Task StartAgainAsync()
     {
         await StartHostAsync();

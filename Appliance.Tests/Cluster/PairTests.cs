@@ -36,7 +36,7 @@ public sealed class PairTests(ITestOutputHelper output)
         Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
 
         // With the peer gone, its partition cannot take mail anywhere until the takeover: 451.
-        await pair.Node1.StopAsync();
+        await pair.Node1.CrashAsync();
         var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => TestPair.SendAsync(pair.Node2, "alice", "peer stopping"));
         Assert.Equal(451, (int)refused.StatusCode);
         output.WriteLine(pair.StatusText());
@@ -81,7 +81,7 @@ public sealed class PairTests(ITestOutputHelper output)
         await using var pair = await TestPair.StartPlacedAsync();
         await TestPair.SendAsync(pair.Node1, "alice", "before the failure");
 
-        await pair.Node1.StopAsync();
+        await pair.Node1.CrashAsync();
         await pair.WaitActiveAsync(pair.Node2, "store-a");
         // Degraded: acknowledged on node2's disk alone (node1 was fenced).
         await TestPair.SendAsync(pair.Node2, "alice", "while node1 is down");
@@ -129,6 +129,25 @@ public sealed class PairTests(ITestOutputHelper output)
         var serving = TestPair.Active(pair.Node1, "store-a") ? pair.Node1 : pair.Node2;
         Assert.Equal(2, (await serving.InboxAsync("alice")).Count);
         await TestPair.SendAsync(serving, "alice", "after the resync");
+        Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+    }
+
+    [Fact]
+    public async Task ACleanStop_HandsTheUnitsOver_WithoutFencing()
+    {
+        await using var pair = await TestPair.StartPlacedAsync();
+        await TestPair.SendAsync(pair.Node1, "alice", "before the stop");
+        await pair.WaitInSyncAsync(pair.Node1, "store-a");
+
+        await pair.Node1.StopAsync();
+        Assert.True(TestPair.Active(pair.Node2, "store-a"), "store-a was not handed over during the stop\n" + pair.StatusText());
+        await TestPair.SendAsync(pair.Node2, "alice", "after the stop");
+        Assert.Equal(2, (await pair.Node2.InboxAsync("alice")).Count);
+        Assert.False(File.Exists(pair.FenceStatusFile), "the cleanly stopped node was fenced");
+
+        // Back, it resyncs and gets its preferred unit again (a stop is not a placement by hand).
+        await pair.Node1.StartAgainAsync();
+        await pair.WaitActiveAsync(pair.Node1, "store-a");
         Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
     }
 }

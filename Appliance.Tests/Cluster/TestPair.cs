@@ -16,6 +16,7 @@ namespace Appliance.Tests.Cluster;
 public sealed class TestPair : IAsyncDisposable
 {
     public static readonly string[] Mailboxes = ["alice", "bob"]; // alice on partition a, bob on b
+    public string FenceStatusFile => _fenceStatus;
     private readonly string _fenceStatus = Path.Combine(Path.GetTempPath(), "appliance-fence-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly int _heartbeatPort = FreePort();
     private readonly int _replicationPort = FreePort();

@@ -46,7 +46,7 @@ public sealed class WitnessTests
         await pair.WaitActiveAsync(pair.Node2, "store-b");
         await TestPair.SendAsync(pair.Node1, "alice", "before");
 
-        await pair.Node1.StopAsync();
+        await pair.Node1.CrashAsync();
         await pair.WaitActiveAsync(pair.Node2, "store-a");
         Assert.True(TestPair.Active(pair.Node2, "store-b"));
         await TestPair.SendAsync(pair.Node2, "alice", "after the takeover");
@@ -65,7 +65,7 @@ public sealed class WitnessTests
         await pair.WaitActiveAsync(pair.Node1, "store-a");
         await pair.WaitActiveAsync(pair.Node2, "store-b");
 
-        await pair.Node1.StopAsync();
+        await pair.Node1.CrashAsync();
         await pair.WaitForAsync(() => !TestPair.Active(pair.Node2, "store-b"), "node2 stopping its own unit");
         await Task.Delay(3000);
         Assert.False(TestPair.Active(pair.Node2, "store-a"), "store-a taken over without the witness\n" + pair.StatusText());

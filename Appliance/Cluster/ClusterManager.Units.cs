@@ -72,7 +72,7 @@ public sealed partial class ClusterManager
         unit.PeerInSyncSince = ps.InSync ? (unit.PeerInSyncSince == 0 ? Now : unit.PeerInSyncSince) : 0;
         var failback = !unit.Pinned && unit.Preferred == peer.Node && _options.Failback == "delayed"
             && unit.PeerInSyncSince != 0 && Ms(Now - unit.PeerInSyncSince) >= _options.FailbackDelaySeconds * 1000L;
-        if ((_standby || unit.SwitchoverRequested || failback) && ps.InSync && s.InSync && !peer.Standby && peer.Ready && !ps.Outdated)
+        if ((_standby || unit.SwitchoverRequested || failback) && ps.InSync && s.InSync && !peer.Standby && peer.Ready && !peer.Leaving && !ps.Outdated)
         {
             Log.Info("unit {0}: handing over to {1} ({2})", unit.Name, peer.Node, _standby ? "this node is in standby" : unit.SwitchoverRequested ? "switchover" : "failback to its preferred node");
             await DemoteAsync(unit, handOver: true);
@@ -131,7 +131,7 @@ public sealed partial class ClusterManager
         {
             unit.State = UnitState.Starting;
             unit.StartingSeq = Interlocked.Read(ref _seq) + 1;
-            unit.Pinned = ps?.HandOverTo == _self;
+            unit.Pinned = ps?.HandOverTo == _self && !peer.Leaving; // handed over by hand, not by a node stopping
             Log.Info("unit {0}: starting on {1}", unit.Name, _self);
         }
     }

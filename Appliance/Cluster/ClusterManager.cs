@@ -120,11 +120,11 @@ public sealed partial class ClusterManager : IAsyncDisposable
     private async Task LoopAsync()
     {
         var interval = TimeSpan.FromMilliseconds(_options.HeartbeatIntervalMs);
-        while (!_stop.IsCancellationRequested)
+        while (!_loopStop.IsCancellationRequested)
         {
             try { await TickAsync(); }
             catch (Exception ex) { Log.Error(ex, "cluster loop"); }
-            try { await _wake.WaitAsync(interval, _stop.Token); }
+            try { await _wake.WaitAsync(interval, _loopStop.Token); }
             catch (OperationCanceledException) { return; }
         }
     }
@@ -148,6 +148,11 @@ public sealed partial class ClusterManager : IAsyncDisposable
             _fencingStop?.Cancel();
             if (!_ready) Log.Info("peer {0} seen: units may start", _options.Peer);
             _ready = true;
+        }
+        else if (_peerWasAlive && peer is { Leaving: true } && Array.TrueForAll(peer.Units, u => u.State == UnitState.Stopped))
+        {
+            Log.Info("peer {0} left the pair cleanly with its units stopped: taking them over without fencing", _options.Peer);
+            _peerFenced = true;
         }
         else if (_peerWasAlive || (_ready && !_peerEverSeen && _fencing is null))
         {
@@ -203,18 +208,55 @@ public sealed partial class ClusterManager : IAsyncDisposable
 
     private long NextOutdateToken() => Interlocked.Increment(ref _outdateTokens);
 
+    /// <summary>
+    /// A clean stop: the loop ends, every active unit is handed to the peer when it can take it
+    /// (else stopped), and the last heartbeats say "leaving", so the peer takes what is left
+    /// without fencing this node.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        _stop.Cancel();
+        _loopStop.Cancel();
         _fencingStop?.Cancel();
         try { await _loop; } catch (OperationCanceledException) { }
+        if (!_crashed) await LeaveAsync();
+        // (After a simulated crash the network goes first: the peer hears nothing more.)
+        _stop.Cancel();
+        await StopNetworkAsync();
         foreach (var u in _units)
         {
             if (u.State == UnitState.Active) await DemoteAsync(u, handOver: false);
             await StopReceiverAsync(u);
         }
-        await StopNetworkAsync();
     }
+
+    private async Task LeaveAsync()
+    {
+        _leaving = true;
+        var peer = PeerSnapshot(out var alive);
+        var handed = new List<string>();
+        foreach (var u in _units.Where(u => u.State == UnitState.Active))
+        {
+            var handOver = alive && peer is { Standby: false, Ready: true } && u.Sender is { InSync: true };
+            if (handOver && await DemoteAsync(u, handOver: true)) handed.Add(u.Name);
+            else if (u.State == UnitState.Active) await DemoteAsync(u, handOver: false);
+        }
+        SendHeartbeats();
+        // The peer's start handshake needs this node's echo: stay a moment for what was handed over.
+        for (var i = 0; i < 60 && handed.Count > 0; i++)
+        {
+            if (handed.TrueForAll(name => PeerSnapshot(out _)?.Unit(name)?.State == UnitState.Active)) break;
+            await Task.Delay(50);
+        }
+        Log.Info("node {0} leaves the pair{1}", _self, handed.Count > 0 ? ", handed " + string.Join(", ", handed) + " to " + _options.Peer : "");
+        SendHeartbeats();
+    }
+
+    private readonly CancellationTokenSource _loopStop = new();
+    private volatile bool _leaving;
+    private volatile bool _crashed;
+
+    /// <summary>Tests: the next stop behaves like a crash (no handover, no "leaving" heartbeat).</summary>
+    internal void SimulateCrashOnStop() => _crashed = true;
 
     private sealed class Unit(string name, Partition partition, string dir, UnitRecord record, string preferred, string[] addresses)
     {

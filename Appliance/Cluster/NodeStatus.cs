@@ -30,8 +30,10 @@ internal sealed record UnitStatus(
 /// authenticated with an HMAC over the whole datagram. <see cref="Seq"/> orders datagrams of
 /// one incarnation (a process start); <see cref="SeenSeq"/> echoes the peer's last seq this node
 /// had received, so a node knows its peer has seen a state it published (the start handshake).
+/// <see cref="Leaving"/>: the node is stopping cleanly; once it has stopped all its units its
+/// silence is a departure, not a failure, and it is not fenced.
 /// </summary>
-internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long SeenSeq, bool Standby, bool Ready, UnitStatus[] Units)
+internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long SeenSeq, bool Standby, bool Ready, UnitStatus[] Units, bool Leaving = false)
 {
     private const uint Magic = 0x41504842; // "APHB"
     private const int MacBytes = 16;
@@ -42,7 +44,7 @@ internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long 
     {
         var body = ClusterWire.Encode(w =>
         {
-            w.Write(Magic); w.Write(Node); w.Write(Incarnation); w.Write(Seq); w.Write(SeenSeq); w.Write(Standby); w.Write(Ready);
+            w.Write(Magic); w.Write(Node); w.Write(Incarnation); w.Write(Seq); w.Write(SeenSeq); w.Write(Standby); w.Write(Ready); w.Write(Leaving);
             w.Write(Units.Length);
             foreach (var u in Units)
             {
@@ -66,14 +68,14 @@ internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long 
             using var r = ClusterWire.Reader(body.ToArray());
             if (r.ReadUInt32() != Magic) return null;
             var node = r.ReadString(); var incarnation = r.ReadInt64(); var seq = r.ReadInt64(); var seen = r.ReadInt64();
-            var standby = r.ReadBoolean(); var ready = r.ReadBoolean();
+            var standby = r.ReadBoolean(); var ready = r.ReadBoolean(); var leaving = r.ReadBoolean();
             var n = r.ReadInt32();
             if (n is < 0 or > 64) return null;
             var units = new UnitStatus[n];
             for (var i = 0; i < n; i++)
                 units[i] = new UnitStatus(r.ReadString(), (UnitState)r.ReadByte(), r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(),
                     r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(), r.ReadString(), r.ReadInt64(), r.ReadInt64());
-            return new NodeStatus(node, incarnation, seq, seen, standby, ready, units);
+            return new NodeStatus(node, incarnation, seq, seen, standby, ready, units, leaving);
         }
         catch (EndOfStreamException) { return null; }
     }
