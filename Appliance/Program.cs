@@ -91,7 +91,16 @@ static async Task<int> RunAsync(string? configFile, string? dataDir)
         return 2;
     }
     Logging.Configure(options.Node.DataDirectory, console: true);
-    await using var host = ApplianceHost.Create(options);
+    ApplianceHost created;
+    try { created = ApplianceHost.Create(options); }
+    catch (Exception ex) when (ex is InvalidOperationException or FormatException)
+    {
+        // A pair section that cannot work (no secret, no links, a bad address, a fencing
+        // driver without its device) stops the start with one line, before anything listens.
+        Console.Error.WriteLine($"configuration: {ex.Message}");
+        return 2;
+    }
+    await using var host = created;
     if (host.FirstAdminPassword is { } password)
     {
         Console.WriteLine("==================================================================");

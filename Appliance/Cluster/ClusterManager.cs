@@ -56,9 +56,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         Func<string, CancellationToken, Task<(bool Confirmed, string Detail)>> fence,
         Func<string[], bool, CancellationToken, Task> addresses)
     {
-        if (options.Secret.Length < 16) throw new InvalidOperationException("Cluster:Secret must be set (16 characters or more) on both nodes");
-        if (options.Links.Length == 0) throw new InvalidOperationException("Cluster:Links must list at least one link to the peer");
-        if (options.Peer == self) throw new InvalidOperationException($"Cluster:Peer names this node ({self})");
+        Validate(options, self, store.PartitionNames);
         _options = options;
         _self = self;
         _store = store;
@@ -66,11 +64,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         _fence = fence;
         _addresses = addresses;
         _standby = File.Exists(StandbyMarker);
-        if (options.Witness.Length > 0)
-        {
-            WitnessClient.ParseEndpoint(options.Witness);
-            _witness = new WitnessClient(options.Witness, options.Secret, self, options.Peer);
-        }
+        if (options.Witness.Length > 0) _witness = new WitnessClient(options.Witness, options.Secret, self, options.Peer);
         foreach (var u in UnitsOf(options, store))
         {
             var partition = store.Partition(u.Name["store-".Length..]);
@@ -83,6 +77,23 @@ public sealed partial class ClusterManager : IAsyncDisposable
         _outdateTokens = _incarnation & 0xFFFF_FFFF_0000;
     }
 
+    /// <summary>Refuses a pair section that cannot work, naming the key (before any data is opened).</summary>
+    public static void Validate(ClusterOptions options, string self, IEnumerable<string> partitions)
+    {
+        if (options.Secret.Length < 16) throw new InvalidOperationException("Cluster:Secret must be set (16 characters or more) on both nodes");
+        if (options.Links.Length == 0) throw new InvalidOperationException("Cluster:Links must list at least one link to the peer");
+        if (options.Peer == self) throw new InvalidOperationException($"Cluster:Peer names this node ({self})");
+        foreach (var link in options.Links)
+            if (!System.Net.IPAddress.TryParse(link.Local, out _) || !System.Net.IPAddress.TryParse(link.Peer, out _))
+                throw new InvalidOperationException($"Cluster:Links: '{link.Local}' → '{link.Peer}' are not IP addresses");
+        if (options.Witness.Length > 0) WitnessClient.ParseEndpoint(options.Witness);
+        if (options.Units.Length > 0)
+            foreach (var p in partitions)
+                if (!options.Units.Any(u => u.Name == "store-" + p))
+                    throw new InvalidOperationException($"Cluster:Units has no unit store-{p} for partition {p}");
+        foreach (var address in options.Units.SelectMany(u => u.Addresses)) FloatingAddress.Parse(address);
+    }
+
     private string StandbyMarker => Path.Combine(_dataDir, "standby");
 
     /// <summary>The configured store units, or one per hosted partition preferring node names in order.</summary>
@@ -90,11 +101,8 @@ public sealed partial class ClusterManager : IAsyncDisposable
     {
         if (options.Units.Length > 0)
         {
-            // Every hosted partition must belong to a unit: a partition outside any would take
-            // writes on both nodes.
-            foreach (var p in store.PartitionNames)
-                if (!options.Units.Any(u => u.Name == "store-" + p))
-                    throw new InvalidOperationException($"Cluster:Units has no unit store-{p} for partition {p}");
+            // (Validate made sure every hosted partition belongs to a unit: a partition outside
+            // any would take writes on both nodes.)
             foreach (var u in options.Units.Where(u => u.Name.StartsWith("store-", StringComparison.Ordinal)))
                 yield return u;
             yield break;

@@ -52,6 +52,8 @@ public sealed class ApplianceHost : IAsyncDisposable
         }
         if (options.Cluster.Enabled)
         {
+            ClusterManager.Validate(options.Cluster, options.Node.Name, options.Store.Partitions);
+            FenceDrivers.Create(options.Cluster.Fencing);
             // A crashed process leaves its units' floating addresses behind: drop them before
             // anything else (opening the store may take a while), nothing is active yet.
             _floatingIps = new FloatingIpManager();
