@@ -53,11 +53,7 @@ public sealed partial class ClusterManager
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(TimeSpan.FromSeconds(30));
-                using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                socket.Bind(new IPEndPoint(IPAddress.Parse(link.Local), 0));
-                await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(link.Peer), _options.ReplicationPort), timeout.Token);
-                await using var stream = new NetworkStream(socket, ownsSocket: false);
-                await ClusterWire.ClientHandshakeAsync(stream, _options.Secret, _self, _options.Peer, FrameType.Command, timeout.Token);
+                await using var stream = await ClusterWire.ConnectAsync(_options, _self, link, FrameType.Command, timeout.Token);
                 await ClusterWire.WriteFrameAsync(stream, FrameType.Command, ClusterWire.Encode(w => { w.Write(args.Length); foreach (var a in args) w.Write(a); }), timeout.Token);
                 var reply = await ClusterWire.ReadFrameAsync(stream, timeout.Token) ?? throw new IOException("no reply");
                 using var r = ClusterWire.Reader(reply.Payload);

@@ -24,27 +24,21 @@ public sealed partial class ClusterManager : IRemoteDelivery
     {
         foreach (var link in _options.Links)
         {
-            Socket? socket = null;
+            NetworkStream stream;
             try
             {
                 using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 connect.CancelAfter(_options.ReplicationTimeoutMs);
-                socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                ClusterWire.Tune(socket);
-                socket.Bind(new IPEndPoint(IPAddress.Parse(link.Local), 0));
-                await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(link.Peer), _options.ReplicationPort), connect.Token);
-                await ClusterWire.ClientHandshakeAsync(new NetworkStream(socket, ownsSocket: false), _options.Secret, _self, _options.Peer, FrameType.Deliver, connect.Token);
+                stream = await ClusterWire.ConnectAsync(_options, _self, link, FrameType.Deliver, connect.Token);
             }
             catch (Exception ex) when (ex is IOException or SocketException or InvalidDataException or OperationCanceledException && !ct.IsCancellationRequested)
             {
-                socket?.Dispose();
                 Log.Warn("internal delivery to {0} over {1}: {2}", _options.Peer, link.Peer, ex.Message);
                 continue;
             }
             // Connected: from here a failure is not retried on another link (the peer may have stored it).
-            using (socket)
+            await using (stream)
             {
-                await using var stream = new NetworkStream(socket, ownsSocket: false);
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(TimeSpan.FromSeconds(60));
                 await ClusterWire.WriteFrameAsync(stream, FrameType.Deliver, ClusterWire.Encode(w =>

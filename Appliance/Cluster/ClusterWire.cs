@@ -88,6 +88,29 @@ internal static class ClusterWire
     private static byte[] Proof(string secret, string role, string name, byte[] theirNonce, byte[] ourNonce) =>
         HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encode(w => { w.Write(Magic); w.Write(role); w.Write(name); w.Write(theirNonce); w.Write(ourNonce); }));
 
+    /// <summary>
+    /// Connects to the peer's cluster port over one link (from this node's address on it) and
+    /// authenticates for <paramref name="purpose"/>. The stream owns the socket.
+    /// </summary>
+    public static async Task<NetworkStream> ConnectAsync(ClusterOptions options, string self, LinkOptions link, FrameType purpose, CancellationToken ct)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            Tune(socket);
+            socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(link.Local), 0));
+            await socket.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(link.Peer), options.ReplicationPort), ct);
+            var stream = new NetworkStream(socket, ownsSocket: true);
+            await ClientHandshakeAsync(stream, options.Secret, self, options.Peer, purpose, ct);
+            return stream;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     public static void Tune(Socket socket)
     {
         socket.NoDelay = true;

@@ -148,12 +148,7 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
     {
         using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         connectTimeout.CancelAfter(_options.ReplicationTimeoutMs);
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        ClusterWire.Tune(socket);
-        socket.Bind(new IPEndPoint(IPAddress.Parse(link.Local), 0));
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(link.Peer), _options.ReplicationPort), connectTimeout.Token);
-        await using var stream = new NetworkStream(socket, ownsSocket: false);
-        await ClusterWire.ClientHandshakeAsync(stream, _options.Secret, _self, _options.Peer, FrameType.Replicate, connectTimeout.Token);
+        await using var stream = await ClusterWire.ConnectAsync(_options, _self, link, FrameType.Replicate, connectTimeout.Token);
         var record = _record();
         await ClusterWire.WriteFrameAsync(stream, FrameType.Replicate, ClusterWire.Encode(w => { w.Write(_unit); ReplicationCodec.WriteHistory(w, record.History); }), connectTimeout.Token);
         var reply = await ClusterWire.ReadFrameAsync(stream, connectTimeout.Token) ?? throw new IOException("replica closed the connection");
