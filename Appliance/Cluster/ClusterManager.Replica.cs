@@ -11,9 +11,8 @@ public sealed partial class ClusterManager
     /// </summary>
     private async Task ServeReplicaAsync(Stream stream)
     {
-        using var first = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        first.CancelAfter(_options.ReplicationTimeoutMs * 2);
-        var request = await ClusterWire.ReadFrameAsync(stream, first.Token) ?? throw new IOException("closed before naming a unit");
+        // The primary sends at least a ping per heartbeat interval: silence means a dead link.
+        var request = await ClusterWire.ReadFrameAsync(stream, ReplicationTimeout, _stop.Token) ?? throw new IOException("closed before naming a unit");
         if (request.Type != FrameType.Replicate) throw new InvalidDataException("expected a unit name");
         string name;
         List<Generation> primaryHistory;
@@ -45,7 +44,7 @@ public sealed partial class ClusterManager
             (FrameType Type, byte[] Payload)? next = null;
             while (true)
             {
-                var frame = next ?? await ReadWithinAsync(stream, stop.Token);
+                var frame = next ?? await ClusterWire.ReadFrameAsync(stream, ReplicationTimeout, stop.Token);
                 next = null;
                 if (frame is not { } f) return;
                 if (f.Type == FrameType.Refused)
@@ -70,7 +69,7 @@ public sealed partial class ClusterManager
                         var records = ReplicationCodec.DecodeRecords(f.Payload);
                         while (records.Count < 4096 && stream is System.Net.Sockets.NetworkStream { DataAvailable: true })
                         {
-                            next = await ReadWithinAsync(stream, stop.Token);
+                            next = await ClusterWire.ReadFrameAsync(stream, ReplicationTimeout, stop.Token);
                             if (next is not { Type: FrameType.Records } more) break;
                             records.AddRange(ReplicationCodec.DecodeRecords(more.Payload));
                             next = null;
@@ -97,13 +96,7 @@ public sealed partial class ClusterManager
         }
     }
 
-    /// <summary>The next frame; the primary sends at least a ping per heartbeat interval, so silence means a dead link.</summary>
-    private async Task<(FrameType Type, byte[] Payload)?> ReadWithinAsync(Stream stream, CancellationToken ct)
-    {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(_options.ReplicationTimeoutMs);
-        return await ClusterWire.ReadFrameAsync(stream, timeout.Token);
-    }
+    private TimeSpan ReplicationTimeout => TimeSpan.FromMilliseconds(_options.ReplicationTimeoutMs);
 
     private async Task StopReceiverAsync(Unit unit)
     {
@@ -131,7 +124,7 @@ public sealed partial class ClusterManager
         var kept = Path.Combine(unit.Dir, "diverged", DateTimeOffset.UtcNow.ToString("yyyyMMddTHHmmssZ"));
         var saved = 0;
         foreach (var record in p.ReadJournal(common))
-            foreach (var append in AppendsOf(record.Op))
+            foreach (var append in JournalOp.AppendsOf(record.Op))
             {
                 var dir = Path.Combine(kept, Sanitize(append.Account), Sanitize(append.Folder));
                 System.IO.Directory.CreateDirectory(dir);
@@ -146,13 +139,6 @@ public sealed partial class ClusterManager
         unit.Record.Save(unit.Dir);
         unit.Diverged = false;
     }
-
-    private static IEnumerable<AppendOp> AppendsOf(JournalOp op) => op switch
-    {
-        AppendOp a => [a],
-        BatchOp b => b.Ops.OfType<AppendOp>(),
-        _ => [],
-    };
 
     private static string Sanitize(string name) =>
         string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '.' or '@' or '-' or '_' ? c : '_'));

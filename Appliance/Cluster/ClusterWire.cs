@@ -42,6 +42,29 @@ internal static class ClusterWire
         return ((FrameType)header[4], payload);
     }
 
+    /// <summary>The next frame within <paramref name="within"/> (a silent peer is a dead link: cut links send no RST).</summary>
+    public static async Task<(FrameType Type, byte[] Payload)?> ReadFrameAsync(Stream s, TimeSpan within, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(within);
+        return await ReadFrameAsync(s, timeout.Token);
+    }
+
+    private const int DatagramMacBytes = 16;
+
+    /// <summary>A datagram (heartbeat, witness request): the body and a truncated HMAC-SHA256 on the cluster secret.</summary>
+    public static byte[] Sign(byte[] body, string secret) =>
+        [.. body, .. HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body).AsSpan(0, DatagramMacBytes)];
+
+    /// <summary>The body of an authentic datagram, or null.</summary>
+    public static byte[]? Verified(ReadOnlySpan<byte> datagram, string secret)
+    {
+        if (datagram.Length <= DatagramMacBytes) return null;
+        var body = datagram[..^DatagramMacBytes];
+        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body);
+        return CryptographicOperations.FixedTimeEquals(mac.AsSpan(0, DatagramMacBytes), datagram[^DatagramMacBytes..]) ? body.ToArray() : null;
+    }
+
     public static byte[] Encode(Action<BinaryWriter> write)
     {
         using var ms = new MemoryStream();

@@ -1,6 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-
 namespace Appliance.Cluster;
 
 /// <summary>The state of one unit as a node tells its peer in every heartbeat.</summary>
@@ -36,7 +33,6 @@ internal sealed record UnitStatus(
 internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long SeenSeq, bool Standby, bool Ready, UnitStatus[] Units, bool Leaving = false)
 {
     private const uint Magic = 0x41504842; // "APHB"
-    private const int MacBytes = 16;
 
     public UnitStatus? Unit(string name) => Array.Find(Units, u => u.Name == name);
 
@@ -52,20 +48,16 @@ internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long 
                 w.Write(u.OutdatedToken); w.Write(u.OutdateRequest); w.Write(u.InSync); w.Write(u.HandOverTo); w.Write(u.AckedSeq); w.Write(u.EpochStart);
             }
         });
-        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body);
-        return [.. body, .. mac.AsSpan(0, MacBytes)];
+        return ClusterWire.Sign(body, secret);
     }
 
     /// <summary>The status in a datagram, or null when it is not an authentic heartbeat.</summary>
     public static NodeStatus? Decode(ReadOnlySpan<byte> datagram, string secret)
     {
-        if (datagram.Length < MacBytes + 8) return null;
-        var body = datagram[..^MacBytes];
-        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body);
-        if (!CryptographicOperations.FixedTimeEquals(mac.AsSpan(0, MacBytes), datagram[^MacBytes..])) return null;
+        if (ClusterWire.Verified(datagram, secret) is not { } body) return null;
         try
         {
-            using var r = ClusterWire.Reader(body.ToArray());
+            using var r = ClusterWire.Reader(body);
             if (r.ReadUInt32() != Magic) return null;
             var node = r.ReadString(); var incarnation = r.ReadInt64(); var seq = r.ReadInt64(); var seen = r.ReadInt64();
             var standby = r.ReadBoolean(); var ready = r.ReadBoolean(); var leaving = r.ReadBoolean();

@@ -19,7 +19,7 @@ internal static class ReplicationCodec
             w.Write(r.Seq);
             w.Write((byte)r.Op.Type);
             r.Op.Write(w);
-            foreach (var append in Appends(r.Op))
+            foreach (var append in JournalOp.AppendsOf(r.Op))
             {
                 w.Write(append.Index is not null);
                 if (append.Index is { } x) WriteIndex(w, x);
@@ -42,13 +42,6 @@ internal static class ReplicationCodec
         }
         return list;
     }
-
-    private static IEnumerable<AppendOp> Appends(JournalOp op) => op switch
-    {
-        AppendOp a => [a],
-        BatchOp b => b.Ops.OfType<AppendOp>(),
-        _ => [],
-    };
 
     private static JournalOp WithIndexes(JournalOp op, BinaryReader r) => op switch
     {

@@ -166,18 +166,13 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
         _connected = true;
 
         using var session = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        var lastHeard = Stopwatch.StartNew();
         var reader = Task.Run(async () =>
         {
             try
             {
-                while (true)
+                // The replica answers every frame, pings included: silence (or its end) ends the session.
+                while (await ClusterWire.ReadFrameAsync(stream, TimeSpan.FromMilliseconds(_options.ReplicationTimeoutMs), session.Token) is { } frame)
                 {
-                    // The replica answers every frame, pings included: silence means a dead link.
-                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(session.Token);
-                    timeout.CancelAfter(_options.ReplicationTimeoutMs);
-                    if (await ClusterWire.ReadFrameAsync(stream, timeout.Token) is not { } frame) break;
-                    lastHeard.Restart();
                     if (frame.Type == FrameType.Ack) Acked(BitConverter.ToInt64(frame.Payload));
                     else if (frame.Type == FrameType.Refused) throw new InvalidOperationException("replica: " + ClusterWire.Reader(frame.Payload).ReadString());
                 }
@@ -229,8 +224,6 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
                     await ClusterWire.WriteFrameAsync(stream, FrameType.InSync, BitConverter.GetBytes(syncTarget), session.Token);
                     Log.Info("unit {0}: replica on {1} in sync at seq {2}", _unit, _options.Peer, syncTarget);
                 }
-                if (lastHeard.ElapsedMilliseconds > _options.ReplicationTimeoutMs)
-                    throw new TimeoutException($"replica silent for {lastHeard.ElapsedMilliseconds} ms");
             }
         }
         finally

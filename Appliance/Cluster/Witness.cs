@@ -137,19 +137,18 @@ internal static class WitnessWire
 {
     private const uint RequestMagic = 0x41505752; // "APWR"
     private const uint ReplyMagic = 0x41505741;   // "APWA"
-    private const int MacBytes = 16;
 
     public sealed record Request(bool Release, string Pair, string Node, byte[] Nonce)
     {
         public static byte[] Encode(bool release, string pair, string node, byte[] nonce, string secret) =>
-            Sign(ClusterWire.Encode(w => { w.Write(RequestMagic); w.Write(release); w.Write(pair); w.Write(node); w.Write(nonce); }), secret);
+            ClusterWire.Sign(ClusterWire.Encode(w => { w.Write(RequestMagic); w.Write(release); w.Write(pair); w.Write(node); w.Write(nonce); }), secret);
     }
 
     public sealed record ReplyBody(bool Granted, string Holder, long LeftMs);
 
     public static Request? ReadRequest(ReadOnlySpan<byte> datagram, string secret)
     {
-        if (Verified(datagram, secret) is not { } body) return null;
+        if (ClusterWire.Verified(datagram, secret) is not { } body) return null;
         try
         {
             using var r = ClusterWire.Reader(body);
@@ -160,11 +159,11 @@ internal static class WitnessWire
     }
 
     public static byte[] Reply(byte[] nonce, bool granted, string holder, long leftMs, string secret) =>
-        Sign(ClusterWire.Encode(w => { w.Write(ReplyMagic); w.Write(nonce); w.Write(granted); w.Write(holder); w.Write(leftMs); }), secret);
+        ClusterWire.Sign(ClusterWire.Encode(w => { w.Write(ReplyMagic); w.Write(nonce); w.Write(granted); w.Write(holder); w.Write(leftMs); }), secret);
 
     public static ReplyBody? ReadReply(ReadOnlySpan<byte> datagram, byte[] nonce, string secret)
     {
-        if (Verified(datagram, secret) is not { } body) return null;
+        if (ClusterWire.Verified(datagram, secret) is not { } body) return null;
         try
         {
             using var r = ClusterWire.Reader(body);
@@ -172,16 +171,5 @@ internal static class WitnessWire
             return new ReplyBody(r.ReadBoolean(), r.ReadString(), r.ReadInt64());
         }
         catch (EndOfStreamException) { return null; }
-    }
-
-    private static byte[] Sign(byte[] body, string secret) =>
-        [.. body, .. HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body).AsSpan(0, MacBytes)];
-
-    private static byte[]? Verified(ReadOnlySpan<byte> datagram, string secret)
-    {
-        if (datagram.Length <= MacBytes) return null;
-        var body = datagram[..^MacBytes];
-        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body);
-        return CryptographicOperations.FixedTimeEquals(mac.AsSpan(0, MacBytes), datagram[^MacBytes..]) ? body.ToArray() : null;
     }
 }

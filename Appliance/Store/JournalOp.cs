@@ -27,6 +27,14 @@ public abstract record JournalOp
         JournalOpType.DeleteAccount => new DeleteAccountOp(r.ReadString()),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
+    /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
+    public static IEnumerable<AppendOp> AppendsOf(JournalOp op) => op switch
+    {
+        AppendOp a => [a],
+        BatchOp b => b.Ops.OfType<AppendOp>(),
+        _ => [],
+    };
+
     // Shared encodings: a count, then the items (counts bounded so a corrupt record cannot allocate wildly).
 
     protected static void WriteStrings(BinaryWriter w, string[] values)

@@ -88,7 +88,7 @@ public sealed partial class Partition : IAsyncDisposable
             var ctx = new WriteContext(writer, tx, 0);
             foreach (var record in pending)
             {
-                foreach (var append in Appends(record.Op)) EnsureBlob(Path.Combine(dir, "blobs"), append);
+                foreach (var append in JournalOp.AppendsOf(record.Op)) EnsureBlob(Path.Combine(dir, "blobs"), append);
                 ctx.Apply(record.Op);
             }
             SetAppliedSeq(writer, tx, pending[^1].Seq);
@@ -113,7 +113,7 @@ public sealed partial class Partition : IAsyncDisposable
         foreach (var record in journal.ReadFrom(synced))
         {
             if (record.Seq > applied) break;
-            foreach (var append in Appends(record.Op))
+            foreach (var append in JournalOp.AppendsOf(record.Op))
                 if (EnsureBlob(blobDir, append, flush: false)) restored++;
         }
         FileSystem.SyncFileSystem(blobDir);
@@ -144,13 +144,6 @@ public sealed partial class Partition : IAsyncDisposable
         tx.Commit();
         Log.Info("indexed {0} messages for search", indexed);
     }
-
-    private static IEnumerable<AppendOp> Appends(JournalOp op) => op switch
-    {
-        AppendOp a => [a],
-        BatchOp b => b.Ops.OfType<AppendOp>(),
-        _ => [],
-    };
 
     /// <summary>The op with the index of its messages extracted (done before submitting, off the writer loop).</summary>
     private static JournalOp WithIndex(JournalOp op) => op switch
@@ -254,7 +247,7 @@ public sealed partial class Partition : IAsyncDisposable
         }
         foreach (var r in records)
             if (r.Seq > lastSeq)
-                foreach (var append in Appends(r.Op))
+                foreach (var append in JournalOp.AppendsOf(r.Op))
                     if (EnsureBlob(_blobDir, append, flush: false)) _filesUnsynced = true;
         records = [.. records.Select(r => r.Seq > lastSeq ? r with { Op = WithIndex(r.Op) } : r)];
         await SubmitAsync(ctx =>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 
 namespace Appliance.Cluster.Fencing;
@@ -17,8 +16,6 @@ namespace Appliance.Cluster.Fencing;
 /// </remarks>
 internal sealed class AgentFenceDriver : IFenceDriver
 {
-    private const int MaxOutputChars = 64 * 1024;
-
     private readonly FencingOptions _options;
     private readonly string _agentPath;
     private readonly NLog.Logger _log;
@@ -47,7 +44,7 @@ internal sealed class AgentFenceDriver : IFenceDriver
         {
             outcome = new(false, $"agent did not finish within {_options.TimeoutSeconds}s (killed)");
         }
-        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or IOException)
+        catch (IOException ex)
         {
             outcome = new(false, "agent could not be run: " + HttpFenceDriver.OneLine(ex.Message));
         }
@@ -77,67 +74,15 @@ internal sealed class AgentFenceDriver : IFenceDriver
 
     private async Task<AgentRun> RunAsync(string action, string? plug, CancellationToken ct)
     {
-        var start = new ProcessStartInfo(_agentPath)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(start) ?? throw new IOException("process did not start");
-        try
-        {
-            var stdout = ReadBoundedAsync(process.StandardOutput, ct);
-            var stderr = ReadBoundedAsync(process.StandardError, ct);
-            await WriteInputAsync(process.StandardInput, action, plug, ct);
-            await process.WaitForExitAsync(ct);
-            var output = (await stderr) + "\n" + (await stdout);
-            return new AgentRun(process.ExitCode, output, Summary(output));
-        }
-        catch (Exception) when (!process.HasExited)
-        {
-            // Timeout, cancellation or a broken pipe: nothing may keep switching outlets after we give up.
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None);
-            throw;
-        }
-    }
-
-    private async Task WriteInputAsync(StreamWriter stdin, string action, string? plug, CancellationToken ct)
-    {
         var input = new StringBuilder();
         input.Append("action=").Append(action).Append('\n');
         if (plug is not null)
             input.Append("plug=").Append(plug).Append('\n');
         foreach (var (key, value) in _options.AgentArgs)
             input.Append(key).Append('=').Append(value).Append('\n');
-        try
-        {
-            await stdin.WriteAsync(input, ct);
-            await stdin.FlushAsync(ct);
-        }
-        catch (IOException)
-        {
-            // The agent exited without reading its input; its exit code and output tell why.
-        }
-        finally
-        {
-            stdin.Close();
-        }
-    }
-
-    private static async Task<string> ReadBoundedAsync(StreamReader reader, CancellationToken ct)
-    {
-        var text = new StringBuilder();
-        var buffer = new char[4096];
-        int read;
-        while ((read = await reader.ReadAsync(buffer, ct)) > 0)
-        {
-            // Keep draining past the bound so a chatty agent never blocks on a full pipe.
-            if (text.Length < MaxOutputChars)
-                text.Append(buffer, 0, Math.Min(read, MaxOutputChars - text.Length));
-        }
-        return text.ToString();
+        var run = await SystemCommand.RunAsync(_agentPath, [], ct, input.ToString());
+        var output = run.Stderr + "\n" + run.Stdout;
+        return new AgentRun(run.ExitCode, output, Summary(output));
     }
 
     // fence-agents print warnings ("Parse error: Ignoring unknown option") before the real error.
