@@ -46,10 +46,10 @@ public sealed partial class ClusterManager
         {
             if (peer is null)
             {
-                if (_peerFenced || NoAutomaticTakeover)
+                if (_peerOff || NoAutomaticTakeover)
                 {
                     s.Degraded = true;
-                    Log.Warn("ALERT unit {0} degraded: peer {1} is down{2}, acknowledging on this node's disk alone", unit.Name, _options.Peer, _peerFenced ? " (fenced)" : "");
+                    Log.Warn("ALERT unit {0} degraded: peer {1} is down{2}, acknowledging on this node's disk alone", unit.Name, _options.Peer, _peerOff ? " (fenced)" : "");
                 }
             }
             else if (!s.Connected && s.Stalled)
@@ -85,7 +85,7 @@ public sealed partial class ClusterManager
         {
             // Takeover: only after the peer is confirmed off (or, with no way to fence, when the
             // administrator started this node alone on purpose).
-            var confirmed = _peerFenced || (NoAutomaticTakeover && _options.StartWithoutPeer && !_peerEverSeen);
+            var confirmed = _peerOff || (NoAutomaticTakeover && _options.StartWithoutPeer && !_peerEverSeen);
             if (!_ready || !confirmed || _standby) return;
             if (unit.Record.Outdated || unit.Diverged)
             {
@@ -111,20 +111,10 @@ public sealed partial class ClusterManager
             // must not be promoted if the primary dies before the resync ends.
             if (ps.State == UnitState.Active && !unit.ReplicaInSync && !unit.Record.Outdated
                 && (ps.AckedSeq > unit.Partition.LastSeq || (ps.Epoch != unit.Record.Epoch && ps.EpochStart <= unit.Partition.LastSeq)))
-            {
-                unit.Record.Outdated = true;
-                unit.Record.Save(unit.Dir);
-                Log.Warn("unit {0}: this copy is behind primary {1} (epoch {2}, acknowledged seq {3}; here epoch {4}, seq {5}): outdated until it has caught up",
-                    unit.Name, peer.Node, ps.Epoch, ps.AckedSeq, unit.Record.Epoch, unit.Partition.LastSeq);
-            }
+                MarkOutdated(unit, unit.Record.OutdatedToken, $"this copy is behind primary {peer.Node} (epoch {ps.Epoch}, acknowledged seq {ps.AckedSeq}; " +
+                    $"here epoch {unit.Record.Epoch}, seq {unit.Partition.LastSeq}): outdated until it has caught up");
             if (ps.OutdateRequest != 0 && ps.OutdateRequest != unit.Record.OutdatedToken)
-            {
-                unit.Record.Outdated = true;
-                unit.Record.OutdatedToken = ps.OutdateRequest;
-                unit.Record.Save(unit.Dir);
-                unit.ReplicaInSync = false;
-                Log.Warn("unit {0}: this copy is marked outdated at the request of primary {1} (replication link down)", unit.Name, peer.Node);
-            }
+                MarkOutdated(unit, ps.OutdateRequest, $"this copy is marked outdated at the request of primary {peer.Node} (replication link down)");
             return;
         }
         if (_ready && peer.Ready && ShouldStartHere(unit, peer, ps))
@@ -134,6 +124,16 @@ public sealed partial class ClusterManager
             unit.Pinned = ps?.HandOverTo == _self && !peer.Leaving; // handed over by hand, not by a node stopping
             Log.Info("unit {0}: starting on {1}", unit.Name, _self);
         }
+    }
+
+    /// <summary>Persists that this copy may lack acknowledged records (it is not promoted until a resync clears it).</summary>
+    private static void MarkOutdated(Unit unit, long token, string why)
+    {
+        unit.ReplicaInSync = false;
+        unit.Record.Outdated = true;
+        unit.Record.OutdatedToken = token;
+        unit.Record.Save(unit.Dir);
+        Log.Warn("unit {0}: {1}", unit.Name, why);
     }
 
     /// <summary>
@@ -226,7 +226,7 @@ public sealed partial class ClusterManager
     /// Without a fencing device the witness decides: the node it grants the pair takes the
     /// peer's units over (after <see cref="WitnessGrace"/>), the other stops its own.
     /// </summary>
-    private async Task ClaimFromWitnessAsync(double delay, CancellationToken token)
+    private async Task ClaimFromWitnessAsync(CancellationToken token)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -237,7 +237,7 @@ public sealed partial class ClusterManager
                 Interlocked.Exchange(ref _witnessRenewedAt, Now);
                 Log.Warn("peer {0} silent: {1}; taking its units over in {2} s, once it has stopped them", _options.Peer, detail, WitnessGrace.TotalSeconds);
                 await Task.Delay(WitnessGrace, token);
-                if (_witnessHeld) _peerFenced = true;
+                if (_witnessHeld) _peerOff = true;
                 return;
             }
             Log.Error("ALERT peer {0} silent and {1}: this node stops its units (attempt {2})", _options.Peer, detail, attempt);
@@ -254,7 +254,7 @@ public sealed partial class ClusterManager
         {
             Log.Error("ALERT the witness grant could not be renewed for {0} ms: this node stops its units", WitnessHoldMs);
             _witnessHeld = false;
-            _peerFenced = false;
+            _peerOff = false;
             _selfFence = true;
             return;
         }
@@ -299,15 +299,15 @@ public sealed partial class ClusterManager
                 }
                 if (_witness is not null && _options.Fencing.Driver == "none")
                 {
-                    await ClaimFromWitnessAsync(delay, token);
+                    await ClaimFromWitnessAsync(token);
                     return;
                 }
                 for (var attempt = 1; ; attempt++)
                 {
-                    var (confirmed, detail) = await _fence(_options.Peer, token);
+                    var (confirmed, detail) = await _fence.PowerOffAsync(_options.Peer, token);
                     if (confirmed)
                     {
-                        _peerFenced = true;
+                        _peerOff = true;
                         Log.Warn("peer {0} fenced: {1}", _options.Peer, detail);
                         return;
                     }

@@ -8,8 +8,9 @@ namespace Appliance.Cluster;
 /// The cluster manager of one node of a pair (DESIGN.md §2): heartbeats, the state of every
 /// logical unit, fencing and takeover, planned switchover and failback.
 /// Implementation notes (invariants):
-/// - All decisions run on one loop, once per heartbeat interval, from a snapshot of the peer's
-///   last heartbeat; the network tasks only record what they heard.
+/// - All decisions run on one loop, once per heartbeat interval or at once when a heartbeat
+///   changes something they depend on, from a snapshot of the peer's last heartbeat; the
+///   network tasks only record what they heard (heartbeats are sent on their own timer).
 /// - A unit becomes active here only (a) with the peer alive, after the peer has seen this node
 ///   announce "starting" and still reports the unit inactive on its side, or (b) with the peer
 ///   silent on every link for the dead-time, after a confirmed fence. A copy marked outdated is
@@ -26,11 +27,15 @@ public sealed partial class ClusterManager : IAsyncDisposable
     private readonly string _self;
     private readonly MailStore _store;
     private readonly string _dataDir;
-    private readonly Func<string, CancellationToken, Task<(bool Confirmed, string Detail)>> _fence;
+    private readonly Fencing.IFenceDriver _fence;
     private readonly Func<string[], bool, CancellationToken, Task> _addresses;
     private readonly List<Unit> _units = [];
     private readonly long _incarnation = BitConverter.ToInt64(RandomNumberGenerator.GetBytes(8)) & long.MaxValue;
     private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _loopStop = new();
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private volatile bool _leaving;
+    private volatile bool _crashed;
     private readonly Lock _gate = new();
     private Task _loop = Task.CompletedTask;
     private long _seq;
@@ -38,7 +43,8 @@ public sealed partial class ClusterManager : IAsyncDisposable
     private bool _standby;
     private bool _peerWasAlive;
     private bool _peerEverSeen;
-    private volatile bool _peerFenced;
+    /// <summary>The peer is known not to run any unit: fenced, granted away by the witness, or it left cleanly.</summary>
+    private volatile bool _peerOff;
     private Task? _fencing;
     private CancellationTokenSource? _fencingStop;
     private long _outdateTokens;
@@ -50,10 +56,10 @@ public sealed partial class ClusterManager : IAsyncDisposable
     /// <summary>Set when this node lost the witness: the loop stops every unit it runs.</summary>
     private volatile bool _selfFence;
 
-    /// <param name="fence">Powers the peer off; Confirmed only when the device confirmed it.</param>
+    /// <param name="fence">Powers the peer off before a takeover.</param>
     /// <param name="addresses">Adds (true) or removes (false) a unit's floating addresses.</param>
     public ClusterManager(ClusterOptions options, string self, MailStore store, string dataDir,
-        Func<string, CancellationToken, Task<(bool Confirmed, string Detail)>> fence,
+        Fencing.IFenceDriver fence,
         Func<string[], bool, CancellationToken, Task> addresses)
     {
         Validate(options, self, store.PartitionNames);
@@ -65,7 +71,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         _addresses = addresses;
         _standby = File.Exists(StandbyMarker);
         if (options.Witness.Length > 0) _witness = new WitnessClient(options.Witness, options.Secret, self, options.Peer);
-        foreach (var u in UnitsOf(options, store))
+        foreach (var u in UnitsOf(options, store, self))
         {
             var partition = store.Partition(u.Name["store-".Length..]);
             var dir = Path.Combine(dataDir, "units", u.Name);
@@ -96,8 +102,8 @@ public sealed partial class ClusterManager : IAsyncDisposable
 
     private string StandbyMarker => Path.Combine(_dataDir, "standby");
 
-    /// <summary>The configured store units, or one per hosted partition preferring node names in order.</summary>
-    private static IEnumerable<UnitOptions> UnitsOf(ClusterOptions options, MailStore store)
+    /// <summary>The configured store units, or one per hosted partition preferring the two nodes in turn (by name order).</summary>
+    private static IEnumerable<UnitOptions> UnitsOf(ClusterOptions options, MailStore store, string self)
     {
         if (options.Units.Length > 0)
         {
@@ -107,9 +113,10 @@ public sealed partial class ClusterManager : IAsyncDisposable
                 yield return u;
             yield break;
         }
+        string[] nodes = [.. new[] { self, options.Peer }.Order(StringComparer.Ordinal)];
         var i = 0;
         foreach (var p in store.PartitionNames)
-            yield return new UnitOptions { Name = "store-" + p, Preferred = i++ % 2 == 0 ? "node1" : "node2" };
+            yield return new UnitOptions { Name = "store-" + p, Preferred = nodes[i++ % 2] };
     }
 
     public async Task StartAsync()
@@ -137,8 +144,6 @@ public sealed partial class ClusterManager : IAsyncDisposable
         }
     }
 
-    private readonly SemaphoreSlim _wake = new(0, 1);
-
     private void Wake()
     {
         try { _wake.Release(); }
@@ -152,7 +157,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         {
             if (!_peerWasAlive) Log.Info("peer {0} is up", _options.Peer);
             _peerEverSeen = true;
-            _peerFenced = false;
+            _peerOff = false;
             _fencingStop?.Cancel();
             if (!_ready) Log.Info("peer {0} seen: units may start", _options.Peer);
             _ready = true;
@@ -160,7 +165,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         else if (_peerWasAlive && peer is { Leaving: true } && Array.TrueForAll(peer.Units, u => u.State == UnitState.Stopped))
         {
             Log.Info("peer {0} left the pair cleanly with its units stopped: taking them over without fencing", _options.Peer);
-            _peerFenced = true;
+            _peerOff = true;
         }
         else if (_peerWasAlive || (_ready && !_peerEverSeen && _fencing is null))
         {
@@ -190,7 +195,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         var lines = new List<string>
         {
             $"node {_self}: {(_standby ? "standby" : "online")}{(_ready ? "" : ", waiting for peer")}",
-            $"peer {_options.Peer}: {(alive ? "up" : _peerFenced ? "down (fenced)" : _peerEverSeen ? "down" : "not seen")}{(peer?.Standby == true ? ", standby" : "")}",
+            $"peer {_options.Peer}: {(alive ? "up" : _peerOff ? "down (fenced)" : _peerEverSeen ? "down" : "not seen")}{(peer?.Standby == true ? ", standby" : "")}",
         };
         foreach (var u in _units)
         {
@@ -258,10 +263,6 @@ public sealed partial class ClusterManager : IAsyncDisposable
         Log.Info("node {0} leaves the pair{1}", _self, handed.Count > 0 ? ", handed " + string.Join(", ", handed) + " to " + _options.Peer : "");
         SendHeartbeats();
     }
-
-    private readonly CancellationTokenSource _loopStop = new();
-    private volatile bool _leaving;
-    private volatile bool _crashed;
 
     /// <summary>Tests: the next stop behaves like a crash (no handover, no "leaving" heartbeat).</summary>
     internal void SimulateCrashOnStop() => _crashed = true;

@@ -50,10 +50,11 @@ public sealed class ApplianceHost : IAsyncDisposable
             System.IO.Directory.CreateDirectory(DataDirectory);
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
+        IFenceDriver? fence = null;
         if (options.Cluster.Enabled)
         {
             ClusterManager.Validate(options.Cluster, options.Node.Name, options.Store.Partitions);
-            FenceDrivers.Create(options.Cluster.Fencing);
+            fence = FenceDrivers.Create(options.Cluster.Fencing);
             // A crashed process leaves its units' floating addresses behind: drop them before
             // anything else (opening the store may take a while), nothing is active yet.
             _floatingIps = new FloatingIpManager();
@@ -70,16 +71,10 @@ public sealed class ApplianceHost : IAsyncDisposable
         Store = MailStore.Open(DataDirectory, options.Store.Partitions, options.Store.JournalSegmentBytes);
         Provisioner = new Provisioner(Directory, Store, options.Store.DefaultQuotaBytes);
         FirstAdminPassword = Directory.EnsureFirstAdmin("admin");
-        if (options.Cluster.Enabled)
+        if (fence is not null)
         {
-            var fence = FenceDrivers.Create(options.Cluster.Fencing);
             var ips = _floatingIps!;
-            Cluster = new ClusterManager(options.Cluster, options.Node.Name, Store, DataDirectory,
-                async (node, ct) =>
-                {
-                    var outcome = await fence.PowerOffAsync(node, ct);
-                    return (outcome.Confirmed, outcome.Detail);
-                },
+            Cluster = new ClusterManager(options.Cluster, options.Node.Name, Store, DataDirectory, fence,
                 async (addresses, add, ct) =>
                 {
                     foreach (var text in addresses)

@@ -91,8 +91,6 @@ public sealed partial class Partition
                     if (ctx.Ops.Count > 0)
                     {
                         SetAppliedSeq(_writer, tx, ctx.NextSeq - 1);
-                        // A primary's files were fsynced before their ops were submitted.
-                        if (!_filesUnsynced) ctx.SetMeta("files_synced_seq", ctx.NextSeq - 1);
                         written = _journal.Append(ctx.Ops, sink is null ? null : sink.Ship);
                     }
                     tx.Commit();
@@ -158,6 +156,8 @@ public sealed partial class Partition
 
         public void SetMeta(string key, long value) =>
             c.Execute("INSERT OR REPLACE INTO meta(key, value) VALUES (@key, @value)", new { key, value }, tx);
+
+        public void DeleteMeta(string key) => c.Execute("DELETE FROM meta WHERE key = @key", new { key }, tx);
 
         public void Discard(int count)
         {

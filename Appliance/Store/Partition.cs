@@ -101,9 +101,10 @@ public sealed partial class Partition : IAsyncDisposable
 
     /// <summary>
     /// A replica writes message files without an fsync each (the journal, fsynced, holds their
-    /// bytes) and syncs the file system about once a second, recording in meta files_synced_seq
-    /// how far every file is durable. After a crash the files of the records past that point
-    /// are checked and written again from the journal.
+    /// bytes) and syncs the file system about once a second. While its files lag, meta
+    /// files_synced_seq says up to where every file is durable (no row: all of them, as on a
+    /// primary, whose files are fsynced before their ops). After a crash the files of the records
+    /// past that point are checked and written again from the journal.
     /// </summary>
     private static void RestoreUnsyncedFiles(SqliteConnection writer, Journal journal, string blobDir, long applied)
     {
@@ -117,7 +118,7 @@ public sealed partial class Partition : IAsyncDisposable
                 if (EnsureBlob(blobDir, append, flush: false)) restored++;
         }
         FileSystem.SyncFileSystem(blobDir);
-        writer.Execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('files_synced_seq', @applied)", new { applied });
+        writer.Execute("DELETE FROM meta WHERE key = 'files_synced_seq'");
         if (restored > 0) Log.Warn("restored {0} message files from the journal after a crash", restored);
     }
 
@@ -237,18 +238,20 @@ public sealed partial class Partition : IAsyncDisposable
         var lastSeq = _journal.LastSeq;
         // Files are written without an fsync each: the journal (fsynced before the ack) holds
         // their bytes, and a sync about once a second bounds what a crash makes Open rewrite.
-        long? filesSynced = null;
         if (_filesUnsynced && Environment.TickCount64 - _lastFileSync > 1000)
         {
             FileSystem.SyncFileSystem(_blobDir);
             _lastFileSync = Environment.TickCount64;
             _filesUnsynced = false;
-            filesSynced = lastSeq;
         }
+        var wrote = false;
         foreach (var r in records)
             if (r.Seq > lastSeq)
                 foreach (var append in JournalOp.AppendsOf(r.Op))
-                    if (EnsureBlob(_blobDir, append, flush: false)) _filesUnsynced = true;
+                    wrote |= EnsureBlob(_blobDir, append, flush: false);
+        // Files start to lag: everything up to lastSeq is durable (recorded with this batch).
+        long? filesSynced = wrote && !_filesUnsynced ? lastSeq : null;
+        _filesUnsynced |= wrote;
         records = [.. records.Select(r => r.Seq > lastSeq ? r with { Op = WithIndex(r.Op) } : r)];
         await SubmitAsync(ctx =>
         {
@@ -273,8 +276,7 @@ public sealed partial class Partition : IAsyncDisposable
         FileSystem.SyncFileSystem(_blobDir);
         _filesUnsynced = false;
         _lastFileSync = Environment.TickCount64;
-        var seq = LastSeq;
-        await SubmitAsync(ctx => { ctx.SetMeta("files_synced_seq", seq); return 0; }, replicated: !IsPrimary);
+        await SubmitAsync(ctx => { ctx.DeleteMeta("files_synced_seq"); return 0; }, replicated: !IsPrimary);
     }
 
     /// <summary>Journal records after <paramref name="afterSeq"/> (to ship to a replica).</summary>
