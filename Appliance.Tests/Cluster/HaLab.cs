@@ -118,7 +118,7 @@ public sealed class HaLab : IAsyncDisposable
         await WaitAsync(async () => await InSyncOnAsync("node1", "store-a") && await InSyncOnAsync("node2", "store-b"), "both units on their preferred nodes, in sync", 90);
     }
 
-    /// <summary>Samples, every 100 ms, whether a floating address is up on both nodes while both processes run.</summary>
+    /// <summary>Samples, every 100 ms, whether a floating address is up on both nodes at once while both processes run.</summary>
     private async Task<int> WatchDualActiveAsync(CancellationToken ct)
     {
         var samples = 0;
@@ -126,15 +126,22 @@ public sealed class HaLab : IAsyncDisposable
         {
             if (Running("node1") && Running("node2"))
             {
-                var a = (await HostCommand.RunAsync("ip", "-n", Prefix + "node1", "-o", "-4", "addr", "show", "dev", "pub0")).Output;
-                var b = (await HostCommand.RunAsync("ip", "-n", Prefix + "node2", "-o", "-4", "addr", "show", "dev", "pub0")).Output;
+                // node1 is read before and after node2: an address on node1 both times and on
+                // node2 in between was up on both at one moment (two reads alone could straddle
+                // a handover and see the address on each side of it).
+                var before = await AddressesAsync("node1");
+                var b = await AddressesAsync("node2");
+                var after = await AddressesAsync("node1");
                 foreach (var ip in new[] { FloatingA, FloatingB })
-                    if (a.Contains(ip + "/") && b.Contains(ip + "/") && Running("node1") && Running("node2")) samples++;
+                    if (before.Contains(ip + "/") && b.Contains(ip + "/") && after.Contains(ip + "/") && Running("node1") && Running("node2")) samples++;
             }
             try { await Task.Delay(100, ct); } catch (OperationCanceledException) { }
         }
         return samples;
     }
+
+    private async Task<string> AddressesAsync(string node) =>
+        (await HostCommand.RunAsync("ip", "-n", Prefix + node, "-o", "-4", "addr", "show", "dev", "pub0")).Output;
 
     public sealed record Result(string Name, int Lost, int Duplicated, int DualActive, long DowntimeMs, int Acked, string? Error)
     {
