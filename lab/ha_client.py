@@ -4,11 +4,22 @@
 send:  one thread per target keeps delivering numbered messages over SMTP to a floating
        address; each message is retried (same number) until it gets a 250, like a real MTA.
        Every 250 is written to the log ("ACK ms target n") before the next message.
-check: reads each target's mailbox over IMAP (STARTTLS) through its floating address and
-       reports, against the log, how many acknowledged messages are missing (lost), how many
-       arrived more than once (duplicated) and the longest gap between two 250s (ms).
+       With --read, one more thread per mailbox logs in over POP3 (STLS) every half second
+       through the other unit's floating address (so the session is forwarded to the node
+       holding the mailbox) and logs the count it sees ("READ ms name count") or the error.
+check: reads each mailbox over IMAP (STARTTLS) through every address given for it (its own
+       floating address, and the other one, forwarded) and reports, against the log, how many
+       acknowledged messages are missing (lost), how many arrived more than once (duplicated),
+       the longest gap between two 250s (ms), and how many of the readers' logins worked.
 """
-import argparse, imaplib, json, os, smtplib, ssl, sys, threading, time
+import argparse, imaplib, json, os, poplib, smtplib, ssl, sys, threading, time
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def now_ms():
@@ -38,7 +49,28 @@ def send(args):
                     log.write(f"ERR {now_ms()} {name} {n} {type(e).__name__}: {str(e)[:120]}\n")
                 time.sleep(0.2)
 
+    def reader(spec):
+        name, ip, port, user, password = spec.split(":")
+        while not os.path.exists(args.stop):
+            try:
+                p = poplib.POP3(ip, int(port), timeout=5)
+                try:
+                    p.stls(tls_context())
+                    p.user(user)
+                    p.pass_(password)
+                    count = p.stat()[0]
+                    p.quit()
+                finally:
+                    p.close()
+                with lock:
+                    log.write(f"READ {now_ms()} {name} {count}\n")
+            except Exception as e:  # noqa: BLE001 - a failed read is logged, the reader goes on
+                with lock:
+                    log.write(f"RERR {now_ms()} {name} {type(e).__name__}: {str(e)[:120]}\n")
+            time.sleep(0.5)
+
     threads = [threading.Thread(target=worker, args=(t,)) for t in args.target]
+    threads += [threading.Thread(target=reader, args=(r,)) for r in args.read or []]
     for t in threads:
         t.start()
     for t in threads:
@@ -47,20 +79,28 @@ def send(args):
 
 def check(args):
     acked, stamps = {}, {}
+    reads = read_errors = 0
     with open(args.log) as f:
         for line in f:
             parts = line.split()
             if parts and parts[0] == "ACK":
                 acked.setdefault(parts[2], set()).add(int(parts[3]))
                 stamps.setdefault(parts[2], []).append(int(parts[1]))
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    result = {"lost": 0, "duplicated": 0, "acked": 0, "gap_ms": 0, "errors": []}
+            elif parts and parts[0] == "READ":
+                reads += 1
+            elif parts and parts[0] == "RERR":
+                read_errors += 1
+    ctx = tls_context()
+    result = {"lost": 0, "duplicated": 0, "acked": 0, "gap_ms": 0, "reads": reads, "read_errors": read_errors, "errors": []}
+    counted, lost, duplicated = set(), {}, {}
     for spec in args.imap:
-        name, ip, port, user, password = spec.split(":")
+        # NAME may be "a/forwarded": the same mailbox read through another address.
+        label, ip, port, user, password = spec.split(":")
+        name = label.split("/")[0]
         want = acked.get(name, set())
-        result["acked"] += len(want)
+        if name not in counted:
+            counted.add(name)
+            result["acked"] += len(want)
         seen = {}
         for attempt in range(30):
             try:
@@ -82,13 +122,16 @@ def check(args):
                 break
             except Exception as e:  # noqa: BLE001
                 if attempt == 29:
-                    result["errors"].append(f"{name}: {e}")
+                    result["errors"].append(f"{label}: {e}")
                 time.sleep(1)
-        result["lost"] += len([n for n in want if n not in seen])
-        result["duplicated"] += sum(c - 1 for c in seen.values() if c > 1)
+        # Each mailbox counts once: the worst of the addresses it was read through.
+        lost[name] = max(lost.get(name, 0), len([n for n in want if n not in seen]))
+        duplicated[name] = max(duplicated.get(name, 0), sum(c - 1 for c in seen.values() if c > 1))
         ts = sorted(stamps.get(name, []))
-        if len(ts) > 1:
+        if len(ts) > 1 and label == name:
             result["gap_ms"] = max(result["gap_ms"], max(b - a for a, b in zip(ts, ts[1:])))
+    result["lost"] = sum(lost.values())
+    result["duplicated"] = sum(duplicated.values())
     print(json.dumps(result))
 
 
@@ -101,6 +144,7 @@ def main():
     s.add_argument("--stop", required=True)
     s.add_argument("--tag", required=True)
     s.add_argument("--interval", type=float, default=0.02)
+    s.add_argument("--read", action="append", help="NAME:IP:PORT:USER:PASSWORD (POP3 with STLS)")
     c = sub.add_parser("check")
     c.add_argument("--imap", action="append", required=True, help="NAME:IP:PORT:USER:PASSWORD")
     c.add_argument("--log", required=True)

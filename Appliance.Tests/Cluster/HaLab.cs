@@ -157,7 +157,10 @@ public sealed class HaLab : IAsyncDisposable
         var stop = Path.Combine(Dir, $"stop-{name}");
         var client = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "netns", "exec", Prefix + "client", "python3", Path.Combine(_root, "lab", "ha_client.py"), "send",
-            "--target", $"a:{FloatingA}:25:alice@lab.test", "--target", $"b:{FloatingB}:25:bob@lab.test", "--log", log, "--stop", stop, "--tag", name })
+            "--target", $"a:{FloatingA}:25:alice@lab.test", "--target", $"b:{FloatingB}:25:bob@lab.test",
+            // Readers through the other unit's address: their sessions are forwarded to the node holding the mailbox.
+            "--read", $"a:{FloatingB}:110:alice@lab.test:lab-password", "--read", $"b:{FloatingA}:110:bob@lab.test:lab-password",
+            "--log", log, "--stop", stop, "--tag", name })
             client.ArgumentList.Add(a);
         using var load = Process.Start(client)!;
         using var watch = new CancellationTokenSource();
@@ -182,7 +185,9 @@ public sealed class HaLab : IAsyncDisposable
         }
         var dualActive = await dual + CountSplitBrainAlerts();
         var (exit, text) = await HostCommand.RunAsync("ip", "netns", "exec", Prefix + "client", "python3", Path.Combine(_root, "lab", "ha_client.py"), "check",
-            "--imap", $"a:{FloatingA}:143:alice@lab.test:lab-password", "--imap", $"b:{FloatingB}:143:bob@lab.test:lab-password", "--log", log, "--tag", name);
+            "--imap", $"a:{FloatingA}:143:alice@lab.test:lab-password", "--imap", $"b:{FloatingB}:143:bob@lab.test:lab-password",
+            "--imap", $"a/forwarded:{FloatingB}:143:alice@lab.test:lab-password", "--imap", $"b/forwarded:{FloatingA}:143:bob@lab.test:lab-password",
+            "--log", log, "--tag", name);
         Assert.True(exit == 0, text);
         using var json = JsonDocument.Parse(text.Trim().Split('\n')[^1]);
         var r = json.RootElement;
@@ -190,7 +195,8 @@ public sealed class HaLab : IAsyncDisposable
         if (errors.Count > 0) error = (error is null ? "" : error + "; ") + string.Join("; ", errors);
         var result = new Result(name, r.GetProperty("lost").GetInt32(), r.GetProperty("duplicated").GetInt32(), dualActive,
             r.GetProperty("gap_ms").GetInt64(), r.GetProperty("acked").GetInt32(), error);
-        _output.WriteLine($"{result.Line} (acked={result.Acked}{(error is null ? "" : ", error: " + error)})");
+        _output.WriteLine($"{result.Line} (acked={result.Acked} forwarded_pop_reads={r.GetProperty("reads").GetInt32()} " +
+            $"failed={r.GetProperty("read_errors").GetInt32()}{(error is null ? "" : ", error: " + error)})");
         return result;
     }
 

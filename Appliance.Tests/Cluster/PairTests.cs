@@ -1,5 +1,10 @@
 using Appliance.Cluster;
+using MailKit;
+using MailKit.Net.Imap;
+using MailKit.Net.Pop3;
 using MailKit.Net.Smtp;
+using MailKit.Security;
+using MimeKit;
 using Xunit.Abstractions;
 
 namespace Appliance.Tests.Cluster;
@@ -149,5 +154,99 @@ public sealed class PairTests(ITestOutputHelper output)
         await pair.Node1.StartAgainAsync();
         await pair.WaitActiveAsync(pair.Node1, "store-a");
         Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+    }
+
+    [Fact]
+    public async Task ImapAndPopLogins_OnEitherNode_AreForwardedToTheNodeHoldingTheMailbox()
+    {
+        await using var pair = await TestPair.StartPlacedAsync();
+        await TestPair.SendAsync(pair.Node1, "alice", "first for alice");
+        await TestPair.SendAsync(pair.Node2, "bob", "first for bob");
+
+        // alice's partition is active on node1; her IMAPS session on node2 (TLS ends there) runs on node1.
+        using var imap = new ImapClient { ServerCertificateValidationCallback = (_, _, _, _) => true };
+        await imap.ConnectAsync(pair.Node2.Imaps.Address.ToString(), pair.Node2.Imaps.Port, SecureSocketOptions.SslOnConnect);
+        await imap.AuthenticateAsync($"alice@{TestNode.Domain}", TestNode.Password);
+        var inbox = imap.Inbox;
+        await inbox.OpenAsync(FolderAccess.ReadWrite);
+        Assert.Equal(1, inbox.Count);
+        var appended = new MimeMessage();
+        appended.From.Add(MailboxAddress.Parse($"alice@{TestNode.Domain}"));
+        appended.Subject = "appended through node2";
+        appended.Body = new TextPart("plain") { Text = new string('x', 200_000) };
+        var uid = await inbox.AppendAsync(appended, MessageFlags.Seen);
+        Assert.NotNull(uid);
+        Assert.Equal(2, (await pair.Node1.InboxAsync("alice")).Count);
+        await TestPair.SendAsync(pair.Node1, "alice", "second for alice");
+        await imap.NoOpAsync();
+        Assert.Equal(3, inbox.Count);
+        var fetched = await inbox.GetMessageAsync(uid!.Value);
+        Assert.Equal(appended.TextBody!.TrimEnd(), fetched.TextBody!.TrimEnd());
+
+        // bob's partition is active on node2: POP3 on node1 opens (and locks) his maildrop on node2.
+        using var pop = new Pop3Client();
+        await pop.ConnectAsync(pair.Node1.Host.Endpoints["pop3"].Address.ToString(), pair.Node1.Host.Endpoints["pop3"].Port, SecureSocketOptions.None);
+        await pop.AuthenticateAsync($"bob@{TestNode.Domain}", TestNode.Password);
+        Assert.Equal(1, await pop.GetMessageCountAsync());
+        Assert.Equal("first for bob", (await pop.GetMessageAsync(0)).Subject);
+        // The lock is node2's: a second session is refused with IN-USE on node2 itself, and
+        // through node1 the refusal comes back while that session stays usable.
+        Assert.StartsWith("-ERR [IN-USE]", await PopLoginAsync(pair.Node2, "bob"));
+        Assert.StartsWith("-ERR [IN-USE]", await PopLoginAsync(pair.Node1, "bob"));
+        await pop.DeleteMessageAsync(0);
+        await pop.DisconnectAsync(quit: true);
+        await pair.WaitForAsync(() => pair.Node2.InboxAsync("bob").Result.Count == 0, "bob's message deleted on node2");
+
+        // The partition moves to node2: the forwarded session ends (BYE), and a new login on node2 is local.
+        await pair.WaitInSyncAsync(pair.Node1, "store-a");
+        var (exit, lines) = await TestPair.Cluster(pair.Node1).ExecuteAsync(["switchover", "store-a"], forwarded: false, CancellationToken.None);
+        Assert.True(exit == 0, string.Join('\n', lines));
+        await pair.WaitForAsync(() => !imap.IsConnected || Ended(imap), "the forwarded session ended after the switchover");
+        using var again = new ImapClient { ServerCertificateValidationCallback = (_, _, _, _) => true };
+        await again.ConnectAsync(pair.Node2.Imaps.Address.ToString(), pair.Node2.Imaps.Port, SecureSocketOptions.SslOnConnect);
+        await again.AuthenticateAsync($"alice@{TestNode.Domain}", TestNode.Password);
+        await again.Inbox.OpenAsync(FolderAccess.ReadOnly);
+        Assert.Equal(3, again.Inbox.Count);
+
+        // And the other way: through node1 to node2, until node2 dies; then the session ends.
+        using var viaNode1 = new ImapClient();
+        await viaNode1.ConnectAsync(pair.Node1.Imap.Address.ToString(), pair.Node1.Imap.Port, SecureSocketOptions.None);
+        await viaNode1.AuthenticateAsync($"alice@{TestNode.Domain}", TestNode.Password);
+        await viaNode1.Inbox.OpenAsync(FolderAccess.ReadOnly);
+        Assert.Equal(3, viaNode1.Inbox.Count);
+        await pair.Node2.CrashAsync();
+        await pair.WaitForAsync(() => !viaNode1.IsConnected || Ended(viaNode1), "the session forwarded to node2 ended with it");
+        output.WriteLine(pair.StatusText());
+    }
+
+    /// <summary>USER/PASS over a plain socket: the reply to PASS (after which the session must still answer QUIT).</summary>
+    private static async Task<string> PopLoginAsync(TestNode node, string local)
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(node.Host.Endpoints["pop3"]);
+        using var reader = new StreamReader(tcp.GetStream());
+        await using var writer = new StreamWriter(tcp.GetStream()) { NewLine = "\r\n", AutoFlush = true };
+        Assert.StartsWith("+OK", await reader.ReadLineAsync());
+        await writer.WriteLineAsync($"USER {local}@{TestNode.Domain}");
+        Assert.StartsWith("+OK", await reader.ReadLineAsync());
+        await writer.WriteLineAsync($"PASS {TestNode.Password}");
+        var reply = await reader.ReadLineAsync() ?? "";
+        await writer.WriteLineAsync("QUIT");
+        Assert.StartsWith("+OK", await reader.ReadLineAsync());
+        return reply;
+    }
+
+    /// <summary>True when a NOOP on the client fails: the server ended the session.</summary>
+    private static bool Ended(ImapClient client)
+    {
+        try
+        {
+            client.NoOp();
+            return false;
+        }
+        catch (Exception ex) when (ex is IOException or ImapProtocolException or ImapCommandException or ServiceNotConnectedException or InvalidOperationException)
+        {
+            return true;
+        }
     }
 }

@@ -79,6 +79,8 @@ internal sealed class FakeMailStore : IMailStore
 
     public long UsedBytes(MailUser user) => 0;
     public bool IsServedHere(MailUser user) => true;
+
+    public CancellationToken Tenure(MailUser user) => CancellationToken.None;
 }
 
 /// <summary>Users and passwords from a table; one address is always throttled.</summary>

@@ -22,45 +22,56 @@ public sealed partial class ClusterManager : IRemoteDelivery
 
     public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
+        // Connected: from here a failure is not retried on another link (the peer may have stored it).
+        await using var stream = await ConnectToPeerAsync(FrameType.Deliver, $"partition {user.Partition}: internal delivery", ct);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        await ClusterWire.WriteFrameAsync(stream, FrameType.Deliver, ClusterWire.Encode(w =>
+        {
+            WriteUser(w, user); w.Write(folder);
+            w.Write(data.Length); w.Write(data.Span);
+        }), timeout.Token);
+        var reply = await ClusterWire.ReadFrameAsync(stream, timeout.Token) ?? throw new IOException($"{_options.Peer} closed the connection before confirming the delivery");
+        using var r = ClusterWire.Reader(reply.Payload);
+        var status = (DeliveryStatus)r.ReadByte();
+        var uid = r.ReadInt64();
+        var detail = r.ReadString();
+        return status switch
+        {
+            DeliveryStatus.Delivered => uid,
+            DeliveryStatus.OverQuota => null,
+            _ => throw new UnitUnavailableException($"{_options.Peer} could not store the message: {detail}"),
+        };
+    }
+
+    /// <summary>
+    /// Connects to the peer for one request over the first link that answers (each tried within
+    /// the replication timeout); <see cref="UnitUnavailableException"/> when none does.
+    /// </summary>
+    private async Task<NetworkStream> ConnectToPeerAsync(FrameType purpose, string what, CancellationToken ct)
+    {
         foreach (var link in _options.Links)
         {
-            NetworkStream stream;
             try
             {
                 using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 connect.CancelAfter(_options.ReplicationTimeoutMs);
-                stream = await ClusterWire.ConnectAsync(_options, _self, link, FrameType.Deliver, connect.Token);
+                return await ClusterWire.ConnectAsync(_options, _self, link, purpose, connect.Token);
             }
             catch (Exception ex) when (ex is IOException or SocketException or InvalidDataException or OperationCanceledException && !ct.IsCancellationRequested)
             {
-                Log.Warn("internal delivery to {0} over {1}: {2}", _options.Peer, link.Peer, ex.Message);
-                continue;
-            }
-            // Connected: from here a failure is not retried on another link (the peer may have stored it).
-            await using (stream)
-            {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                timeout.CancelAfter(TimeSpan.FromSeconds(60));
-                await ClusterWire.WriteFrameAsync(stream, FrameType.Deliver, ClusterWire.Encode(w =>
-                {
-                    w.Write(user.Address); w.Write(user.Partition); w.Write(user.QuotaBytes); w.Write(folder);
-                    w.Write(data.Length); w.Write(data.Span);
-                }), timeout.Token);
-                var reply = await ClusterWire.ReadFrameAsync(stream, timeout.Token) ?? throw new IOException($"{_options.Peer} closed the connection before confirming the delivery");
-                using var r = ClusterWire.Reader(reply.Payload);
-                var status = (DeliveryStatus)r.ReadByte();
-                var uid = r.ReadInt64();
-                var detail = r.ReadString();
-                return status switch
-                {
-                    DeliveryStatus.Delivered => uid,
-                    DeliveryStatus.OverQuota => null,
-                    _ => throw new UnitUnavailableException($"{_options.Peer} could not store the message: {detail}"),
-                };
+                Log.Warn("{0}: {1} over {2}: {3}", what, _options.Peer, link.Peer, ex.Message);
             }
         }
-        throw new UnitUnavailableException($"partition {user.Partition}: {_options.Peer} cannot be reached for internal delivery");
+        throw new UnitUnavailableException($"{what}: {_options.Peer} cannot be reached");
     }
+
+    private static void WriteUser(BinaryWriter w, MailUser user)
+    {
+        w.Write(user.Address); w.Write(user.Partition); w.Write(user.QuotaBytes);
+    }
+
+    private static MailUser ReadUser(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadInt64());
 
     private async Task ServeDeliveryAsync(Stream stream)
     {
@@ -72,7 +83,7 @@ public sealed partial class ClusterManager : IRemoteDelivery
         byte[] data;
         using (var r = ClusterWire.Reader(frame.Payload))
         {
-            user = new MailUser(r.ReadString(), r.ReadString(), r.ReadInt64());
+            user = ReadUser(r);
             folder = r.ReadString();
             data = r.ReadBytes(r.ReadInt32());
         }

@@ -151,6 +151,9 @@ public sealed partial class ClusterManager
                 case FrameType.Deliver:
                     await ServeDeliveryAsync(stream);
                     break;
+                case FrameType.Session:
+                    await ServeSessionAsync(stream, socket);
+                    break;
                 default:
                     throw new InvalidDataException($"unknown purpose {purpose}");
             }

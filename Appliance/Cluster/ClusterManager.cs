@@ -172,6 +172,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
             Log.Warn(_peerWasAlive ? "peer {0} silent on every link for {1} ms: declared dead" : "starting without peer {0}: it must be fenced first", _options.Peer, _options.DeadTimeMs);
             StartFencing(peer);
         }
+        if (!peerAlive && _peerWasAlive) EndForwardedSessions();
         if (peerAlive && !_peerWasAlive) ReleaseWitness();
         if (!peerAlive) RenewWitness();
         _peerWasAlive = peerAlive;

@@ -140,6 +140,23 @@ internal static class ClusterWire
         // A cut link is silent (no RST): keepalives are a backstop, the protocols time out on their own.
         socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
     }
+
+    /// <summary>
+    /// A connection carrying a forwarded IMAP/POP3 session has no protocol timeout of its own on
+    /// the front node (an idle IMAP client may wait 30 minutes), so the kernel must notice a
+    /// silent peer: keepalive probes after 15 s idle (every 5 s, 4 tries), and unacknowledged
+    /// data abandoned after 30 s (TCP_USER_TIMEOUT).
+    /// </summary>
+    public static void TuneForSessions(Socket socket)
+    {
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 15);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 5);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 4);
+        if (OperatingSystem.IsLinux()) socket.SetRawSocketOption(IpProtoTcp, TcpUserTimeout, BitConverter.GetBytes(30_000));
+    }
+
+    private const int IpProtoTcp = 6;
+    private const int TcpUserTimeout = 18; // linux/tcp.h
 }
 
 internal enum FrameType : byte
@@ -149,6 +166,7 @@ internal enum FrameType : byte
     Replicate = 10,
     Command = 11,
     Deliver = 12,
+    Session = 13,        // an IMAP or POP3 session forwarded after login (the protocol follows the reply)
     // Replication stream.
     ReplicaState = 20,   // replica → primary: unit, last seq, generation history tail
     Records = 21,        // primary → replica: journal records

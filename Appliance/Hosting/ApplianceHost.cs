@@ -110,7 +110,8 @@ public sealed class ApplianceHost : IAsyncDisposable
         if (Options.Listen.Pop3 >= 0 || Options.Listen.Pop3s >= 0)
         {
             // One server for both ports: they share the maildrop locks and per-address limits.
-            var pop3 = new Pop3Server(Store, Directory, Certificate, Options.Pop3, Options.Node.DevMode, hostname);
+            var pop3 = new Pop3Server(Store, Directory, Certificate, Options.Pop3, Options.Node.DevMode, hostname) { Forwarder = Cluster };
+            Cluster?.HostSessions("pop3", pop3);
             _stops.Add(pop3.StopAsync);
             if (Options.Listen.Pop3 >= 0) _endpoints["pop3"] = await pop3.StartAsync(new IPEndPoint(address, Options.Listen.Pop3), implicitTls: false, ct);
             if (Options.Listen.Pop3s >= 0) _endpoints["pop3s"] = await pop3.StartAsync(new IPEndPoint(address, Options.Listen.Pop3s), implicitTls: true, ct);
@@ -119,7 +120,8 @@ public sealed class ApplianceHost : IAsyncDisposable
         if (Options.Listen.Imap >= 0 || Options.Listen.Imaps >= 0)
         {
             // One server for both ports: they share per-address and per-user limits.
-            var imap = new ImapServer(Store, Directory, Certificate, Options.Imap, Options.Smtp.MaxMessageSize, Options.Node.DevMode, hostname);
+            var imap = new ImapServer(Store, Directory, Certificate, Options.Imap, Options.Smtp.MaxMessageSize, Options.Node.DevMode, hostname) { Forwarder = Cluster };
+            Cluster?.HostSessions("imap", imap);
             _stops.Add(imap.StopAsync);
             if (Options.Listen.Imap >= 0) _endpoints["imap"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imap), implicitTls: false, ct);
             if (Options.Listen.Imaps >= 0) _endpoints["imaps"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imaps), implicitTls: true, ct);

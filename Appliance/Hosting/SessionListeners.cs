@@ -79,6 +79,32 @@ internal sealed class SessionListeners(
         }
     }
 
+    /// <summary>
+    /// Runs a session that did not arrive on our listeners (forwarded by the other node of a
+    /// pair): it ends when the server stops, and <see cref="StopAsync"/> waits for it. False,
+    /// without running it, when the server is already stopping.
+    /// </summary>
+    public async Task<bool> RunForwardedAsync(Func<CancellationToken, Task> session)
+    {
+        if (_stopping.IsCancellationRequested) return false;
+        long id = Interlocked.Increment(ref _nextSessionId);
+        var task = session(_stopping.Token);
+        _sessions[id] = task;
+        try
+        {
+            await task;
+        }
+        catch (Exception ex)
+        {
+            logger.Error(ex, $"{protocol} forwarded session ended abnormally");
+        }
+        finally
+        {
+            _sessions.TryRemove(id, out _);
+        }
+        return true;
+    }
+
     private async Task AcceptLoopAsync(TcpListener listener, bool implicitTls, CancellationToken token)
     {
         using var registration = token.Register(listener.Stop);

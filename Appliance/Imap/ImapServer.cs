@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Appliance.Directory;
 using Appliance.Hosting;
@@ -12,7 +13,7 @@ namespace Appliance.Imap;
 /// share: the store (whose change feed lets sessions see each other), per-address limits
 /// (<see cref="SessionListeners"/>) and per-user session counts.
 /// </summary>
-public sealed class ImapServer : IAsyncDisposable
+public sealed class ImapServer : IAsyncDisposable, IForwardedSessionHost
 {
     private readonly Dictionary<string, int> _sessionsPerUser = new(StringComparer.OrdinalIgnoreCase);
     private readonly SessionListeners _listeners;
@@ -52,6 +53,9 @@ public sealed class ImapServer : IAsyncDisposable
     internal long MaxAppendBytes { get; }
     internal ImapParserLimits Limits { get; }
 
+    /// <summary>In a pair: forwards logins whose mailbox is active on the other node.</summary>
+    public ISessionForwarder? Forwarder { get; set; }
+
     /// <summary>Binds <paramref name="endPoint"/> (port 0 = ephemeral) and starts accepting; returns the bound endpoint.</summary>
     public Task<IPEndPoint> StartAsync(IPEndPoint endPoint, bool implicitTls, CancellationToken cancellationToken)
     {
@@ -63,6 +67,12 @@ public sealed class ImapServer : IAsyncDisposable
     public Task StopAsync() => _listeners.StopAsync();
 
     public ValueTask DisposeAsync() => new(StopAsync());
+
+    public async Task ServeForwardedAsync(ForwardedLogin login, Socket socket, Func<ForwardRefusal?, Task> answer)
+    {
+        if (!await _listeners.RunForwardedAsync(token => new ImapSession(this, socket, login.Client, token).RunForwardedAsync(login, answer)))
+            await answer(new ForwardRefusal("UNAVAILABLE", "Server shutting down"));
+    }
 
     /// <summary>Counts a logged-in session of <paramref name="address"/>; false over the per-user limit.</summary>
     internal bool TryAddUserSession(string address)

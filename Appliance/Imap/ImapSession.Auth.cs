@@ -3,7 +3,9 @@ using System.Globalization;
 using System.IO.Pipelines;
 using System.Text;
 using Appliance.Directory;
+using Appliance.Hosting;
 using Appliance.Pop3;
+using Appliance.Store;
 
 namespace Appliance.Imap;
 
@@ -20,6 +22,9 @@ internal sealed partial class ImapSession
     private bool _qresync;
     private bool _utf8;
     private bool _rev2;
+    private ForwardedLogin? _forwarded;
+    private CancellationTokenRegistration _tenure;
+    private volatile bool _moved;
 
     private string Capabilities()
     {
@@ -190,18 +195,68 @@ internal sealed partial class ImapSession
         var auth = await _server.Authenticator.AuthenticateAsync(user, password, _remote, Token);
         if (auth.Outcome == AuthOutcome.Throttled) throw ImapException.No("Too many failed logins, try again later", "UNAVAILABLE");
         if (auth.Outcome != AuthOutcome.Success || auth.User is null) throw ImapException.No("Authentication failed", "AUTHENTICATIONFAILED");
-        // In a pair, a mailbox is served by the node where its partition is active.
-        if (!_server.Store.IsServedHere(auth.User)) throw ImapException.No("Mailbox temporarily unavailable on this server, try again shortly", "UNAVAILABLE");
-        if (!_server.TryAddUserSession(auth.User.Address)) throw ImapException.No("Too many sessions for this mailbox", "LIMIT");
-        _user = auth.User;
+        // In a pair, a mailbox is served by the node where its partition is active: from the
+        // other node the session is forwarded there.
+        if (!_server.Store.IsServedHere(auth.User))
+        {
+            if (_server.Forwarder is { } forwarder && forwarder.ServedByPeer(auth.User))
+            {
+                await ForwardAsync(c, forwarder, auth.User);
+                return;
+            }
+            throw ImapException.No(NotServedHere, "UNAVAILABLE");
+        }
+        if (!_server.TryAddUserSession(auth.User.Address)) throw ImapException.No(TooManySessions, "LIMIT");
+        await BeginAuthenticatedAsync(c.Tag, auth.User);
+    }
+
+    private const string NotServedHere = "Mailbox temporarily unavailable on this server, try again shortly";
+    private const string TooManySessions = "Too many sessions for this mailbox";
+
+    /// <summary>Enters the authenticated state (the user's session already counted) and answers the login.</summary>
+    private async ValueTask BeginAuthenticatedAsync(string tag, MailUser user)
+    {
+        _user = user;
         _state = ImapStates.Authenticated;
         _feed = _server.Store.Changes.Subscribe(_user.Address, OnFolderChanged);
-        _w.Text(c.Tag).Raw(" OK ["u8).Text(Capabilities()).Raw("] Logged in\r\n"u8);
+        // The session ends (BYE, reconnect) when the partition moves to the other node.
+        _tenure = _server.Store.Tenure(user).Register(() =>
+        {
+            _moved = true;
+            _ = _timeout.CancelAsync();
+        });
+        _w.Text(tag).Raw(" OK ["u8).Text(Capabilities()).Raw("] Logged in\r\n"u8);
         await FlushAsync();
+    }
+
+    /// <summary>
+    /// Hands the logged-in session to the node where the mailbox's partition is active and
+    /// relays bytes both ways until either side closes; that node answers the login.
+    /// </summary>
+    private async ValueTask ForwardAsync(ImapCommand c, ISessionForwarder forwarder, MailUser user)
+    {
+        ForwardedSession session;
+        try
+        {
+            session = await forwarder.ForwardAsync(new ForwardedLogin("imap", user, _remote, _conn.IsTls, c.Tag), Token);
+        }
+        catch (UnitUnavailableException ex)
+        {
+            _server.Logger.Warn($"imap session remote={_remote} user={user.Address}: cannot forward: {ex.Message}");
+            throw ImapException.No(NotServedHere, "UNAVAILABLE");
+        }
+        await using (session)
+        {
+            if (session.Refusal is { } refusal) throw ImapException.No(refusal.Text, refusal.Code);
+            var (up, down) = await session.PumpAsync(_conn, _stopping);
+            _result = $"forwarded to {session.Node} up={up} down={down}";
+            _closing = true;
+        }
     }
 
     private void EndLogin()
     {
+        _tenure.Dispose();
         _feed?.Dispose();
         _feed = null;
         if (_user is not null) _server.RemoveUserSession(_user.Address);

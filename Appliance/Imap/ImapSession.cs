@@ -61,20 +61,47 @@ internal sealed partial class ImapSession
     /// <summary>Plaintext mechanisms need TLS, except in dev mode from a loopback address.</summary>
     private bool PlaintextAllowed => _conn.IsTls || _server.DevMode && IPAddress.IsLoopback(_remote);
 
-    public async Task RunAsync(bool implicitTls)
+    public Task RunAsync(bool implicitTls) => RunGuardedAsync(async () =>
+    {
+        if (implicitTls) await StartTlsAsync();
+        _w.Raw("* OK ["u8).Text(Capabilities()).Raw("] "u8).Text(_server.Hostname).Raw(" IMAP ready\r\n"u8);
+        await FlushAsync();
+        await CommandLoopAsync();
+    });
+
+    /// <summary>
+    /// A session the other node of a pair forwarded after its login (the mailbox's partition is
+    /// active here): no greeting, it starts authenticated once <paramref name="answer"/> has told
+    /// the other node it is taken, with the tagged OK of the client's LOGIN.
+    /// </summary>
+    public Task RunForwardedAsync(ForwardedLogin login, Func<ForwardRefusal?, Task> answer) => RunGuardedAsync(async () =>
+    {
+        _forwarded = login;
+        _attemptedUser = login.User.Address;
+        var refusal = !_server.Store.IsServedHere(login.User) ? new ForwardRefusal("UNAVAILABLE", NotServedHere)
+            : !_server.TryAddUserSession(login.User.Address) ? new ForwardRefusal("LIMIT", TooManySessions)
+            : null;
+        await answer(refusal);
+        if (refusal is not null)
+        {
+            _result = "refused: " + refusal.Text;
+            return;
+        }
+        await BeginAuthenticatedAsync(login.Tag, login.User);
+        await CommandLoopAsync();
+    });
+
+    private async Task RunGuardedAsync(Func<Task> run)
     {
         try
         {
-            if (implicitTls) await StartTlsAsync();
-            _w.Raw("* OK ["u8).Text(Capabilities()).Raw("] "u8).Text(_server.Hostname).Raw(" IMAP ready\r\n"u8);
-            await FlushAsync();
-            await CommandLoopAsync();
+            await run();
         }
         catch (OperationCanceledException)
         {
-            _result = _stopping.IsCancellationRequested ? "server stopping" : "autologout";
-            await TrySendFinalAsync(_stopping.IsCancellationRequested
-                ? "* BYE [UNAVAILABLE] Server shutting down"
+            _result = _stopping.IsCancellationRequested ? "server stopping" : _moved ? "mailbox moved to the other node" : "autologout";
+            await TrySendFinalAsync(_stopping.IsCancellationRequested ? "* BYE [UNAVAILABLE] Server shutting down"
+                : _moved ? "* BYE [UNAVAILABLE] This mailbox has moved to the other server; please reconnect"
                 : "* BYE Autologout; idle for too long");
         }
         catch (Exception ex) when (ex is IOException or SocketException or System.Security.Authentication.AuthenticationException or InvalidDataException)
@@ -91,7 +118,8 @@ internal sealed partial class ImapSession
         {
             EndLogin();
             _server.Logger.Info(
-                $"imap session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_conn.IsTls} " +
+                $"imap session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_conn.IsTls || _forwarded?.Tls == true} " +
+                (_forwarded is null ? "" : "forwarded=yes ") +
                 $"compress={_compressed} commands={_commands} result={_result}");
             await CloseAsync();
         }

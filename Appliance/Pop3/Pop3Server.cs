@@ -14,7 +14,7 @@ namespace Appliance.Pop3;
 /// per-mailbox locks (RFC 1939 §8 exclusive access), per-address connection counts, and the
 /// connections themselves (<see cref="SessionListeners"/>).
 /// </summary>
-public sealed class Pop3Server : IAsyncDisposable
+public sealed class Pop3Server : IAsyncDisposable, IForwardedSessionHost
 {
     private readonly Pop3Options _options;
     private readonly ConcurrentDictionary<string, byte> _lockedMailboxes = new(StringComparer.Ordinal);
@@ -54,6 +54,9 @@ public sealed class Pop3Server : IAsyncDisposable
 
     internal NLog.ILogger Logger { get; }
 
+    /// <summary>In a pair: forwards logins whose mailbox is active on the other node.</summary>
+    public ISessionForwarder? Forwarder { get; set; }
+
     internal TimeSpan IdleTimeout => TimeSpan.FromSeconds(Math.Max(1, _options.IdleTimeoutSeconds));
 
     /// <summary>
@@ -74,6 +77,12 @@ public sealed class Pop3Server : IAsyncDisposable
     public Task StopAsync() => _listeners.StopAsync();
 
     public ValueTask DisposeAsync() => new(StopAsync());
+
+    public async Task ServeForwardedAsync(ForwardedLogin login, Socket socket, Func<ForwardRefusal?, Task> answer)
+    {
+        if (!await _listeners.RunForwardedAsync(token => new Pop3Session(this, socket, login.Client, token).RunForwardedAsync(login, answer)))
+            await answer(new ForwardRefusal("SYS/TEMP", "Server shutting down"));
+    }
 
     internal bool TryLockMailbox(string key) => _lockedMailboxes.TryAdd(key, 0);
 

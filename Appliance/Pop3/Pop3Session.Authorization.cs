@@ -1,5 +1,7 @@
 using System.Text;
 using Appliance.Directory;
+using Appliance.Hosting;
+using Appliance.Store;
 
 namespace Appliance.Pop3;
 
@@ -176,9 +178,45 @@ internal sealed partial class Pop3Session
             default:
                 throw new Pop3Exception("Authentication failed", "AUTH");
         }
-        // In a pair, a mailbox is served by the node where its partition is active (RFC 3206 SYS/TEMP: try again).
-        if (!_server.Store.IsServedHere(auth.User)) throw new Pop3Exception("Mailbox temporarily unavailable on this server, try again shortly", "SYS/TEMP");
+        // In a pair, a mailbox is served by the node where its partition is active: from the
+        // other node the session is forwarded there (RFC 3206 SYS/TEMP when it cannot be).
+        if (!_server.Store.IsServedHere(auth.User))
+        {
+            if (_server.Forwarder is { } forwarder && forwarder.ServedByPeer(auth.User))
+            {
+                await ForwardAsync(forwarder, auth.User);
+                return;
+            }
+            throw new Pop3Exception(NotServedHere, "SYS/TEMP");
+        }
 
         await OpenMaildropAsync(auth.User);
+    }
+
+    private const string NotServedHere = "Mailbox temporarily unavailable on this server, try again shortly";
+
+    /// <summary>
+    /// Hands the logged-in session to the node where the mailbox's partition is active and
+    /// relays bytes both ways until either side closes; that node opens the maildrop and answers.
+    /// </summary>
+    private async ValueTask ForwardAsync(ISessionForwarder forwarder, MailUser user)
+    {
+        ForwardedSession session;
+        try
+        {
+            session = await forwarder.ForwardAsync(new ForwardedLogin("pop3", user, _remote, _conn.IsTls, ""), Token);
+        }
+        catch (UnitUnavailableException ex)
+        {
+            _server.Logger.Warn($"pop3 session remote={_remote} user={user.Address}: cannot forward: {ex.Message}");
+            throw new Pop3Exception(NotServedHere, "SYS/TEMP", clientFault: false);
+        }
+        await using (session)
+        {
+            if (session.Refusal is { } refusal) throw new Pop3Exception(refusal.Text, refusal.Code, clientFault: false);
+            var (up, down) = await session.PumpAsync(_conn, _stopping);
+            _result = $"forwarded to {session.Node} up={up} down={down}";
+            _closing = true;
+        }
     }
 }

@@ -23,8 +23,19 @@ internal sealed partial class Pop3Session
     private int _retrieved;
     private int _deletedCount;
     private long _bytesSent;
+    private CancellationTokenRegistration _tenure;
+    private volatile bool _moved;
 
     private async ValueTask OpenMaildropAsync(MailUser user)
+    {
+        await LoadMaildropAsync(user);
+        var (count, size) = Totals();
+        WriteLine($"+OK Maildrop has {count} messages ({size} octets)");
+        await FlushAsync();
+    }
+
+    /// <summary>Locks the maildrop and lists it (entering TRANSACTION), or throws the reason it cannot.</summary>
+    private async ValueTask LoadMaildropAsync(MailUser user)
     {
         string key = user.Address.ToUpperInvariant();
         if (!_server.TryLockMailbox(key))
@@ -50,13 +61,17 @@ internal sealed partial class Pop3Session
         _lockKey = key;
         _user = user;
         _state = Pop3States.Transaction;
-        var (count, size) = Totals();
-        WriteLine($"+OK Maildrop has {count} messages ({size} octets)");
-        await FlushAsync();
+        // The session ends (and changes nothing) when the partition moves to the other node.
+        _tenure = _server.Store.Tenure(user).Register(() =>
+        {
+            _moved = true;
+            _ = _timeout.CancelAsync();
+        });
     }
 
     private void ReleaseMaildrop()
     {
+        _tenure.Dispose();
         if (_lockKey is not null)
         {
             _server.ReleaseMailbox(_lockKey);

@@ -32,6 +32,7 @@ internal sealed partial class Pop3Session
     private int _errors;
     private bool _closing;
     private string _result = "dropped";
+    private ForwardedLogin? _forwarded;
 
     public Pop3Session(Pop3Server server, Socket socket, IPAddress remote, CancellationToken stopping)
     {
@@ -53,24 +54,56 @@ internal sealed partial class Pop3Session
         }
     }
 
-    public async Task RunAsync(bool implicitTls)
+    public Task RunAsync(bool implicitTls) => RunGuardedAsync(async () =>
+    {
+        if (implicitTls)
+        {
+            await StartTlsAsync();
+        }
+
+        WriteLine($"+OK {_server.Hostname} POP3 ready");
+        await FlushAsync();
+        await CommandLoopAsync();
+    });
+
+    /// <summary>
+    /// A session the other node of a pair forwarded after its login (the mailbox's partition is
+    /// active here): no greeting; the maildrop is opened and locked here, the refusal (locked,
+    /// unavailable) or the +OK of the login goes back through <paramref name="answer"/> and the stream.
+    /// </summary>
+    public Task RunForwardedAsync(ForwardedLogin login, Func<ForwardRefusal?, Task> answer) => RunGuardedAsync(async () =>
+    {
+        _forwarded = login;
+        _attemptedUser = login.User.Address;
+        try
+        {
+            if (!_server.Store.IsServedHere(login.User)) throw new Pop3Exception(NotServedHere, "SYS/TEMP");
+            await LoadMaildropAsync(login.User);
+        }
+        catch (Pop3Exception ex)
+        {
+            await answer(new ForwardRefusal(ex.ResponseCode, ex.Message));
+            _result = "refused: " + ex.Message;
+            return;
+        }
+        await answer(null);
+        var (count, size) = Totals();
+        WriteLine($"+OK Maildrop has {count} messages ({size} octets)");
+        await FlushAsync();
+        await CommandLoopAsync();
+    });
+
+    private async Task RunGuardedAsync(Func<Task> run)
     {
         try
         {
-            if (implicitTls)
-            {
-                await StartTlsAsync();
-            }
-
-            WriteLine($"+OK {_server.Hostname} POP3 ready");
-            await FlushAsync();
-            await CommandLoopAsync();
+            await run();
         }
         catch (OperationCanceledException)
         {
-            _result = _stopping.IsCancellationRequested ? "server stopping" : "idle timeout";
-            await TrySendFinalAsync(_stopping.IsCancellationRequested
-                ? "-ERR [SYS/TEMP] Server shutting down"
+            _result = _stopping.IsCancellationRequested ? "server stopping" : _moved ? "mailbox moved to the other node" : "idle timeout";
+            await TrySendFinalAsync(_stopping.IsCancellationRequested ? "-ERR [SYS/TEMP] Server shutting down"
+                : _moved ? "-ERR [SYS/TEMP] This mailbox has moved to the other server; please reconnect"
                 : "-ERR Idle timeout, closing connection");
         }
         catch (Exception ex) when (ex is IOException or SocketException or System.Security.Authentication.AuthenticationException)
@@ -86,7 +119,8 @@ internal sealed partial class Pop3Session
         {
             ReleaseMaildrop();
             _server.Logger.Info(
-                $"pop3 session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_conn.IsTls} " +
+                $"pop3 session remote={_remote} user={_user?.Address ?? _attemptedUser ?? "-"} tls={_conn.IsTls || _forwarded?.Tls == true} " +
+                (_forwarded is null ? "" : "forwarded=yes ") +
                 $"retrieved={_retrieved} deleted={_deletedCount} bytes={_bytesSent} result={_result}");
             await CloseAsync();
         }

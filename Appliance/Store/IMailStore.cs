@@ -45,4 +45,6 @@ public interface IMailStore
     long UsedBytes(MailUser user);
     /// <summary>Whether the mailbox's partition is active on this node (always true on a single node).</summary>
     bool IsServedHere(MailUser user);
+    /// <summary>Cancelled when the mailbox's partition stops being active here (never, on a single node).</summary>
+    CancellationToken Tenure(MailUser user);
 }

@@ -59,6 +59,9 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
     /// <summary>Whether the user's partition takes writes on this node (always, on a single node).</summary>
     public bool IsServedHere(MailUser user) => For(user).IsPrimary;
 
+    /// <summary>Cancelled when the user's partition stops being active here (see <see cref="Store.Partition.Tenure"/>).</summary>
+    public CancellationToken Tenure(MailUser user) => For(user).Tenure;
+
     /// <summary>In a pair: delivers to partitions active on the other node.</summary>
     public IRemoteDelivery? Remote { get; set; }
 

@@ -49,7 +49,40 @@ public sealed partial class Partition : IAsyncDisposable
     /// always primary; in a pair the cluster manager flips it on promotion and demotion, and a
     /// replica takes only <see cref="ApplyReplicatedAsync"/>.
     /// </summary>
-    public bool IsPrimary { get; set; } = true;
+    public bool IsPrimary
+    {
+        get => _isPrimary;
+        set
+        {
+            CancellationTokenSource? ended;
+            lock (_tenureGate)
+            {
+                if (value == _isPrimary) return;
+                _isPrimary = value;
+                ended = value ? null : _tenure;
+                if (value) _tenure = new CancellationTokenSource();
+            }
+            // Asynchronously: the callbacks (sessions ending) must not run on the demoting thread.
+            _ = ended?.CancelAsync();
+        }
+    }
+
+    /// <summary>
+    /// Cancelled when the partition stops being active here (demotion, rollback): IMAP and POP
+    /// sessions of its mailboxes end then, so their clients reconnect to where it went.
+    /// Already cancelled when the partition is not active here.
+    /// </summary>
+    public CancellationToken Tenure
+    {
+        get
+        {
+            lock (_tenureGate) return _isPrimary ? _tenure.Token : new CancellationToken(canceled: true);
+        }
+    }
+
+    private readonly Lock _tenureGate = new();
+    private bool _isPrimary = true;
+    private CancellationTokenSource _tenure = new();
 
     /// <summary>Where a primary ships its records and waits for them to be durable (null: alone).</summary>
     public IReplicationSink? Replication { get; set; }
