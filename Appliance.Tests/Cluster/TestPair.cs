@@ -103,7 +103,7 @@ public sealed class TestPair : IAsyncDisposable
     public Task WaitActiveAsync(TestNode node, string unit) => WaitForAsync(() => Active(node, unit), $"{unit} active on {node.Host.Options.Node.Name}");
 
     /// <summary>Sends one message over SMTP to the node and returns once it answered 250.</summary>
-    public static async Task SendAsync(TestNode node, string local, string subject)
+    public static async Task SendAsync(TestNode node, string local, string subject, string? messageId = null)
     {
         using var client = new SmtpClient();
         await client.ConnectAsync(node.Smtp.Address.ToString(), node.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
@@ -111,6 +111,7 @@ public sealed class TestPair : IAsyncDisposable
         message.From.Add(MailboxAddress.Parse("sender@remote.test"));
         message.To.Add(MailboxAddress.Parse($"{local}@{TestNode.Domain}"));
         message.Subject = subject;
+        if (messageId is not null) message.MessageId = messageId;
         message.Body = new TextPart("plain") { Text = "body of " + subject };
         await client.SendAsync(message);
         await client.DisconnectAsync(true);

@@ -109,7 +109,7 @@ public sealed partial class ClusterManager
     /// A copy the primary refused holds records the primary lacks: the tail written by a primary
     /// that died before replicating it (never acknowledged), or both sides of a split brain.
     /// The copy goes back to the last record both share and resyncs from there; the messages of
-    /// the tail are kept as files under units/NAME/diverged/ (never deleted) and an alert says so.
+    /// the tail are saved and delivered anew once it is in sync (ClusterManager.Diverged.cs).
     /// </summary>
     private async Task RollBackAsync(Unit unit, NodeStatus peer)
     {
@@ -121,25 +121,15 @@ public sealed partial class ClusterManager
         long common = shared == 0 ? 0 : Math.Min(
             shared < mine.Count ? mine[shared].StartSeq - 1 : p.LastSeq,
             shared < theirs.Count ? theirs[shared].StartSeq - 1 : long.MaxValue);
-        var kept = Path.Combine(unit.Dir, "diverged", DateTimeOffset.UtcNow.ToString("yyyyMMddTHHmmssZ"));
-        var saved = 0;
-        foreach (var record in p.ReadJournal(common))
-            foreach (var append in JournalOp.AppendsOf(record.Op))
-            {
-                var dir = Path.Combine(kept, Sanitize(append.Account), Sanitize(append.Folder));
-                System.IO.Directory.CreateDirectory(dir);
-                await File.WriteAllBytesAsync(Path.Combine(dir, $"{record.Seq}-{append.Uid}.eml"), append.Data);
-                saved++;
-            }
-        Log.Error("ALERT unit {0}: rolling this copy back from seq {1} to {2} to resync from {3}; {4} message(s) of the discarded tail kept in {5}",
-            unit.Name, p.LastSeq, common, peer.Node, saved, saved > 0 ? kept : "(none)");
+        var kept = Path.Combine(unit.Dir, "diverged", DateTimeOffset.UtcNow.ToString("yyyyMMddTHHmmssfffZ"));
+        var saved = await SaveDivergedTailAsync(p, common, kept);
+        Log.Error("ALERT unit {0}: rolling this copy back from seq {1} to {2} to resync from {3}; {4} message(s) of the discarded tail kept in {5}{6}",
+            unit.Name, p.LastSeq, common, peer.Node, saved, saved > 0 ? kept : "(none)", saved > 0 ? ", to be delivered anew once in sync" : "");
         unit.Partition = await _store.RollBackAsync(p.Name, common);
         unit.Partition.IsPrimary = false;
         unit.Record.History = [.. mine.Take(shared)];
         unit.Record.Save(unit.Dir);
         unit.Diverged = false;
+        if (saved > 0) unit.PendingTails++;
     }
-
-    private static string Sanitize(string name) =>
-        string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '.' or '@' or '-' or '_' ? c : '_'));
 }

@@ -75,7 +75,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         {
             var partition = store.Partition(u.Name["store-".Length..]);
             var dir = Path.Combine(dataDir, "units", u.Name);
-            var unit = new Unit(u.Name, partition, dir, UnitRecord.Load(dir), u.Preferred, u.Addresses);
+            var unit = new Unit(u.Name, partition, dir, UnitRecord.Load(dir), u.Preferred, u.Addresses) { PendingTails = PendingTails(dir).Count };
             // Every copy starts as a replica; the loop decides what becomes active here.
             partition.IsPrimary = false;
             _units.Add(unit);
@@ -185,7 +185,11 @@ public sealed partial class ClusterManager : IAsyncDisposable
                 await DemoteAsync(unit, handOver: false);
             }
         }
-        foreach (var unit in _units) await DecideAsync(unit, peerAlive ? peer : null);
+        foreach (var unit in _units)
+        {
+            await DecideAsync(unit, peerAlive ? peer : null);
+            RedeliverDivergedIfDue(unit, peerAlive ? peer : null);
+        }
         SendHeartbeats();
     }
 
@@ -232,6 +236,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         _loopStop.Cancel();
         _fencingStop?.Cancel();
         try { await _loop; } catch (OperationCanceledException) { }
+        await Task.WhenAll(_units.Select(u => u.Redelivery)); // they end on _loopStop
         if (!_crashed) await LeaveAsync();
         // (After a simulated crash the network goes first: the peer hears nothing more.)
         _stop.Cancel();
@@ -295,6 +300,9 @@ public sealed partial class ClusterManager : IAsyncDisposable
         public List<Generation>? PrimaryHistory;
         public CancellationTokenSource? ReceiverStop;
         public Task ReceiverTask = Task.CompletedTask;
+        /// <summary>Diverged tails saved here and not yet delivered anew (ClusterManager.Diverged.cs).</summary>
+        public int PendingTails;
+        public Task Redelivery = Task.CompletedTask;
     }
 
     private static long Now => Stopwatch.GetTimestamp();
