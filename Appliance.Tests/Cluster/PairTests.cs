@@ -151,6 +151,30 @@ public sealed class PairTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task AUnitWhoseDiskFails_IsFailedThere_AndTheOtherNodeTakesItOver()
+    {
+        await using var pair = await TestPair.StartPlacedAsync();
+        await TestPair.SendAsync(pair.Node1, "alice", "before the disk failure");
+        await pair.WaitInSyncAsync(pair.Node1, "store-a");
+
+        pair.Node1.Store.Partition("a").InjectedWriteFailure = new IOException("Input/output error (injected)");
+        var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => TestPair.SendAsync(pair.Node1, "alice", "hits the failing disk"));
+        Assert.Equal(451, (int)refused.StatusCode);
+
+        // No fencing: node1 is alive and says the unit failed; node2 takes it with every acknowledged message.
+        await pair.WaitActiveAsync(pair.Node2, "store-a");
+        Assert.Contains(TestPair.Cluster(pair.Node1).Status(), l => l.StartsWith("unit store-a: active on node2", StringComparison.Ordinal) && l.Contains("FAILED on node1"));
+        await TestPair.SendAsync(pair.Node2, "alice", "after the takeover");
+        // Through node1 too: its MX hands the message to node2.
+        await TestPair.SendAsync(pair.Node1, "alice", "through node1 after the takeover");
+        var subjects = (await pair.Node2.InboxBytesAsync("alice")).Select(b => MimeMessage.Load(new MemoryStream(b)).Subject).ToList();
+        Assert.Equal(["before the disk failure", "after the takeover", "through node1 after the takeover"], subjects);
+        Assert.False(File.Exists(pair.FenceStatusFile), "the node with the failed disk was fenced");
+        Assert.True(TestPair.Active(pair.Node2, "store-b"));
+        output.WriteLine(pair.StatusText());
+    }
+
+    [Fact]
     public async Task ACleanStop_HandsTheUnitsOver_WithoutFencing()
     {
         await using var pair = await TestPair.StartPlacedAsync();

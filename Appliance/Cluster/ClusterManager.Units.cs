@@ -10,6 +10,9 @@ public sealed partial class ClusterManager
         var ps = peer?.Unit(unit.Name);
         switch (unit.State)
         {
+            case UnitState.Active when unit.Partition.Fault is { } fault:
+                await FailAsync(unit, fault.Message);
+                break;
             case UnitState.Active:
                 await DecideActiveAsync(unit, peer, ps);
                 break;
@@ -21,6 +24,12 @@ public sealed partial class ClusterManager
                 }
                 if (peer.SeenSeq >= unit.StartingSeq && ps is not { State: UnitState.Starting or UnitState.Stopping })
                     await PromoteAsync(unit, alone: false);
+                break;
+            case UnitState.Failed:
+                // Until the process restarts (the partition's writer does not come back). The
+                // primary elsewhere cannot replicate to this copy: it asks to mark it outdated.
+                if (ps is { OutdateRequest: not 0 } && ps.OutdateRequest != unit.Record.OutdatedToken)
+                    MarkOutdated(unit, ps.OutdateRequest, $"this copy is marked outdated at the request of primary {peer!.Node} (the unit failed here)");
                 break;
             case UnitState.Stopped:
                 await DecideStoppedAsync(unit, peer, ps);
@@ -144,7 +153,7 @@ public sealed partial class ClusterManager
     private bool ShouldStartHere(Unit unit, NodeStatus peer, UnitStatus? ps)
     {
         if (_standby || unit.Record.Outdated) return false;
-        if (ps is null || peer.Standby || ps.Outdated) return true;
+        if (ps is null || peer.Standby || ps.Outdated || ps.State == UnitState.Failed) return true;
         var mine = (unit.Record.Epoch, unit.Partition.LastSeq);
         var theirs = (ps.Epoch, ps.LastSeq);
         if (mine != theirs) return mine.CompareTo(theirs) > 0;
@@ -154,11 +163,35 @@ public sealed partial class ClusterManager
         return unit.Preferred != peer.Node && string.CompareOrdinal(_self, peer.Node) < 0;
     }
 
+    /// <summary>
+    /// The unit cannot run here any more (its partition's writer failed: the disk): it stops,
+    /// drops its address and says "failed" in the heartbeats, so the peer takes it over
+    /// without fencing this node (every acknowledged record is on the peer already). It stays
+    /// failed until the process restarts.
+    /// </summary>
+    private async Task FailAsync(Unit unit, string why)
+    {
+        Log.Error("ALERT unit {0} FAILED on {1}: {2}; {3} takes it over if its copy can, and it stays failed here until the appliance is restarted",
+            unit.Name, _self, why, _options.Peer);
+        if (unit.State is UnitState.Active or UnitState.Stopping) await DemoteAsync(unit, handOver: false);
+        unit.FailedReason = why;
+        unit.State = UnitState.Failed;
+    }
+
     private async Task PromoteAsync(Unit unit, bool alone)
     {
-        await StopReceiverAsync(unit);
+        try
+        {
+            await StopReceiverAsync(unit);
+            await unit.Partition.SyncFilesAsync();
+        }
+        catch (IOException ex)
+        {
+            unit.State = UnitState.Stopped;
+            await FailAsync(unit, "cannot make the copy durable before starting: " + ex.Message);
+            return;
+        }
         var p = unit.Partition;
-        await p.SyncFilesAsync();
         unit.Record.History.Add(new Generation(unit.Record.Epoch + 1, _self, p.LastSeq + 1));
         unit.Record.Save(unit.Dir);
         var sender = new ReplicationSender(_options, _self, unit.Name, p, () => unit.Record);

@@ -162,7 +162,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
             if (!_ready) Log.Info("peer {0} seen: units may start", _options.Peer);
             _ready = true;
         }
-        else if (_peerWasAlive && peer is { Leaving: true } && Array.TrueForAll(peer.Units, u => u.State == UnitState.Stopped))
+        else if (_peerWasAlive && peer is { Leaving: true } && Array.TrueForAll(peer.Units, u => u.State is UnitState.Stopped or UnitState.Failed))
         {
             Log.Info("peer {0} left the pair cleanly with its units stopped: taking them over without fencing", _options.Peer);
             _peerOff = true;
@@ -209,7 +209,8 @@ public sealed partial class ClusterManager : IAsyncDisposable
             var replication = u.State == UnitState.Active
                 ? u.Sender is { } s ? s.InSync ? "in sync" : s.Degraded ? "degraded" : s.Connected ? "resyncing" : "disconnected" : "-"
                 : u.ReplicaInSync ? "in sync" : u.Record.Outdated ? "outdated" : "-";
-            lines.Add($"unit {u.Name}: {UnitStateName(u, ps)} on {where}, epoch {u.Record.Epoch}, seq {u.Partition.LastSeq}, replication {replication}, preferred {u.Preferred}");
+            lines.Add($"unit {u.Name}: {UnitStateName(u, ps)} on {where}, epoch {u.Record.Epoch}, seq {u.Partition.LastSeq}, replication {replication}, preferred {u.Preferred}" +
+                (u.State == UnitState.Failed ? $", FAILED on {_self}: {u.FailedReason}" : ""));
         }
         return lines;
     }
@@ -217,7 +218,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
     private string UnitStateName(Unit u, UnitStatus? ps) => u.State switch
     {
         UnitState.Active => "active",
-        UnitState.Stopped when ps?.State == UnitState.Active => "active",
+        UnitState.Stopped or UnitState.Failed when ps?.State == UnitState.Active => "active",
         var s => s.ToString().ToLowerInvariant(),
     };
 
@@ -301,6 +302,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         public CancellationTokenSource? ReceiverStop;
         public Task ReceiverTask = Task.CompletedTask;
         /// <summary>Diverged tails saved here and not yet delivered anew (ClusterManager.Diverged.cs).</summary>
+        public string FailedReason = "";
         public int PendingTails;
         public Task Redelivery = Task.CompletedTask;
     }

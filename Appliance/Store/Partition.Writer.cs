@@ -46,8 +46,21 @@ public sealed partial class Partition
     public async Task DemoteAsync()
     {
         IsPrimary = false;
-        await SubmitAsync(_ => 0, replicated: true);
+        try
+        {
+            await SubmitAsync(_ => 0, replicated: true);
+        }
+        catch (IOException) when (_faulted is not null)
+        {
+            // A failed partition commits nothing more: there is nothing to wait for.
+        }
     }
+
+    /// <summary>Why the writer stopped (a failed commit or journal write: the disk), or null while it works.</summary>
+    public Exception? Fault => _faulted;
+
+    /// <summary>Tests: the next commit fails as a dying disk would make it.</summary>
+    internal Exception? InjectedWriteFailure { get; set; }
 
     private async Task WriterLoopAsync()
     {
@@ -90,6 +103,7 @@ public sealed partial class Partition
                 {
                     if (ctx.Ops.Count > 0)
                     {
+                        if (InjectedWriteFailure is { } injected) throw injected;
                         SetAppliedSeq(_writer, tx, ctx.NextSeq - 1);
                         written = _journal.Append(ctx.Ops, sink is null ? null : sink.Ship);
                     }
