@@ -1,3 +1,4 @@
+using System.Text;
 using Appliance.Cluster;
 using MailKit;
 using MailKit.Net.Imap;
@@ -106,14 +107,28 @@ public sealed class PairTests(ITestOutputHelper output)
         Assert.Equal(await TestPair.DumpAsync(pair.Node1, "b"), await TestPair.DumpAsync(pair.Node2, "b"));
     }
 
-    [Fact]
-    public async Task ACopyWithRecordsThePrimaryLacks_IsRolledBack_AndItsMessagesDeliveredAnew()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ACopyWithRecordsThePrimaryLacks_IsRolledBack_AndItsMessagesDeliveredAnew(bool journalTrimmed)
     {
         // node2 may start alone (an administrator's override) to make both sides write.
-        await using var pair = await TestPair.StartAsync((c, index) => c.StartWithoutPeer = index == 1);
+        // Trimmed: node1's journal no longer reaches back to the start, so its copy cannot be
+        // rebuilt from it: it is emptied and gets a full copy instead (the tail is still kept).
+        await using var pair = await TestPair.StartAsync((c, index) => c.StartWithoutPeer = index == 1, o =>
+        {
+            if (!journalTrimmed) return;
+            o.Store.JournalSegmentBytes = 8 * 1024;
+            o.Store.JournalRetainBytes = 64 * 1024;
+        });
         await pair.WaitActiveAsync(pair.Node1, "store-a");
         await pair.WaitActiveAsync(pair.Node2, "store-b");
         await TestPair.SendAsync(pair.Node1, "alice", "shared");
+        if (journalTrimmed)
+        {
+            for (var i = 0; i < 40; i++) await TestPair.SendAsync(pair.Node1, "alice", $"filler {i} " + new string('f', 3000));
+            Assert.True(pair.Node1.Store.Partition("a").JournalFirstSeq > 1, "node1's journal was not trimmed");
+        }
 
         await pair.Node2.StopAsync();
         await pair.WaitForAsync(() => TestPair.Cluster(pair.Node1).Status().Any(l => l.StartsWith("unit store-a") && l.Contains("degraded")), "store-a degraded on node1");
@@ -137,7 +152,8 @@ public sealed class PairTests(ITestOutputHelper output)
         Assert.Equal(2, kept.Length);
         await pair.WaitForAsync(() => TestPair.Active(pair.Node1, "store-a") || TestPair.Active(pair.Node2, "store-a"), "store-a active");
         var serving = TestPair.Active(pair.Node1, "store-a") ? pair.Node1 : pair.Node2;
-        var subjects = (await serving.InboxBytesAsync("alice")).Select(b => MimeMessage.Load(new MemoryStream(b)).Subject).Order().ToList();
+        var subjects = (await serving.InboxBytesAsync("alice")).Select(b => MimeMessage.Load(new MemoryStream(b)).Subject)
+            .Where(subject => !subject!.StartsWith("filler", StringComparison.Ordinal)).Order().ToList();
         Assert.Equal(["only on node1", "only on node2", "retried", "shared"], subjects);
         await TestPair.SendAsync(serving, "alice", "after the resync");
         Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
@@ -147,7 +163,7 @@ public sealed class PairTests(ITestOutputHelper output)
         await pair.Node1.StartAgainAsync();
         await pair.WaitInSyncAsync(pair.Node2, "store-a");
         serving = TestPair.Active(pair.Node1, "store-a") ? pair.Node1 : pair.Node2;
-        Assert.Equal(5, (await serving.InboxAsync("alice")).Count);
+        Assert.Equal(journalTrimmed ? 45 : 5, (await serving.InboxAsync("alice")).Count);
     }
 
     [Fact]
@@ -172,6 +188,44 @@ public sealed class PairTests(ITestOutputHelper output)
         Assert.False(File.Exists(pair.FenceStatusFile), "the node with the failed disk was fenced");
         Assert.True(TestPair.Active(pair.Node2, "store-b"));
         output.WriteLine(pair.StatusText());
+    }
+
+    [Fact]
+    public async Task AReplicaBehindTheTrimmedJournal_GetsAFullCopy_ThatCanServe()
+    {
+        // Tiny journal segments and nothing retained beyond need: a replica away for a few
+        // messages is already behind the primary's journal.
+        await using var pair = await TestPair.StartPlacedAsync(o =>
+        {
+            o.Store.JournalSegmentBytes = 8 * 1024;
+            o.Store.JournalRetainBytes = 0;
+        });
+        for (var i = 0; i < 5; i++) await TestPair.SendAsync(pair.Node1, "alice", $"before {i}");
+        await pair.WaitInSyncAsync(pair.Node1, "store-a");
+        var replicaSeq = pair.Node2.Store.Partition("a").LastSeq;
+
+        await pair.Node2.StopAsync();
+        for (var i = 0; i < 30; i++) await TestPair.SendAsync(pair.Node1, "alice", $"while node2 is away {i} " + new string('x', 2000));
+        var alice = pair.Node1.User("alice");
+        var first = (await pair.Node1.InboxAsync("alice"))[0];
+        await pair.Node1.Store.StoreFlagsAsync(alice, Appliance.Store.MailStore.Inbox, [first.Uid], Appliance.Store.FlagMode.Add, Appliance.Store.MessageFlags.Deleted, [], null, CancellationToken.None);
+        await pair.Node1.Store.ExpungeAsync(alice, Appliance.Store.MailStore.Inbox, [first.Uid], CancellationToken.None);
+        Assert.True(pair.Node1.Store.Partition("a").JournalFirstSeq > replicaSeq + 1, "the primary's journal still reaches the replica");
+
+        await pair.Node2.StartAgainAsync();
+        await pair.WaitInSyncAsync(pair.Node1, "store-a");
+        Assert.True(pair.Node2.Store.Partition("a").JournalFirstSeq > replicaSeq + 1, "node2's copy of store-a was not replaced by a full copy");
+        Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+        await TestPair.SendAsync(pair.Node1, "alice", "after the full copy");
+        Assert.Equal(await TestPair.DumpAsync(pair.Node1, "a"), await TestPair.DumpAsync(pair.Node2, "a"));
+
+        // The copy serves: moved to node2, every message reads from its files there.
+        var (exit, lines) = await TestPair.Cluster(pair.Node1).ExecuteAsync(["switchover", "store-a"], forwarded: false, CancellationToken.None);
+        Assert.True(exit == 0, string.Join('\n', lines) + "\n" + pair.StatusText());
+        var bodies = await pair.Node2.InboxBytesAsync("alice");
+        Assert.Equal(35, bodies.Count);
+        Assert.Contains(bodies, b => Encoding.ASCII.GetString(b).Contains("Subject: after the full copy"));
+        Assert.DoesNotContain(bodies, b => Encoding.ASCII.GetString(b).Contains("Subject: before 0"));
     }
 
     [Fact]

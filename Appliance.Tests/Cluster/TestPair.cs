@@ -21,16 +21,21 @@ public sealed class TestPair : IAsyncDisposable
     private readonly int _heartbeatPort = FreePort();
     private readonly int _replicationPort = FreePort();
     private readonly Action<ClusterOptions, int>? _configure;
+    private readonly Action<ApplianceOptions>? _configureNode;
 
     public TestNode[] Nodes { get; } = new TestNode[2];
     public TestNode Node1 => Nodes[0];
     public TestNode Node2 => Nodes[1];
 
-    private TestPair(Action<ClusterOptions, int>? configure) => _configure = configure;
-
-    public static async Task<TestPair> StartAsync(Action<ClusterOptions, int>? configure = null)
+    private TestPair(Action<ClusterOptions, int>? configure, Action<ApplianceOptions>? configureNode)
     {
-        var pair = new TestPair(configure);
+        _configure = configure;
+        _configureNode = configureNode;
+    }
+
+    public static async Task<TestPair> StartAsync(Action<ClusterOptions, int>? configure = null, Action<ApplianceOptions>? configureNode = null)
+    {
+        var pair = new TestPair(configure, configureNode);
         pair.Nodes[0] = await TestNode.StartAsync([], o => pair.Configure(o, 0));
         pair.Nodes[1] = await TestNode.StartAsync([], o => pair.Configure(o, 1));
         foreach (var node in pair.Nodes) pair.Provision(node);
@@ -38,9 +43,9 @@ public sealed class TestPair : IAsyncDisposable
     }
 
     /// <summary>A started pair with store-a active on node1 and store-b on node2.</summary>
-    public static async Task<TestPair> StartPlacedAsync()
+    public static async Task<TestPair> StartPlacedAsync(Action<ApplianceOptions>? configureNode = null)
     {
-        var pair = await StartAsync();
+        var pair = await StartAsync(configureNode: configureNode);
         await pair.WaitActiveAsync(pair.Node1, "store-a");
         await pair.WaitActiveAsync(pair.Node2, "store-b");
         return pair;
@@ -81,6 +86,7 @@ public sealed class TestPair : IAsyncDisposable
         c.Fencing.DelaySeconds = 1;
         c.Fencing.RetrySeconds = 1;
         _configure?.Invoke(c, index);
+        _configureNode?.Invoke(o);
     }
 
     public static ClusterManager Cluster(TestNode node) => node.Host.Cluster!;

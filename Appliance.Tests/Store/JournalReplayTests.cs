@@ -95,6 +95,40 @@ public sealed class JournalReplayTests : IDisposable
     }
 
     [Fact]
+    public async Task TheJournal_IsTrimmedOnceApplied_KeepingTheRetainedBytesAndThePin_AndTheCopyStillOpens()
+    {
+        var dir = Dir("primary");
+        var p = Open(dir);
+        p.JournalRetainBytes = 3 * SmallSegments;
+        await BuildHistoryAsync(p);
+        Assert.True(p.JournalFirstSeq > 1, "old segments were not trimmed");
+        var segments = System.IO.Directory.GetFiles(Path.Combine(dir, "journal"), "*.log");
+        // The retained bytes stay (at least what was asked, in whole segments, besides the one being written).
+        Assert.True(segments.Sum(f => new FileInfo(f).Length) >= 3 * SmallSegments, $"{segments.Length} segments left");
+
+        // A pin (a replica being caught up from seq N) keeps every record after it.
+        var pinned = p.LastSeq;
+        p.PinJournal(pinned);
+        p.JournalRetainBytes = 0;
+        for (var i = 0; i < 20; i++) await AppendAsync(p, "alice@example.test", "INBOX", $"pinned {i}");
+        Assert.True(p.JournalFirstSeq <= pinned + 1, $"the journal starts at {p.JournalFirstSeq}, pinned after {pinned}");
+        Assert.Equal(p.LastSeq - pinned, p.ReadJournal(pinned).Count());
+        p.PinJournal(long.MaxValue);
+        for (var i = 0; i < 20; i++) await AppendAsync(p, "alice@example.test", "INBOX", $"unpinned {i}");
+        Assert.True(p.JournalFirstSeq > pinned + 1);
+
+        // Reopened (after a crash or a restart) the copy is whole: the index had every trimmed record.
+        var dump = await p.DumpAsync();
+        var last = p.LastSeq;
+        await p.DisposeAsync();
+        await using var again = Open(dir);
+        Assert.Equal(dump, await again.DumpAsync());
+        Assert.Equal(last, again.LastSeq);
+        await AppendAsync(again, "alice@example.test", "INBOX", "after reopening");
+        Assert.Equal(last + 1, again.LastSeq);
+    }
+
+    [Fact]
     public async Task ReplicaFedInPieces_ReachesTheSameState()
     {
         await using var primary = Open(Dir("primary"));

@@ -39,6 +39,8 @@ public sealed partial class ClusterManager
         try
         {
             var p = unit.Partition;
+            string? staging = null;
+            long snapshotSeq = 0;
             await ClusterWire.WriteFrameAsync(stream, FrameType.ReplicaState, ReplicationCodec.EncodeState(p.LastSeq, unit.Record.History), stop.Token);
             var adopted = false;
             (FrameType Type, byte[] Payload)? next = null;
@@ -76,6 +78,25 @@ public sealed partial class ClusterManager
                         }
                         await p.ApplyReplicatedAsync(records);
                         break;
+                    case FrameType.SnapshotBegin:
+                        snapshotSeq = BitConverter.ToInt64(f.Payload);
+                        MarkOutdated(unit, unit.Record.OutdatedToken, $"the journal of {_options.Peer} no longer reaches this copy (seq {p.LastSeq}): " +
+                            $"receiving a full copy at seq {snapshotSeq}, outdated until it is installed and in sync");
+                        staging = Path.Combine(unit.Dir, "snapshot-in");
+                        if (System.IO.Directory.Exists(staging)) System.IO.Directory.Delete(staging, recursive: true);
+                        System.IO.Directory.CreateDirectory(staging);
+                        break;
+                    case FrameType.SnapshotChunk:
+                        await WriteSnapshotChunkAsync(staging ?? throw new InvalidDataException("snapshot data without a beginning"), f.Payload, stop.Token);
+                        break;
+                    case FrameType.SnapshotEnd:
+                        if (staging is null) throw new InvalidDataException("snapshot end without a beginning");
+                        FileSystem.SyncFileSystem(staging);
+                        unit.Partition = p = await _store.InstallSnapshotAsync(p.Name, staging, snapshotSeq);
+                        System.IO.Directory.Delete(staging, recursive: true);
+                        staging = null;
+                        Log.Warn("unit {0}: this copy was replaced by a full copy of {1} at seq {2}; it catches up from there", name, _options.Peer, snapshotSeq);
+                        break;
                     case FrameType.InSync:
                         unit.ReplicaInSync = true; // first: the loop must not see "behind and not in sync" in between
                         if (unit.Record.Outdated)
@@ -94,6 +115,25 @@ public sealed partial class ClusterManager
             unit.ReplicaInSync = false;
             done.TrySetResult();
         }
+    }
+
+    /// <summary>Writes one piece of a snapshot file under the staging directory (paths from the primary are checked: index.db or blobs/…).</summary>
+    private static async Task WriteSnapshotChunkAsync(string staging, byte[] payload, CancellationToken ct)
+    {
+        using var r = ClusterWire.Reader(payload);
+        var name = r.ReadString();
+        var offset = r.ReadInt64();
+        r.ReadBoolean(); // last piece: nothing to do, the file is complete when the next one starts
+        var data = r.ReadBytes(r.ReadInt32());
+        if (name != "index.db" && !(name.StartsWith("blobs/", StringComparison.Ordinal) && !name.Split('/').Any(part => part is "" or "." or "..")))
+            throw new InvalidDataException($"unexpected file {name} in a snapshot");
+        var path = Path.GetFullPath(Path.Combine(staging, name));
+        if (!path.StartsWith(Path.GetFullPath(staging) + Path.DirectorySeparatorChar, StringComparison.Ordinal)) throw new InvalidDataException($"unexpected file {name} in a snapshot");
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        await using var file = new FileStream(path, offset == 0 ? FileMode.Create : FileMode.Open, FileAccess.Write);
+        if (file.Length != offset) throw new InvalidDataException($"snapshot file {name}: piece at {offset}, file has {file.Length} bytes");
+        file.Seek(offset, SeekOrigin.Begin);
+        await file.WriteAsync(data, ct);
     }
 
     private TimeSpan ReplicationTimeout => TimeSpan.FromMilliseconds(_options.ReplicationTimeoutMs);
@@ -125,9 +165,29 @@ public sealed partial class ClusterManager
         var saved = await SaveDivergedTailAsync(p, common, kept);
         Log.Error("ALERT unit {0}: rolling this copy back from seq {1} to {2} to resync from {3}; {4} message(s) of the discarded tail kept in {5}{6}",
             unit.Name, p.LastSeq, common, peer.Node, saved, saved > 0 ? kept : "(none)", saved > 0 ? ", to be delivered anew once in sync" : "");
-        unit.Partition = await _store.RollBackAsync(p.Name, common);
+        var journalStart = p.JournalFirstSeq;
+        if (journalStart > 1)
+        {
+            // The journal no longer reaches back to rebuild the copy at the shared record: it is
+            // emptied and the primary sends a full copy. Tail records trimmed already (a long
+            // degraded run) have their message files only: those are kept too.
+            if (journalStart > common + 1)
+            {
+                System.IO.Directory.CreateDirectory(kept);
+                await p.DisposeAsync();
+                System.IO.Directory.Move(p.BlobDirectory, Path.Combine(kept, "all-files-of-the-old-copy"));
+                Log.Error("ALERT unit {0}: part of the discarded tail (seq {1} to {2}) is no longer in the journal; every message file of the old copy is kept in {3}",
+                    unit.Name, common + 1, journalStart - 1, Path.Combine(kept, "all-files-of-the-old-copy"));
+            }
+            unit.Partition = await _store.WipeAsync(p.Name);
+            unit.Record.History = [];
+        }
+        else
+        {
+            unit.Partition = await _store.RollBackAsync(p.Name, common);
+            unit.Record.History = [.. mine.Take(shared)];
+        }
         unit.Partition.IsPrimary = false;
-        unit.Record.History = [.. mine.Take(shared)];
         unit.Record.Save(unit.Dir);
         unit.Diverged = false;
         if (saved > 0) unit.PendingTails++;

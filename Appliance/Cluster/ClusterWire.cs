@@ -174,5 +174,8 @@ internal enum FrameType : byte
     Ping = 23,           // primary → replica when idle (answered by Ack)
     InSync = 24,         // primary → replica: caught up at seq (the replica is consistent again)
     Refused = 25,        // either way: a one-line reason, then close
+    SnapshotBegin = 26,  // primary → replica: a full copy follows, taken at seq (the journal no longer reaches the replica)
+    SnapshotChunk = 27,  // primary → replica: part of one file of the copy (path, offset, bytes)
+    SnapshotEnd = 28,    // primary → replica: the copy is complete: install it, records after its seq follow
     Reply = 30,
 }

@@ -99,12 +99,12 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
         }
     }
 
-    private void Acked(long seq)
+    private void Acked(long seq, bool reset = false)
     {
         List<TaskCompletionSource> release = [];
         lock (_gate)
         {
-            if (seq <= _acked) return;
+            if (seq <= _acked && !reset) return;
             _acked = seq;
             while (_waiters.Count > 0 && _waiters.Keys[0] <= seq)
             {
@@ -162,7 +162,8 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
             throw new InvalidOperationException(reason);
         }
         Log.Info("unit {0}: replica on {1} connected over {2} at seq {3}, primary at {4}", _unit, _options.Peer, link.Peer, replicaSeq, _partition.LastSeq);
-        Acked(replicaSeq);
+        ResetAcked(replicaSeq);
+        _partition.PinJournal(replicaSeq); // the catch-up reads from there: no trimming under it
         _connected = true;
 
         using var session = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
@@ -173,7 +174,12 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
                 // The replica answers every frame, pings included: silence (or its end) ends the session.
                 while (await ClusterWire.ReadFrameAsync(stream, TimeSpan.FromMilliseconds(_options.ReplicationTimeoutMs), session.Token) is { } frame)
                 {
-                    if (frame.Type == FrameType.Ack) Acked(BitConverter.ToInt64(frame.Payload));
+                    if (frame.Type == FrameType.Ack)
+                    {
+                        var acked = BitConverter.ToInt64(frame.Payload);
+                        Acked(acked);
+                        _partition.PinJournal(acked);
+                    }
                     else if (frame.Type == FrameType.Refused) throw new InvalidOperationException("replica: " + ClusterWire.Reader(frame.Payload).ReadString());
                 }
             }
@@ -184,6 +190,11 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
             // Catch up from the journal first (large frames), then stop acknowledging alone: from
             // here every new write waits for the replica. Everything acknowledged alone is at or
             // below the seq read after that switch, so the replica is in sync once it has acked it.
+            if (replicaSeq < _partition.JournalFirstSeq - 1)
+            {
+                Log.Warn("unit {0}: the replica on {1} is at seq {2} and the journal starts at {3}: sending it a full copy", _unit, _options.Peer, replicaSeq, _partition.JournalFirstSeq);
+                replicaSeq = await SendSnapshotAsync(stream, session.Token);
+            }
             var sent = await SendFromJournalAsync(stream, replicaSeq, session.Token);
             if (Degraded)
             {
@@ -229,9 +240,69 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
         finally
         {
             session.Cancel();
+            _partition.PinJournal(long.MaxValue);
             try { await reader; } catch (Exception) { /* the reason is the one thrown above, or the stop */ }
         }
     }
+
+    /// <summary>
+    /// Sends a full copy: the index as of one seq (VACUUM INTO, pings meanwhile so the replica
+    /// does not time out), then every message file (files never change; one expunged meanwhile
+    /// is skipped, the records after the seq remove it anyway). Returns the seq; the journal is
+    /// pinned there so the records after it are still there to send.
+    /// </summary>
+    private async Task<long> SendSnapshotAsync(Stream stream, CancellationToken ct)
+    {
+        var index = Path.Combine(Path.GetDirectoryName(_partition.BlobDirectory)!, "snapshot-out.db");
+        File.Delete(index);
+        _partition.PinJournal(_partition.LastSeq);
+        var vacuum = _partition.SnapshotIndexAsync(index);
+        while (await Task.WhenAny(vacuum, Task.Delay(_options.HeartbeatIntervalMs, ct)) != vacuum)
+            await ClusterWire.WriteFrameAsync(stream, FrameType.Ping, BitConverter.GetBytes(AckedSeq), ct);
+        var seq = await vacuum;
+        _partition.PinJournal(seq);
+        try
+        {
+            await ClusterWire.WriteFrameAsync(stream, FrameType.SnapshotBegin, BitConverter.GetBytes(seq), ct);
+            long files = 0, bytes = await SendFileAsync(stream, index, "index.db", ct);
+            foreach (var file in System.IO.Directory.EnumerateFiles(_partition.BlobDirectory, "*", SearchOption.AllDirectories))
+            {
+                try { bytes += await SendFileAsync(stream, file, "blobs/" + Path.GetRelativePath(_partition.BlobDirectory, file).Replace('\\', '/'), ct); }
+                catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException) { continue; }
+                files++;
+            }
+            await ClusterWire.WriteFrameAsync(stream, FrameType.SnapshotEnd, BitConverter.GetBytes(seq), ct);
+            Log.Info("unit {0}: full copy at seq {1} sent to {2}: the index and {3} message files, {4} bytes", _unit, seq, _options.Peer, files, bytes);
+            return seq;
+        }
+        finally
+        {
+            File.Delete(index);
+        }
+    }
+
+    private static async Task<long> SendFileAsync(Stream stream, string path, string name, CancellationToken ct)
+    {
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16, useAsync: true);
+        var buffer = new byte[Math.Min(Math.Max(file.Length, 1), SnapshotChunkBytes)];
+        long offset = 0;
+        while (true)
+        {
+            var n = await file.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, ct);
+            var last = n < buffer.Length || offset + n == file.Length;
+            await ClusterWire.WriteFrameAsync(stream, FrameType.SnapshotChunk, ClusterWire.Encode(w =>
+            {
+                w.Write(name); w.Write(offset); w.Write(last); w.Write(n); w.Write(buffer, 0, n);
+            }), ct);
+            offset += n;
+            if (last) return offset;
+        }
+    }
+
+    private const int SnapshotChunkBytes = 1 << 20;
+
+    /// <summary>At a new session: the replica holds what it says, no more (its copy may have been rolled back or wiped).</summary>
+    private void ResetAcked(long seq) => Acked(seq, reset: true);
 
     private async Task<long> SendFromJournalAsync(Stream stream, long after, CancellationToken ct)
     {

@@ -68,7 +68,8 @@ public sealed class ApplianceHost : IAsyncDisposable
         Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
         var throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
         Directory = new MailDirectory(Path.Combine(DataDirectory, "directory.db"), options.Store.Partitions, throttle);
-        Store = MailStore.Open(DataDirectory, options.Store.Partitions, options.Store.JournalSegmentBytes);
+        Store = MailStore.Open(DataDirectory, options.Store.Partitions, options.Store.JournalSegmentBytes,
+            options.Store.JournalRetainBytes < 0 ? long.MaxValue : options.Store.JournalRetainBytes);
         Provisioner = new Provisioner(Directory, Store, options.Store.DefaultQuotaBytes);
         FirstAdminPassword = Directory.EnsureFirstAdmin("admin");
         if (fence is not null)

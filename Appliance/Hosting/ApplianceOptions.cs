@@ -86,6 +86,12 @@ public sealed class StoreOptions
     public long DefaultQuotaBytes { get; set; } = 1024L * 1024 * 1024;
     /// <summary>Journal segment size before rotating to a new segment file.</summary>
     public long JournalSegmentBytes { get; set; } = 64L * 1024 * 1024;
+    /// <summary>
+    /// Journal kept beyond what a partition needs itself (whole segments, oldest go first once
+    /// applied): in a pair, a replica away for less than this resyncs from the journal, one away
+    /// longer gets a snapshot. 0 keeps only what the partition needs; -1 keeps everything.
+    /// </summary>
+    public long JournalRetainBytes { get; set; } = 1024L * 1024 * 1024;
 }
 
 public sealed class TlsOptions

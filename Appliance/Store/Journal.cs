@@ -95,6 +95,55 @@ public sealed class Journal : IDisposable
         }
     }
 
+    /// <summary>The first record the journal still holds (LastSeq + 1 when it holds none): older ones were trimmed.</summary>
+    public long FirstSeq
+    {
+        get
+        {
+            var segments = Segments();
+            return segments.Count == 0 ? LastSeq + 1 : segments[0].FirstSeq;
+        }
+    }
+
+    /// <summary>Counts segment rotations (the writer checks for trimming after one).</summary>
+    public long Rotations { get; private set; }
+
+    /// <summary>
+    /// Deletes the oldest whole segments whose records are all at or below
+    /// <paramref name="neededAfter"/>, as long as the segments left hold at least
+    /// <paramref name="retainBytes"/> (a replica that was away resyncs from them). The segment
+    /// being written is never deleted. Returns how many were.
+    /// </summary>
+    public int Trim(long neededAfter, long retainBytes)
+    {
+        var segments = Segments();
+        var sizes = segments.Select(s => new FileInfo(s.Path).Length).ToList();
+        var total = sizes.Sum();
+        var deleted = 0;
+        for (var i = 0; i + 1 < segments.Count; i++)
+        {
+            var lastOfSegment = segments[i + 1].FirstSeq - 1;
+            if (lastOfSegment > neededAfter || total - sizes[i] < retainBytes) break;
+            File.Delete(segments[i].Path);
+            total -= sizes[i];
+            deleted++;
+        }
+        if (deleted > 0) FileSystem.FsyncDirectory(_dir);
+        return deleted;
+    }
+
+    /// <summary>
+    /// Replaces a (closed) journal by an empty one that continues after <paramref name="seq"/>:
+    /// for a copy installed from a snapshot taken at that record.
+    /// </summary>
+    public static void Reset(string dir, long seq)
+    {
+        if (System.IO.Directory.Exists(dir)) System.IO.Directory.Delete(dir, recursive: true);
+        System.IO.Directory.CreateDirectory(dir);
+        using (var f = new FileStream(Path.Combine(dir, $"{seq + 1:D20}.log"), FileMode.CreateNew, FileAccess.Write)) f.Flush(flushToDisk: true);
+        FileSystem.FsyncDirectory(dir);
+    }
+
     /// <summary>Drops every record after <paramref name="seq"/> (the journal must not be open).</summary>
     public static void TruncateAfter(string dir, long seq)
     {
@@ -126,6 +175,7 @@ public sealed class Journal : IDisposable
         var path = Path.Combine(_dir, $"{LastSeq + 1:D20}.log");
         _current = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
         FileSystem.FsyncDirectory(_dir);
+        Rotations++;
     }
 
     private List<(long FirstSeq, string Path)> Segments()

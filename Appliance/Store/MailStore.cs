@@ -11,22 +11,80 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
     private readonly string _dataDir;
     private readonly long _journalSegmentBytes;
 
-    private MailStore(ConcurrentDictionary<string, Partition> partitions, string dataDir, long journalSegmentBytes)
+    private readonly long _journalRetainBytes;
+
+    private MailStore(ConcurrentDictionary<string, Partition> partitions, string dataDir, long journalSegmentBytes, long journalRetainBytes)
     {
         _partitions = partitions;
         _dataDir = dataDir;
         _journalSegmentBytes = journalSegmentBytes;
+        _journalRetainBytes = journalRetainBytes;
     }
 
     public IEnumerable<string> PartitionNames => _partitions.Keys.Order(StringComparer.Ordinal);
 
     /// <summary>Opens units/store-NAME for each configured partition (replaying unapplied journal records).</summary>
-    public static MailStore Open(string dataDir, IEnumerable<string> partitions, long journalSegmentBytes)
+    public static MailStore Open(string dataDir, IEnumerable<string> partitions, long journalSegmentBytes, long journalRetainBytes = long.MaxValue)
     {
         var map = new ConcurrentDictionary<string, Partition>(StringComparer.Ordinal);
         foreach (var name in partitions)
-            map[name] = Store.Partition.Open(name, PartitionDir(dataDir, name), journalSegmentBytes);
-        return new MailStore(map, dataDir, journalSegmentBytes);
+            map[name] = OpenPartition(name, PartitionDir(dataDir, name), journalSegmentBytes, journalRetainBytes);
+        return new MailStore(map, dataDir, journalSegmentBytes, journalRetainBytes);
+    }
+
+    private static Partition OpenPartition(string name, string dir, long segmentBytes, long retainBytes)
+    {
+        var p = Store.Partition.Open(name, dir, segmentBytes);
+        p.JournalRetainBytes = retainBytes;
+        return p;
+    }
+
+    /// <summary>
+    /// Replaces a replica's copy by a snapshot received from the primary: the index and message
+    /// files in <paramref name="stagingDir"/> (already durable) become the copy, and its journal
+    /// starts empty after <paramref name="seq"/>, the record the snapshot reflects.
+    /// </summary>
+    public async Task<Partition> InstallSnapshotAsync(string name, string stagingDir, long seq)
+    {
+        var old = Partition(name);
+        if (old.IsPrimary) throw new InvalidOperationException($"partition {name} is active here: it cannot take a snapshot");
+        await old.DisposeAsync();
+        var dir = PartitionDir(_dataDir, name);
+        RemoveCopy(dir);
+        File.Move(Path.Combine(stagingDir, "index.db"), Path.Combine(dir, "index.db"));
+        var blobs = Path.Combine(stagingDir, "blobs");
+        if (System.IO.Directory.Exists(blobs)) System.IO.Directory.Move(blobs, Path.Combine(dir, "blobs"));
+        Journal.Reset(Path.Combine(dir, "journal"), seq);
+        FileSystem.FsyncDirectory(dir);
+        return Reopen(name, dir);
+    }
+
+    /// <summary>Empties a replica's copy (a rollback past what its journal still holds): it resyncs from a snapshot.</summary>
+    public async Task<Partition> WipeAsync(string name)
+    {
+        var old = Partition(name);
+        if (old.IsPrimary) throw new InvalidOperationException($"partition {name} is active here: it cannot be wiped");
+        await old.DisposeAsync();
+        var dir = PartitionDir(_dataDir, name);
+        RemoveCopy(dir);
+        FileSystem.FsyncDirectory(dir);
+        return Reopen(name, dir);
+    }
+
+    /// <summary>The data of a copy (index, files, journal); the unit's own files beside them stay.</summary>
+    private static void RemoveCopy(string dir)
+    {
+        foreach (var file in System.IO.Directory.EnumerateFiles(dir, "index.db*")) File.Delete(file);
+        foreach (var sub in new[] { "blobs", "journal" })
+            if (System.IO.Directory.Exists(Path.Combine(dir, sub))) System.IO.Directory.Delete(Path.Combine(dir, sub), recursive: true);
+    }
+
+    private Partition Reopen(string name, string dir)
+    {
+        var fresh = OpenPartition(name, dir, _journalSegmentBytes, _journalRetainBytes);
+        fresh.IsPrimary = false;
+        _partitions[name] = fresh;
+        return fresh;
     }
 
     private static string PartitionDir(string dataDir, string name) => Path.Combine(dataDir, "units", "store-" + name);
@@ -45,10 +103,7 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
         Journal.TruncateAfter(Path.Combine(dir, "journal"), seq);
         foreach (var file in System.IO.Directory.EnumerateFiles(dir, "index.db*")) File.Delete(file);
         System.IO.Directory.Delete(Path.Combine(dir, "blobs"), recursive: true);
-        var fresh = Store.Partition.Open(name, dir, _journalSegmentBytes);
-        fresh.IsPrimary = false;
-        _partitions[name] = fresh;
-        return fresh;
+        return Reopen(name, dir);
     }
 
     public Partition Partition(string name) =>

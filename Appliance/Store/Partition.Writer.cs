@@ -59,6 +59,43 @@ public sealed partial class Partition
     /// <summary>Why the writer stopped (a failed commit or journal write: the disk), or null while it works.</summary>
     public Exception? Fault => _faulted;
 
+    private long _trimCheckedAt;
+    private long _journalPin = long.MaxValue;
+
+    /// <summary>
+    /// Journal bytes kept beyond what this copy needs itself, for a replica that was away to
+    /// resync from (older records go once applied; a replica behind them gets a snapshot).
+    /// long.MaxValue keeps everything.
+    /// </summary>
+    public long JournalRetainBytes { get; set; } = long.MaxValue;
+
+    /// <summary>The first record the journal still holds: a replica behind it needs a snapshot.</summary>
+    public long JournalFirstSeq => _journal.FirstSeq;
+
+    /// <summary>
+    /// Keeps the records after <paramref name="seq"/> whatever the retention (a replica being
+    /// caught up or fed a snapshot reads them); long.MaxValue releases the pin.
+    /// </summary>
+    public void PinJournal(long seq) => Interlocked.Exchange(ref _journalPin, seq);
+
+    /// <summary>
+    /// On the writer loop, after a segment rotation: deletes old segments this copy no longer
+    /// needs (every record applied; on a replica, its message files synced first, since only
+    /// the journal held their bytes) beyond the retention and the pin.
+    /// </summary>
+    private void TrimJournal()
+    {
+        if (JournalRetainBytes == long.MaxValue) return;
+        if (!IsPrimary)
+        {
+            FileSystem.SyncFileSystem(_blobDir);
+            _lastFileSync = Environment.TickCount64;
+        }
+        var keepAfter = Math.Min(_journal.LastSeq, Interlocked.Read(ref _journalPin));
+        var deleted = _journal.Trim(keepAfter, JournalRetainBytes);
+        if (deleted > 0) Log.Info("partition {0}: {1} journal segment(s) trimmed, the journal now starts at seq {2}", Name, deleted, _journal.FirstSeq);
+    }
+
     /// <summary>Tests: the next commit fails as a dying disk would make it.</summary>
     internal Exception? InjectedWriteFailure { get; set; }
 
@@ -121,6 +158,11 @@ public sealed partial class Partition
             // Files of expunged messages go before the callers hear back, so an acknowledged
             // expunge has left nothing behind (unlinks are cheap next to the fsync above).
             ctx.DeleteRemovedBlobs(_blobDir);
+            if (_journal.Rotations != _trimCheckedAt)
+            {
+                _trimCheckedAt = _journal.Rotations;
+                TrimJournal();
+            }
             if (written.Count > 0 && sink is { } replication)
             {
                 // Acknowledged means on both disks: the records went to the peer before this

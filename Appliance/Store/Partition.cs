@@ -312,6 +312,25 @@ public sealed partial class Partition : IAsyncDisposable
         await SubmitAsync(ctx => { ctx.DeleteMeta("files_synced_seq"); return 0; }, replicated: !IsPrimary);
     }
 
+    /// <summary>Where the message files live (a snapshot sends them as they are: they never change).</summary>
+    public string BlobDirectory => _blobDir;
+
+    /// <summary>
+    /// Writes a consistent copy of the index to <paramref name="path"/> (SQLite VACUUM INTO, from
+    /// one read transaction, beside the writer) and returns the journal seq it reflects: a
+    /// replica installing it continues with the records after that.
+    /// </summary>
+    public async Task<long> SnapshotIndexAsync(string path)
+    {
+        await using (var c = OpenReader()) await c.ExecuteAsync("VACUUM INTO @path", new { path });
+        var cs = new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString();
+        await using var copy = new SqliteConnection(cs);
+        await copy.OpenAsync();
+        // A replica's files are made durable before it installs: no lag to record.
+        await copy.ExecuteAsync("DELETE FROM meta WHERE key = 'files_synced_seq'");
+        return await copy.ExecuteScalarAsync<long>("SELECT value FROM meta WHERE key = 'applied_seq'");
+    }
+
     /// <summary>Journal records after <paramref name="afterSeq"/> (to ship to a replica).</summary>
     public IEnumerable<JournalRecord> ReadJournal(long afterSeq) => _journal.ReadFrom(afterSeq);
 
