@@ -99,12 +99,14 @@ public sealed class JournalReplayTests : IDisposable
     {
         var dir = Dir("primary");
         var p = Open(dir);
-        p.JournalRetainBytes = 3 * SmallSegments;
+        p.JournalRetainBytes = 2 * SmallSegments;
         await BuildHistoryAsync(p);
+        // Well past the retention, whatever the batching (segments rotate between batches).
+        for (var i = 0; i < 30; i++) await AppendAsync(p, "alice@example.test", "INBOX", $"more {i}", 1000);
         Assert.True(p.JournalFirstSeq > 1, "old segments were not trimmed");
         var segments = System.IO.Directory.GetFiles(Path.Combine(dir, "journal"), "*.log");
-        // The retained bytes stay (at least what was asked, in whole segments, besides the one being written).
-        Assert.True(segments.Sum(f => new FileInfo(f).Length) >= 3 * SmallSegments, $"{segments.Length} segments left");
+        // The retained bytes stay (at least what was asked, in whole segments).
+        Assert.True(segments.Sum(f => new FileInfo(f).Length) >= 2 * SmallSegments, $"{segments.Length} segments left");
 
         // A pin (a replica being caught up from seq N) keeps every record after it.
         var pinned = p.LastSeq;
