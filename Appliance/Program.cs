@@ -110,6 +110,9 @@ static async Task<int> RunAsync(string? configFile, string? dataDir)
     var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
     using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
     using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+    // Under systemd (Type=notify, firmware/systemd/appliance.service): ready once listening,
+    // watchdog pings while the node's loop runs, "stopping" for the handover at a stop.
+    using var systemd = SystemdNotifier.FromEnvironment();
     try
     {
         await host.StartAsync(CancellationToken.None);
@@ -119,9 +122,15 @@ static async Task<int> RunAsync(string? configFile, string? dataDir)
         NLog.LogManager.GetLogger("host").Fatal("cannot listen: {0}", ex.Message);
         return 1;
     }
+    systemd.Notify("READY=1", $"STATUS=node {options.Node.Name} serving");
+    using var watchdogStop = new CancellationTokenSource();
+    var watchdog = systemd.WatchdogAsync(() => host.Cluster?.Health(), watchdogStop.Token);
     await stop.Task;
     NLog.LogManager.GetLogger("host").Info("stopping");
+    systemd.Notify("STOPPING=1", "STATUS=stopping: handing units over");
     await host.StopAsync();
+    await watchdogStop.CancelAsync();
+    await watchdog;
     NLog.LogManager.GetLogger("host").Info("stopped");
     NLog.LogManager.Shutdown();
     return 0;

@@ -137,11 +137,32 @@ public sealed partial class ClusterManager : IAsyncDisposable
         var interval = TimeSpan.FromMilliseconds(_options.HeartbeatIntervalMs);
         while (!_loopStop.IsCancellationRequested)
         {
+            Volatile.Write(ref _tickStarted, Now);
             try { await TickAsync(); }
             catch (Exception ex) { Log.Error(ex, "cluster loop"); }
+            Volatile.Write(ref _tickEnded, Now);
             try { await _wake.WaitAsync(interval, _loopStop.Token); }
             catch (OperationCanceledException) { return; }
         }
+    }
+
+    private long _tickStarted, _tickEnded;
+
+    /// <summary>
+    /// For the service watchdog: null while the decision loop runs, else what is wrong. A step
+    /// may take long (a copy rolled back and rebuilt from its journal), so only a loop that
+    /// stopped ticking, or a step stuck for minutes, counts.
+    /// </summary>
+    public string? Health()
+    {
+        if (_loop is null) return null;
+        if (_loop.IsCompleted && !_loopStop.IsCancellationRequested) return "the cluster loop ended";
+        var started = Volatile.Read(ref _tickStarted);
+        var ended = Volatile.Read(ref _tickEnded);
+        if (started == 0) return null;
+        if (ended < started && Ms(Now - started) > 300_000) return $"a cluster step has been running for {Ms(Now - started) / 1000} s";
+        if (ended >= started && Ms(Now - ended) > 30_000) return $"no cluster step for {Ms(Now - ended) / 1000} s";
+        return null;
     }
 
     private void Wake()
