@@ -65,7 +65,7 @@ if [ -z "$binary" ] || [ ! -x "$binary/appliance" ]; then die "--binary DIR must
 . "$pair"
 for v in NODE1_HOSTNAME NODE2_HOSTNAME PUBLIC_IF NODE1_PUBLIC_ADDRESS NODE2_PUBLIC_ADDRESS PUBLIC_GATEWAY DNS \
          REPL_IF1 REPL_IF2 BOND_MODE NODE1_REPL_ADDRESS NODE2_REPL_ADDRESS FLOATING_A FLOATING_B \
-         CLUSTER_SECRET FENCE_DRIVER ADMIN_VPN_NET; do
+         CLUSTER_SECRET FENCE_DRIVER NODE1_ADMIN_VPN_NET NODE2_ADMIN_VPN_NET; do
   [ -n "${!v:-}" ] || die "$pair: $v is empty"
 done
 [ ${#CLUSTER_SECRET} -ge 16 ] || die "$pair: CLUSTER_SECRET must have at least 16 characters"
@@ -92,6 +92,9 @@ repl_me=$(val "$me" REPL_ADDRESS)
 repl_peer=$(val "$other" REPL_ADDRESS)
 repl2_me=$(val "$me" REPL_ADDRESS2)
 repl2_peer=$(val "$other" REPL_ADDRESS2)
+vpn_net=$(val "$me" ADMIN_VPN_NET)
+vpn_base=${vpn_net%/*}
+vpn_address="${vpn_base%.*}.$(( ${vpn_base##*.} + 1 ))/${vpn_net#*/}" # the subnet's first address
 if [ "$BOND_MODE" = none ]; then repl_ifs="{ \"$REPL_IF1\", \"$REPL_IF2\" }"; peer_repl="{ $(addr "$repl_peer"), $(addr "$repl2_peer") }"
 else repl_ifs='{ "repl0" }'; peer_repl="{ $(addr "$repl_peer") }"; fi
 
@@ -101,7 +104,7 @@ declare -A subst=(
   [REPL_IF1]=$REPL_IF1 [REPL_IF2]=$REPL_IF2 [REPL_ADDRESS]=$repl_me [REPL_ADDRESS2]=$repl2_me
   [BOND_MODE]=$BOND_MODE [REPL_IFS]=$repl_ifs [PEER_REPL_ADDRS]=$peer_repl
   [NODE_PUBLIC_ADDRS]="{ $(addr "$NODE1_PUBLIC_ADDRESS"), $(addr "$NODE2_PUBLIC_ADDRESS") }"
-  [ADMIN_VPN_NET]=$ADMIN_VPN_NET
+  [ADMIN_VPN_NET]=$vpn_net
 )
 render() { # TEMPLATE DEST [MODE]: copies with every @KEY@ substituted; fails on one left over
   local text key
@@ -147,10 +150,12 @@ netdir="$root/etc/systemd/network"
 mkdir -p "$netdir"
 rm -f "$netdir"/*-appliance-*
 if [ "$BOND_MODE" = none ]; then network_src="$firmware/network/nobond"; else network_src="$firmware/network/bond"; fi
+rm -rf "$netdir"/*-appliance-*.d
 for t in "$firmware/network"/*.network "$network_src"/*.netdev "$network_src"/*.network; do
   [ -f "$t" ] || continue
   render "$t" "$netdir/$(basename "$t")"
 done
+if [ "$BOND_MODE" = 802.3ad ]; then render "$firmware/network/bond/802.3ad.conf" "$netdir/20-appliance-repl0.netdev.d/802.3ad.conf"; fi
 
 step "firewall (nftables)"
 render "$firmware/nftables/appliance.nft" "$root/etc/nftables.d/appliance.nft" 0640
@@ -164,7 +169,7 @@ chmod 0755 "$root/etc/nftables.conf"
 step "admin VPN (WireGuard)"
 for s in "$firmware/vpn"/wg-admin-*; do install -m 0755 "$s" "$root/usr/local/sbin/$(basename "$s")"; done
 if [ ! -f "$root/etc/wireguard/wg-admin.conf" ]; then
-  WG_DIR="$root/etc/wireguard" "$firmware/vpn/wg-admin-setup" --net "$ADMIN_VPN_NET"
+  WG_DIR="$root/etc/wireguard" "$firmware/vpn/wg-admin-setup" --address "$vpn_address"
 fi
 
 step "configuration /etc/appliance/appliance.json ($node)"
