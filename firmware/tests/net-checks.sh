@@ -36,7 +36,7 @@ trap cleanup EXIT
 for tool in nft wg wg-quick shellcheck ip flock timeout awk; do
   command -v "$tool" >/dev/null || fail "$tool not found: install nftables wireguard-tools shellcheck first"
 done
-ok "tools present: nft, wg, wg-quick, shellcheck, ip"
+ok "tools present: nft wg wg-quick shellcheck ip flock timeout awk"
 tmp=$(mktemp -d)
 
 # --- placeholders ----------------------------------------------------------------------
@@ -74,11 +74,15 @@ out=$(nft -c -f "$rules" 2>&1) || { printf '%s\n' "$out"; fail "nftables: nft -c
 ok "nftables: nft -c -f accepts the rules"
 
 for n in node pub repl vpn; do ip netns add "$ns-$n"; ip -n "$ns-$n" link set lo up; done
+# Another table (fail2ban's, say) must survive loading and reloading ours.
+ip netns exec "$ns-node" nft add table inet other
 out=$(ip netns exec "$ns-node" nft -f "$rules" 2>&1) || { printf '%s\n' "$out"; fail "nftables: loading into a namespace"; }
 out=$(ip netns exec "$ns-node" nft -f "$rules" 2>&1) || { printf '%s\n' "$out"; fail "nftables: loading a second time (reload)"; }
-tables=$(ip netns exec "$ns-node" nft list tables)
-[ "$tables" = "table inet appliance" ] || fail "nftables: after two loads the namespace holds: $tables"
-ok "nftables: loads into a namespace, reloads in place, one table inet appliance"
+tables=$(ip netns exec "$ns-node" nft list tables | sort | tr '\n' ' ')
+[ "$tables" = "table inet appliance table inet other " ] || fail "nftables: after two loads the namespace holds: $tables"
+[ "$(ip netns exec "$ns-node" nft list chain inet appliance input | grep -c 'tcp dport')" -eq "$(grep -c 'tcp dport' "$rules")" ] ||
+  fail "nftables: reloading doubled the rules"
+ok "nftables: loads into a namespace, reloads in place (no doubled rules), leaves other tables alone"
 
 # The node as example.env describes it (lab node1): pub0 10.77.0.1, repl1 10.78.1.1, and a
 # veth standing in for wg-admin at 10.99.0.1. Each link's other end is a namespace whose
