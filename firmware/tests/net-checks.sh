@@ -273,8 +273,11 @@ ok "vpn: revoking alice removes exactly her peer; alice-2 remains"
 fails "revoking an unknown admin" "no admin named" vpn wg-admin-revoke alice
 
 WG_DIR="$tmp/wg30"
-succeeds "wg-admin-setup --address 10.99.0.1/30" vpn wg-admin-setup --address 10.99.0.1/30 >/dev/null
-succeeds "the one admin of a /30" vpn wg-admin-add --endpoint 192.0.2.1 one >/dev/null
+succeeds "wg-admin-setup --address 10.99.0.1/30 --endpoint" vpn wg-admin-setup --address 10.99.0.1/30 --endpoint vpn.example.com >/dev/null
+succeeds "the one admin of a /30" vpn wg-admin-add one >"$tmp/one.conf"
+[ "$(conf_value "$tmp/one.conf" Endpoint)" = vpn.example.com:51820 ] || fail "vpn: the endpoint recorded by wg-admin-setup --endpoint is not used"
+[ "$(conf_value "$tmp/one.conf" Address)" = 10.99.0.2/32 ] || fail "vpn: the one admin of 10.99.0.0/30 is not at 10.99.0.2"
+ok "vpn: wg-admin-add takes the endpoint recorded by wg-admin-setup --endpoint"
 fails "adding to a full subnet" "full" vpn wg-admin-add --endpoint 192.0.2.1 two
 
 echo "all network checks passed"
