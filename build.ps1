@@ -4,6 +4,8 @@
 #   publish   native-AOT publish to artifacts/publish; fails on any warning
 #   lab       build the two-node lab in network namespaces and start a pair in it (lab-down)
 #   ha-suite  run the HA fault scenarios in the lab, one line per scenario
+#   firmware-check  (root) the firmware/ checks CI runs: firewall, VPN, scripts, and
+#             install.sh into debootstrapped roots forming a pair in namespaces
 #   bench     publish, then measure against the appliance and a Postfix+Dovecot peer;
 #             prints one line per figure: bench NAME VALUE UNIT peer=VALUE ratio=R
 #             (SMTP figures with bench/SmtpLoad, IMAP figures with bench/ImapLoad)
@@ -27,7 +29,8 @@ param(
     [int]$ImapCommands = 30000,
     [int]$IdleConnections = 500,
     [int]$SearchMessages = 50000,
-    # bench, lab, ha-suite: use this executable instead of publishing artifacts/publish/appliance.
+    # bench, lab, ha-suite, firmware-check: use this executable (and, for firmware-check, the
+    # libe_sqlite3.so beside it) instead of publishing artifacts/publish/appliance.
     [string]$Exe = '',
     # ha-suite: comma-separated scenario names (default: all).
     [string]$Scenarios = ''
@@ -569,6 +572,29 @@ function Invoke-HaSuite {
     return $(if ($code -eq 0) { 0 } else { 1 })
 }
 
+# firmware/tests: net-checks.sh (nft, WireGuard scripts, shellcheck) and install-check.sh
+# (debootstrap, install.sh into two roots, the installed nodes pair up in namespaces).
+function Invoke-FirmwareCheck {
+    if (-not (Test-Root)) { throw 'the firmware checks load firewall rules and build roots and namespaces: run as root' }
+    $tools = @{ nft = 'nftables'; wg = 'wireguard-tools'; shellcheck = 'shellcheck'; debootstrap = 'debootstrap'; 'systemd-analyze' = 'systemd' }
+    $missing = @($tools.Keys | Where-Object { -not (Get-Command $_ -ErrorAction SilentlyContinue) } | ForEach-Object { $tools[$_] })
+    if ($missing.Count -gt 0) {
+        Write-Log "installing $($missing -join ' ')"
+        & apt-get update -q 2>&1 | ForEach-Object { Write-Log "  $_" }
+        & apt-get install -y -q --no-install-recommends @missing 2>&1 | ForEach-Object { Write-Log "  $_" }
+        if ($LASTEXITCODE -ne 0) { throw "apt-get install $($missing -join ' ') failed" }
+    }
+    if (-not $SkipPublish) { Invoke-Publish | Out-Null }
+    $code = 0
+    foreach ($check in @(@('net-checks.sh'), @('install-check.sh', (Split-Path $Exe)))) {
+        Write-Log "firmware/tests/$($check[0])"
+        & bash (Join-Path $Root "firmware/tests/$($check[0])") @($check | Select-Object -Skip 1) 2>&1 | ForEach-Object { Write-Log "  $_" }
+        if ($LASTEXITCODE -ne 0) { Write-Log "firmware/tests/$($check[0]) failed"; $code = 1 }
+        else { Write-Result "firmware $($check[0]) passed" }
+    }
+    return $code
+}
+
 function Show-Usage {
     Write-Log @'
 usage: dotnet pwsh build.ps1 <task> [options]
@@ -583,6 +609,8 @@ tasks:
   ha-suite  (root) publish, run the HA fault scenarios; prints one line per scenario:
             scenario NAME lost=N duplicated=N dual_active=N downtime_ms=N
             -Scenarios a,b  only those scenarios
+  firmware-check  (root) publish, then firmware/tests: firewall and VPN checks, and
+            install.sh into debootstrapped roots whose nodes must pair up in namespaces
 '@
 }
 
@@ -593,6 +621,7 @@ try {
         'lab' { exit (Invoke-Lab) }
         'lab-down' { exit (Invoke-LabDown) }
         'ha-suite' { exit (Invoke-HaSuite) }
+        'firmware-check' { exit (Invoke-FirmwareCheck) }
         default { Show-Usage; exit 2 }
     }
 }

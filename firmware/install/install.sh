@@ -95,6 +95,8 @@ repl2_peer=$(val "$other" REPL_ADDRESS2)
 vpn_net=$(val "$me" ADMIN_VPN_NET)
 vpn_base=${vpn_net%/*}
 vpn_address="${vpn_base%.*}.$(( ${vpn_base##*.} + 1 ))/${vpn_net#*/}" # the subnet's first address
+vpn_endpoint=$(val "$me" ADMIN_VPN_ENDPOINT)
+[ -n "$vpn_endpoint" ] || vpn_endpoint="$(addr "$public_me"):51820"
 if [ "$BOND_MODE" = none ]; then repl_ifs="{ \"$REPL_IF1\", \"$REPL_IF2\" }"; peer_repl="{ $(addr "$repl_peer"), $(addr "$repl2_peer") }"
 else repl_ifs='{ "repl0" }'; peer_repl="{ $(addr "$repl_peer") }"; fi
 
@@ -156,6 +158,14 @@ for t in "$firmware/network"/*.network "$network_src"/*.netdev "$network_src"/*.
   render "$t" "$netdir/$(basename "$t")"
 done
 if [ "$BOND_MODE" = 802.3ad ]; then render "$firmware/network/bond/802.3ad.conf" "$netdir/20-appliance-repl0.netdev.d/802.3ad.conf"; fi
+# ifupdown must leave these NICs to networkd: /etc/network/interfaces keeps only loopback
+# (the original is kept beside it).
+if [ -f "$root/etc/network/interfaces" ] && grep -Eq "^[[:space:]]*(auto|allow-hotplug|iface)[[:space:]]+($PUBLIC_IF|$REPL_IF1|$REPL_IF2)([[:space:]]|$)" "$root/etc/network/interfaces"; then
+  cp -p "$root/etc/network/interfaces" "$root/etc/network/interfaces.before-appliance"
+  printf '%s\n' "# The appliance's interfaces are configured by systemd-networkd (/etc/systemd/network);" \
+    "# the previous file is interfaces.before-appliance." "auto lo" "iface lo inet loopback" >"$root/etc/network/interfaces"
+  echo "install.sh: /etc/network/interfaces now only configures loopback (was saved as interfaces.before-appliance)"
+fi
 
 step "firewall (nftables)"
 render "$firmware/nftables/appliance.nft" "$root/etc/nftables.d/appliance.nft" 0640
@@ -169,7 +179,7 @@ chmod 0755 "$root/etc/nftables.conf"
 step "admin VPN (WireGuard)"
 for s in "$firmware/vpn"/wg-admin-*; do install -m 0755 "$s" "$root/usr/local/sbin/$(basename "$s")"; done
 if [ ! -f "$root/etc/wireguard/wg-admin.conf" ]; then
-  WG_DIR="$root/etc/wireguard" "$firmware/vpn/wg-admin-setup" --address "$vpn_address"
+  WG_DIR="$root/etc/wireguard" "$firmware/vpn/wg-admin-setup" --address "$vpn_address" --endpoint "$vpn_endpoint"
 fi
 
 step "configuration /etc/appliance/appliance.json ($node)"
@@ -231,7 +241,8 @@ $node installed${root:+ into $root}.
 Next:
   - run this script on the other node with the same $pair;
   - check the pair: appliance cluster status (both nodes up, units active, replication in sync);
-  - add administrators to the VPN: wg-admin-add NAME (prints their WireGuard configuration);
+  - add administrators to the VPN: wg-admin-add NAME (prints their WireGuard configuration,
+    endpoint $vpn_endpoint); SSH and the admin listener only answer through it from now on;
   - create domains and mailboxes on both nodes (docs/operations.md, Pair);
   - publish DNS: MX and mail names on ${FLOATING_A%/*} and ${FLOATING_B%/*}.
 DONE
