@@ -5,7 +5,7 @@
 #     throwaway network namespace, and lets through exactly what it should there: probes
 #     from other namespaces over veth links, accepted or dropped, the SMTP rate limit too;
 #   - every sysctl key exists, and the net.* ones apply in a namespace;
-#   - shellcheck on every script under firmware/vpn and firmware/tests;
+#   - shellcheck on every script of firmware/ (vpn, tests, install, mkosi);
 #   - the admin VPN scripts end to end in a temporary WG_DIR, inside an empty namespace so no
 #     real wg-admin interface can be touched.
 # One line per check; stops with a non-zero exit at the first failure.
@@ -184,10 +184,10 @@ ok "sysctl: every key of 60-appliance.conf exists; the net.* ones apply (in a na
 
 # --- shellcheck ------------------------------------------------------------------------
 scripts=()
-for file in "$fw"/vpn/* "$fw"/tests/*; do
+for file in "$fw"/vpn/* "$fw"/tests/* "$fw"/install/* "$fw"/mkosi/*; do
   if [ -f "$file" ] && head -n 1 "$file" | grep -qE '^#!.*(ba)?sh'; then scripts+=("$file"); fi
 done
-[ "${#scripts[@]}" -ge 5 ] || fail "shellcheck: found only ${#scripts[@]} scripts under firmware/vpn and firmware/tests"
+[ "${#scripts[@]}" -ge 9 ] || fail "shellcheck: found only ${#scripts[@]} scripts under firmware/"
 out=$(shellcheck -x "${scripts[@]}" 2>&1) || { printf '%s\n' "$out"; fail "shellcheck"; }
 ok "shellcheck: ${#scripts[@]} scripts clean"
 
