@@ -2,8 +2,9 @@
 # CI check of firmware/install/install.sh (root): debootstraps a Debian 12 root, installs
 # node1 and node2 into two copies of it, checks what was written (systemd-analyze verify
 # and nft -c inside the roots), then runs both installed nodes from their roots in network
-# namespaces wired like two servers (public link, two replication links) and waits until
-# they form a pair: each unit active on its preferred node and replicated in sync.
+# namespaces wired like two servers (public link, two replication links), as user
+# appliance with only the unit's capabilities, and waits until they form a pair: each unit
+# active on its preferred node and replicated in sync.
 #
 #   install-check.sh PUBLISHED_DIR [WORK_DIR]
 #
@@ -132,9 +133,16 @@ for l in a b; do
 done
 ok "two servers wired in network namespaces"
 
+# As the unit runs it: user appliance with only the unit's ambient capabilities (binding
+# port 25, floating addresses with ip, gratuitous ARP), its state directory its own.
+caps=+net_admin,+net_raw,+net_bind_service
 for i in 1 2; do
-  ip netns exec "${ns}node$i" chroot "$work/root-node$i" /usr/local/bin/appliance run --config /etc/appliance/appliance.json \
-    --data /var/lib/appliance >"$work/node$i.log" 2>&1 &
+  r="$work/root-node$i"
+  install -d -m 0750 "$r/var/lib/appliance"
+  chroot "$r" chown appliance:appliance /var/lib/appliance
+  ip netns exec "${ns}node$i" chroot "$r" setpriv --reuid appliance --regid appliance --init-groups \
+    --inh-caps "$caps" --ambient-caps "$caps" --bounding-set "-all,$caps" \
+    /usr/local/lib/appliance/appliance run --config /etc/appliance/appliance.json --data /var/lib/appliance >"$work/node$i.log" 2>&1 &
   echo $! >"$work/node$i.pid"
 done
 status() {
