@@ -102,9 +102,9 @@ public sealed partial class ClusterManager
             var account = Unescape(fields[1]);
             var user = new MailUser(account, copy.Name, 0); // accepted once already: no quota refusal now
             var data = await File.ReadAllBytesAsync(Path.Combine(tail, fields[0]), ct);
-            var folder = await copy.GetFolderInfoAsync(account, Unescape(fields[2]), ct) is null ? MailStore.Inbox : Unescape(fields[2]);
-            if (MessageIdOf(data) is { Length: > 0 } id && await copy.GetFolderInfoAsync(account, folder, ct) is not null
-                && (await copy.SearchTextAsync(account, folder, TextField.Header, id, "Message-ID", ct)).Count > 0)
+            var named = Unescape(fields[2]);
+            var folder = await copy.GetFolderInfoAsync(account, named, ct) is null ? MailStore.Inbox : named;
+            if (MessageIdOf(data) is { Length: > 0 } id && await HoldsMessageIdAsync(copy, account, folder, id, ct))
             {
                 skipped++;
             }
@@ -119,6 +119,18 @@ public sealed partial class ClusterManager
             await progress.FlushAsync(ct);
         }
         return (delivered, skipped);
+    }
+
+    private static async Task<bool> HoldsMessageIdAsync(Partition copy, string account, string folder, string messageId, CancellationToken ct)
+    {
+        try
+        {
+            return (await copy.SearchTextAsync(account, folder, TextField.Header, messageId, "Message-ID", ct)).Count > 0;
+        }
+        catch (FolderNotFoundException)
+        {
+            return false; // no INBOX yet: delivering creates it
+        }
     }
 
     private static string? MessageIdOf(byte[] data)

@@ -171,16 +171,12 @@ public sealed partial class ClusterManager
             // The journal no longer reaches back to rebuild the copy at the shared record: it is
             // emptied and the primary sends a full copy. Tail records trimmed already (a long
             // degraded run) have their message files only: those are kept too.
-            if (journalStart > common + 1)
-            {
-                System.IO.Directory.CreateDirectory(kept);
-                await p.DisposeAsync();
-                System.IO.Directory.Move(p.BlobDirectory, Path.Combine(kept, "all-files-of-the-old-copy"));
-                Log.Error("ALERT unit {0}: part of the discarded tail (seq {1} to {2}) is no longer in the journal; every message file of the old copy is kept in {3}",
-                    unit.Name, common + 1, journalStart - 1, Path.Combine(kept, "all-files-of-the-old-copy"));
-            }
-            unit.Partition = await _store.WipeAsync(p.Name);
+            var oldFiles = journalStart > common + 1 ? Path.Combine(kept, "all-files-of-the-old-copy") : null;
+            unit.Partition = await _store.WipeAsync(p.Name, oldFiles);
             unit.Record.History = [];
+            if (oldFiles is not null)
+                Log.Error("ALERT unit {0}: part of the discarded tail (seq {1} to {2}) is no longer in the journal; every message file of the old copy is kept in {3}",
+                    unit.Name, common + 1, journalStart - 1, oldFiles);
         }
         else
         {

@@ -99,6 +99,10 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The replica has everything up to <paramref name="seq"/>: its waiters go, and the journal
+    /// keeps what comes after (the replica may still need it to catch up).
+    /// </summary>
     private void Acked(long seq, bool reset = false)
     {
         List<TaskCompletionSource> release = [];
@@ -112,6 +116,7 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
                 _waiters.RemoveAt(0);
             }
         }
+        _partition.PinJournal(seq);
         foreach (var w in release) w.TrySetResult();
     }
 
@@ -162,8 +167,7 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
             throw new InvalidOperationException(reason);
         }
         Log.Info("unit {0}: replica on {1} connected over {2} at seq {3}, primary at {4}", _unit, _options.Peer, link.Peer, replicaSeq, _partition.LastSeq);
-        ResetAcked(replicaSeq);
-        _partition.PinJournal(replicaSeq); // the catch-up reads from there: no trimming under it
+        ResetAcked(replicaSeq); // and pins the journal there: the catch-up reads from it
         _connected = true;
 
         using var session = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
@@ -174,12 +178,7 @@ internal sealed class ReplicationSender : IReplicationSink, IAsyncDisposable
                 // The replica answers every frame, pings included: silence (or its end) ends the session.
                 while (await ClusterWire.ReadFrameAsync(stream, TimeSpan.FromMilliseconds(_options.ReplicationTimeoutMs), session.Token) is { } frame)
                 {
-                    if (frame.Type == FrameType.Ack)
-                    {
-                        var acked = BitConverter.ToInt64(frame.Payload);
-                        Acked(acked);
-                        _partition.PinJournal(acked);
-                    }
+                    if (frame.Type == FrameType.Ack) Acked(BitConverter.ToInt64(frame.Payload));
                     else if (frame.Type == FrameType.Refused) throw new InvalidOperationException("replica: " + ClusterWire.Reader(frame.Payload).ReadString());
                 }
             }

@@ -59,13 +59,21 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
         return Reopen(name, dir);
     }
 
-    /// <summary>Empties a replica's copy (a rollback past what its journal still holds): it resyncs from a snapshot.</summary>
-    public async Task<Partition> WipeAsync(string name)
+    /// <summary>
+    /// Empties a replica's copy (a rollback past what its journal still holds): it resyncs from
+    /// a snapshot. With <paramref name="keepFilesIn"/> its message files are moved there first.
+    /// </summary>
+    public async Task<Partition> WipeAsync(string name, string? keepFilesIn = null)
     {
         var old = Partition(name);
         if (old.IsPrimary) throw new InvalidOperationException($"partition {name} is active here: it cannot be wiped");
         await old.DisposeAsync();
         var dir = PartitionDir(_dataDir, name);
+        if (keepFilesIn is not null && System.IO.Directory.Exists(old.BlobDirectory))
+        {
+            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(keepFilesIn)!);
+            System.IO.Directory.Move(old.BlobDirectory, keepFilesIn);
+        }
         RemoveCopy(dir);
         FileSystem.FsyncDirectory(dir);
         return Reopen(name, dir);

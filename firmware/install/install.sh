@@ -218,12 +218,12 @@ chown -R root:appliance "$root/etc/appliance" 2>/dev/null || in_root chown -R ro
 
 step "systemd unit"
 install -m 0644 "$firmware/systemd/appliance.service" "$root/etc/systemd/system/appliance.service"
-sysctl_units=(systemd-networkd.service nftables.service appliance.service wg-quick@wg-admin.service)
+enabled_units=(systemd-networkd.service nftables.service appliance.service wg-quick@wg-admin.service)
 if [ -n "$root" ]; then
-  systemctl --root="$root" enable "${sysctl_units[@]}" >/dev/null
+  systemctl --root="$root" enable "${enabled_units[@]}" >/dev/null
 else
   systemctl daemon-reload
-  systemctl enable "${sysctl_units[@]}" >/dev/null
+  systemctl enable "${enabled_units[@]}" >/dev/null
 fi
 
 if $start; then
