@@ -32,7 +32,26 @@ internal static class DirectorySchema
             secret_hash TEXT NOT NULL,
             scopes TEXT NOT NULL,
             created INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS deleted_mailboxes(
+            address TEXT PRIMARY KEY,
+            partition TEXT NOT NULL,
+            deleted INTEGER NOT NULL,
+            purge_after INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS provisioning_state(
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            applied_seq INTEGER NOT NULL,
+            store_seq INTEGER NOT NULL,
+            last_error TEXT,
+            error_seq INTEGER,
+            updated INTEGER NOT NULL);
+        INSERT OR IGNORE INTO provisioning_state(id, applied_seq, store_seq, updated) VALUES (1, 0, 0, 0);
         """;
+
+    /// <summary>Columns added after the first release, added to an older directory.db at open.</summary>
+    public static readonly (string Table, string Column, string Definition)[] AddedColumns =
+    [
+        ("admins", "totp_secret", "TEXT"),
+    ];
 }
 
 public sealed class MailboxRecord

@@ -6,13 +6,19 @@ using Microsoft.Data.Sqlite;
 namespace Appliance.Directory;
 
 /// <summary>A refused directory change; <see cref="Exception.Message"/> is the one-line reason shown to the admin.</summary>
-public sealed class DirectoryException(string reason) : Exception(reason);
+public sealed class DirectoryException(string reason, DirectoryError kind = DirectoryError.Invalid) : Exception(reason)
+{
+    public DirectoryError Kind => kind;
+}
+
+/// <summary>What kind of refusal a <see cref="DirectoryException"/> is (the API maps it to 400, 404 or 409).</summary>
+public enum DirectoryError { Invalid, NotFound, Conflict }
 
 /// <summary>
 /// Domains, mailboxes and aliases in directory.db, recipient resolution for delivery, and
 /// mailbox authentication with throttling and transparent rehash of migrated password hashes.
 /// </summary>
-public sealed class MailDirectory : IMailAuthenticator
+public sealed partial class MailDirectory : IMailAuthenticator
 {
     private const int MaxAliasDepth = 8;
     public const string UnsupportedHash = "unsupported password hash (expected {ARGON2ID}, {SHA512-CRYPT} or {BLF-CRYPT})";
@@ -32,6 +38,13 @@ public sealed class MailDirectory : IMailAuthenticator
         _throttle = throttle;
         using var c = Open();
         c.Execute(DirectorySchema.Create);
+        foreach (var added in DirectorySchema.AddedColumns) AddColumnIfMissing(c, added.Table, added.Column, added.Definition);
+    }
+
+    private static void AddColumnIfMissing(SqliteConnection c, string table, string column, string definition)
+    {
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM pragma_table_info(@table) WHERE name = @column", new { table, column }) == 0)
+            c.Execute($"ALTER TABLE {table} ADD COLUMN {column} {definition}");
     }
 
     private SqliteConnection Open()
@@ -42,20 +55,27 @@ public sealed class MailDirectory : IMailAuthenticator
     }
 
     // ---- domains ----
+    // The changes themselves are in MailDirectory.Changes.cs, each inside a transaction the
+    // caller owns, so the provisioning agent can apply a whole request (and record that it did)
+    // atomically. The methods here are the one-change-one-transaction form.
 
-    public string AddDomain(string name)
-    {
-        var domain = Addresses.NormalizeDomain(name, out var reason) ?? throw new DirectoryException(reason);
-        using var c = Open();
-        if (c.Execute("INSERT OR IGNORE INTO domains(name, created) VALUES (@domain, @now)", new { domain, now = Now() }) == 0)
-            throw new DirectoryException($"domain {domain} already exists");
-        return domain;
-    }
+    public string AddDomain(string name) => InTransaction(t => AddDomain(t, name));
 
     public IReadOnlyList<string> ListDomains()
     {
         using var c = Open();
         return c.Query<string>("SELECT name FROM domains ORDER BY name").AsList();
+    }
+
+    public IReadOnlyList<DomainSummary> ListDomainSummaries()
+    {
+        using var c = Open();
+        return c.Query<DomainSummary>("""
+            SELECT d.name AS Name, d.created AS Created,
+                   (SELECT count(*) FROM mailboxes m WHERE m.domain = d.name) AS Mailboxes,
+                   (SELECT count(DISTINCT source) FROM aliases a WHERE a.domain = d.name) AS Aliases
+            FROM domains d ORDER BY d.name
+            """).AsList();
     }
 
     public bool DomainExists(string domain)
@@ -65,19 +85,7 @@ public sealed class MailDirectory : IMailAuthenticator
     }
 
     /// <summary>Removes an empty domain (its aliases go with it).</summary>
-    public void RemoveDomain(string name)
-    {
-        var domain = Addresses.NormalizeDomain(name, out var reason) ?? throw new DirectoryException(reason);
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }, tx) == 0)
-            throw new DirectoryException($"no such domain {domain}");
-        var boxes = c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE domain = @domain", new { domain }, tx);
-        if (boxes > 0) throw new DirectoryException($"domain {domain} still has {boxes} mailbox(es); remove them first");
-        c.Execute("DELETE FROM aliases WHERE domain = @domain", new { domain }, tx);
-        c.Execute("DELETE FROM domains WHERE name = @domain", new { domain }, tx);
-        tx.Commit();
-    }
+    public void RemoveDomain(string name) => InTransaction(t => { RemoveDomain(t, name); return 0; });
 
     // ---- mailboxes ----
 
@@ -91,66 +99,26 @@ public sealed class MailDirectory : IMailAuthenticator
     }
 
     /// <summary>Records a new mailbox whose password arrives already hashed (migrated from another server).</summary>
-    public MailboxRecord AddMailboxWithHash(string address, string passwordHash, long quotaBytes)
-    {
-        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
-        if (!PasswordHasher.IsKnownScheme(passwordHash)) throw new DirectoryException(UnsupportedHash);
-        if (quotaBytes < 0) throw new DirectoryException("quota must be zero (unlimited) or positive");
-        var domain = Addresses.DomainOf(a);
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }, tx) == 0)
-            throw new DirectoryException($"unknown domain {domain}; add it first");
-        if (c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE address = @a", new { a }, tx) > 0)
-            throw new DirectoryException($"mailbox {a} already exists");
-        if (c.ExecuteScalar<long>("SELECT count(*) FROM aliases WHERE source = @a", new { a }, tx) > 0)
-            throw new DirectoryException($"{a} is an alias; remove the alias first");
-        var counts = c.Query<PartitionCount>("SELECT partition AS Partition, count(*) AS Count FROM mailboxes GROUP BY partition", transaction: tx)
-            .ToDictionary(p => p.Partition, p => p.Count);
-        var partition = _partitions.OrderBy(p => counts.GetValueOrDefault(p)).ThenBy(p => p, StringComparer.Ordinal).First();
-        var record = new MailboxRecord { Address = a, Domain = domain, PasswordHash = passwordHash, QuotaBytes = quotaBytes, Partition = partition, Enabled = true };
-        c.Execute("INSERT INTO mailboxes(address, domain, password_hash, quota_bytes, partition, enabled, created) VALUES (@Address, @Domain, @PasswordHash, @QuotaBytes, @Partition, 1, @now)",
-            new { record.Address, record.Domain, record.PasswordHash, record.QuotaBytes, record.Partition, now = Now() }, tx);
-        tx.Commit();
-        return record;
-    }
+    public MailboxRecord AddMailboxWithHash(string address, string passwordHash, long quotaBytes) =>
+        InTransaction(t => AddMailbox(t, address, passwordHash, quotaBytes, null, null));
 
     /// <summary>Records a mailbox with an existing (possibly migrated) password hash.</summary>
     public void SetPasswordHash(string address, string hash)
     {
         using var c = Open();
         if (c.Execute("UPDATE mailboxes SET password_hash = @hash WHERE address = @address", new { hash, address }) == 0)
-            throw new DirectoryException($"no such mailbox {address}");
+            throw new DirectoryException($"no such mailbox {address}", DirectoryError.NotFound);
     }
 
     public MailboxRecord UpdateMailbox(string address, string? password, long? quotaBytes, bool? enabled)
     {
-        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
         if (password is not null) CheckPassword(password);
-        if (quotaBytes < 0) throw new DirectoryException("quota must be zero (unlimited) or positive");
         var hash = password is null ? null : PasswordHasher.Hash(password); // outside the write lock
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        if (c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE address = @a", new { a }, tx) == 0)
-            throw new DirectoryException($"no such mailbox {a}");
-        if (hash is not null) c.Execute("UPDATE mailboxes SET password_hash = @hash WHERE address = @a", new { hash, a }, tx);
-        if (quotaBytes is { } q) c.Execute("UPDATE mailboxes SET quota_bytes = @q WHERE address = @a", new { q, a }, tx);
-        if (enabled is { } e) c.Execute("UPDATE mailboxes SET enabled = @e WHERE address = @a", new { e, a }, tx);
-        tx.Commit();
+        var a = InTransaction(t => UpdateMailbox(t, address, hash, quotaBytes, enabled));
         return FindMailbox(a)!;
     }
 
-    public MailboxRecord RemoveMailbox(string address)
-    {
-        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
-        var record = FindMailbox(a) ?? throw new DirectoryException($"no such mailbox {a}");
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        c.Execute("DELETE FROM aliases WHERE target = @a", new { a }, tx);
-        c.Execute("DELETE FROM mailboxes WHERE address = @a", new { a }, tx);
-        tx.Commit();
-        return record;
-    }
+    public MailboxRecord RemoveMailbox(string address) => InTransaction(t => RemoveMailbox(t, address, retainUntil: null));
 
     public MailboxRecord? FindMailbox(string address)
     {
@@ -168,7 +136,20 @@ public sealed class MailDirectory : IMailAuthenticator
             new { domain }).AsList();
     }
 
-    private static void CheckPassword(string password)
+    /// <summary>One page of mailboxes, optionally of one domain and containing <paramref name="search"/>, with the total that match.</summary>
+    public (long Total, IReadOnlyList<MailboxRecord> Page) SearchMailboxes(string? domain, string? search, int offset, int limit)
+    {
+        using var c = Open();
+        var pattern = string.IsNullOrWhiteSpace(search) ? null : "%" + search.Trim().ToLowerInvariant().Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "%";
+        const string where = "WHERE (@domain IS NULL OR domain = @domain) AND (@pattern IS NULL OR address LIKE @pattern ESCAPE '\\')";
+        var total = c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes " + where, new { domain, pattern });
+        var page = c.Query<MailboxRecord>(
+            "SELECT address AS Address, domain AS Domain, '' AS PasswordHash, quota_bytes AS QuotaBytes, partition AS Partition, enabled AS Enabled FROM mailboxes " + where + " ORDER BY address LIMIT @limit OFFSET @offset",
+            new { domain, pattern, limit, offset }).AsList();
+        return (total, page);
+    }
+
+    public static void CheckPassword(string password)
     {
         if (password.Length < 8) throw new DirectoryException("password too short (at least 8 characters)");
         if (password.Length > 1024) throw new DirectoryException("password too long");
@@ -177,44 +158,10 @@ public sealed class MailDirectory : IMailAuthenticator
     // ---- aliases ----
 
     /// <summary>Adds targets to an alias ("@domain" is the domain's catch-all). Targets must be local mailboxes or aliases.</summary>
-    public void AddAlias(string source, IReadOnlyList<string> targets)
-    {
-        var s = Addresses.NormalizeAliasSource(source, out var reason) ?? throw new DirectoryException(reason);
-        if (targets.Count == 0) throw new DirectoryException("an alias needs at least one target");
-        var domain = Addresses.DomainOf(s);
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }, tx) == 0)
-            throw new DirectoryException($"unknown domain {domain}; add it first");
-        if (c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE address = @s", new { s }, tx) > 0)
-            throw new DirectoryException($"{s} is a mailbox");
-        foreach (var target in targets)
-        {
-            var t = Addresses.NormalizeAddress(target, out reason) ?? throw new DirectoryException(reason);
-            if (t == s) throw new DirectoryException("an alias cannot point to itself");
-            var local = c.ExecuteScalar<long>("SELECT (SELECT count(*) FROM mailboxes WHERE address = @t) + (SELECT count(*) FROM aliases WHERE source = @t)", new { t }, tx);
-            if (local == 0)
-            {
-                var external = c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @d", new { d = Addresses.DomainOf(t) }, tx) == 0;
-                throw new DirectoryException(external
-                    ? $"target {t} is not a local address (forwarding outside needs the outbound relay)"
-                    : $"target {t} is neither a mailbox nor an alias");
-            }
-            c.Execute("INSERT OR IGNORE INTO aliases(source, target, domain) VALUES (@s, @t, @domain)", new { s, t, domain }, tx);
-        }
-        tx.Commit();
-    }
+    public void AddAlias(string source, IReadOnlyList<string> targets) => InTransaction(t => AddAlias(t, source, targets));
 
     /// <summary>Removes one target, or the whole alias when <paramref name="target"/> is null.</summary>
-    public void RemoveAlias(string source, string? target)
-    {
-        var s = Addresses.NormalizeAliasSource(source, out var reason) ?? throw new DirectoryException(reason);
-        using var c = Open();
-        var n = target is null
-            ? c.Execute("DELETE FROM aliases WHERE source = @s", new { s })
-            : c.Execute("DELETE FROM aliases WHERE source = @s AND target = @t", new { s, t = target.Trim().ToLowerInvariant() });
-        if (n == 0) throw new DirectoryException(target is null ? $"no such alias {s}" : $"alias {s} has no target {target}");
-    }
+    public void RemoveAlias(string source, string? target) => InTransaction(t => { RemoveAlias(t, source, target); return 0; });
 
     public IReadOnlyList<AliasRecord> ListAliases(string? domain)
     {

@@ -32,6 +32,9 @@ public sealed class ApplianceHost : IAsyncDisposable
     public MailDirectory Directory { get; }
     public MailStore Store { get; }
     public Provisioner Provisioner { get; }
+    /// <summary>Every administrative change: journal, agent, bulk jobs.</summary>
+    public ProvisioningService Provisioning { get; }
+    private readonly ProvisioningAgent _agent;
     /// <summary>The cluster manager in a pair; null on a single node.</summary>
     public ClusterManager? Cluster { get; }
     private readonly FloatingIpManager? _floatingIps;
@@ -71,6 +74,11 @@ public sealed class ApplianceHost : IAsyncDisposable
         Store = MailStore.Open(DataDirectory, options.Store.Partitions, options.Store.JournalSegmentBytes,
             options.Store.JournalRetainBytes < 0 ? long.MaxValue : options.Store.JournalRetainBytes);
         Provisioner = new Provisioner(Directory, Store, options.Store.DefaultQuotaBytes);
+        // The journal belongs to the monitor unit (DESIGN.md §3, units/monitor/).
+        var journal = new ProvisioningJournal(Path.Combine(DataDirectory, "units", "monitor", "provisioning.db"));
+        _agent = new ProvisioningAgent(Directory, Store, journal);
+        Provisioning = new ProvisioningService(Directory, journal, _agent, options.Store.DefaultQuotaBytes,
+            TimeSpan.FromDays(Math.Max(0, options.Provisioning.DeletedRetentionDays)), options.Node.Name);
         FirstAdminPassword = Directory.EnsureFirstAdmin("admin");
         if (fence is not null)
         {
@@ -96,7 +104,13 @@ public sealed class ApplianceHost : IAsyncDisposable
         var address = IPAddress.Parse(Options.Listen.Address);
         var hostname = Options.Node.Hostname;
 
-        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioner, Cluster));
+        // Requests journaled but not applied before a stop (or a crash) are applied first.
+        await _agent.ApplyPendingAsync();
+        var purging = new CancellationTokenSource();
+        var purge = PurgeLoopAsync(purging.Token);
+        _stops.Add(async () => { await purging.CancelAsync(); await purge; });
+
+        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioning, Cluster));
         control.Start();
         _stops.Add(async () => await control.DisposeAsync());
 
@@ -128,6 +142,14 @@ public sealed class ApplianceHost : IAsyncDisposable
             if (Options.Listen.Imaps >= 0) _endpoints["imaps"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imaps), implicitTls: true, ct);
         }
 
+        if (Options.Listen.Http >= 0 || Options.Listen.Https >= 0)
+        {
+            var web = await Web.WebServer.StartAsync(address, Options.Listen.Http, Options.Listen.Https, Certificate, Options.Node.DevMode,
+                Provisioning, Store, Identity.Name, ct);
+            foreach (var (scheme, ep) in web.Endpoints) _endpoints[scheme] = ep;
+            _stops.Add(async () => await web.DisposeAsync());
+        }
+
         if (Cluster is { } cluster)
         {
             // Last: a unit becomes active only once the services that serve it are listening;
@@ -139,6 +161,24 @@ public sealed class ApplianceHost : IAsyncDisposable
 
         foreach (var (name, ep) in _endpoints) Log.Info("{0} listening on {1}", name, ep);
         Log.Info("node {0} ({1}) ready, data in {2}", Identity.Name, Identity.Id, DataDirectory);
+    }
+
+    /// <summary>Hourly: the mail of removed mailboxes whose retention period is over is deleted.</summary>
+    private async Task PurgeLoopAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
+        do
+        {
+            try { await _agent.PurgeExpiredAsync(DateTimeOffset.UtcNow); }
+            catch (Exception ex) when (ex is IOException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException) { Log.Warn(ex, "purging removed mailboxes"); }
+        }
+        while (await WaitAsync(timer, ct));
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken ct)
+    {
+        try { return await timer.WaitForNextTickAsync(ct); }
+        catch (OperationCanceledException) { return false; }
     }
 
     public async Task StopAsync()

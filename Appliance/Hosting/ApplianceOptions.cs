@@ -17,6 +17,7 @@ public sealed class ApplianceOptions
     public RelayOptions Relay { get; set; } = new();
     public DnsOptions Dns { get; set; } = new();
     public SecurityOptions Security { get; set; } = new();
+    public ProvisioningOptions Provisioning { get; set; } = new();
     public Appliance.Cluster.ClusterOptions Cluster { get; set; } = new();
 }
 
@@ -120,4 +121,10 @@ public sealed class SecurityOptions
     public int LoginFailuresBeforeThrottle { get; set; } = 5;
     /// <summary>Window over which failed logins are counted.</summary>
     public int LoginFailureWindowSeconds { get; set; } = 300;
+}
+
+public sealed class ProvisioningOptions
+{
+    /// <summary>Days the mail of a removed mailbox is kept before it is purged (0 = at once).</summary>
+    public int DeletedRetentionDays { get; set; } = 30;
 }

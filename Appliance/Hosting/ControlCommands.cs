@@ -5,11 +5,14 @@ namespace Appliance.Hosting;
 
 /// <summary>
 /// The management commands of DESIGN.md §5 as the running node executes them (the CLI only
-/// forwards its arguments). A refused change prints one line and exits 1; bad usage exits 2.
+/// forwards its arguments). Changes go through the provisioning journal like the API's. A refused
+/// change prints one line and exits 1; bad usage exits 2.
 /// </summary>
-public sealed class ControlCommands(Provisioner provisioner, Cluster.ClusterManager? cluster = null)
+public sealed class ControlCommands(ProvisioningService provisioning, Cluster.ClusterManager? cluster = null)
 {
     public delegate void Output(string text, bool error);
+
+    private const string Actor = "cli";
 
     private sealed class UsageException(string message) : Exception(message);
 
@@ -36,16 +39,16 @@ public sealed class ControlCommands(Provisioner provisioner, Cluster.ClusterMana
                 case ("domain", "add"):
                     var newDomain = a.Next("domain");
                     a.EnsureDone();
-                    output($"domain {provisioner.Directory.AddDomain(newDomain)} added", false);
+                    output($"domain {await provisioning.AddDomainAsync(newDomain, Actor)} added", false);
                     break;
                 case ("domain", "list"):
                     a.EnsureDone();
-                    foreach (var d in provisioner.Directory.ListDomains()) output(d, false);
+                    foreach (var d in provisioning.Directory.ListDomains()) output(d, false);
                     break;
                 case ("domain", "remove"):
                     var domain = a.Next("domain");
                     a.EnsureDone();
-                    provisioner.Directory.RemoveDomain(domain);
+                    await provisioning.RemoveDomainAsync(domain, Actor);
                     output($"domain {domain} removed", false);
                     break;
                 case ("mailbox", "add"):
@@ -54,14 +57,14 @@ public sealed class ControlCommands(Provisioner provisioner, Cluster.ClusterMana
                         var quota = a.Option("--quota") is { } q ? ParseSize(q) : (long?)null;
                         var (password, hash) = Secret(a, input);
                         a.EnsureDone();
-                        var box = await provisioner.AddMailboxAsync(address, password, hash, quota);
+                        var box = await provisioning.AddMailboxAsync(address, password, hash, quota, Actor);
                         output($"mailbox {box.Address} added (partition {box.Partition}, quota {Sizes.Format(box.QuotaBytes)})", false);
                         break;
                     }
                 case ("mailbox", "list"):
                     var dom = a.Optional();
                     a.EnsureDone();
-                    foreach (var m in provisioner.Directory.ListMailboxes(dom?.ToLowerInvariant()))
+                    foreach (var m in provisioning.Directory.ListMailboxes(dom?.ToLowerInvariant()))
                         output($"{m.Address}\t{(m.Enabled ? "enabled" : "disabled")}\tquota={Sizes.Format(m.QuotaBytes)}\tpartition={m.Partition}", false);
                     break;
                 case ("mailbox", "set"):
@@ -72,36 +75,40 @@ public sealed class ControlCommands(Provisioner provisioner, Cluster.ClusterMana
                         var password = a.Flag("--password-stdin") ? ReadSecret(input) : null;
                         a.EnsureDone();
                         if (quota is null && enabled is null && password is null) throw new UsageException("mailbox set: nothing to change (--quota, --enable, --disable, --password-stdin)");
-                        var box = provisioner.Directory.UpdateMailbox(address, password, quota, enabled);
+                        var box = await provisioning.UpdateMailboxAsync(address, password, quota, enabled, Actor);
                         output($"mailbox {box.Address} updated ({(box.Enabled ? "enabled" : "disabled")}, quota {Sizes.Format(box.QuotaBytes)})", false);
                         break;
                     }
                 case ("mailbox", "remove"):
-                    var removed = a.Next("address");
-                    a.EnsureDone();
-                    output($"mailbox {(await provisioner.RemoveMailboxAsync(removed)).Address} removed", false);
-                    break;
+                    {
+                        var removed = a.Next("address");
+                        var purge = a.Flag("--purge");
+                        a.EnsureDone();
+                        var request = await provisioning.RemoveMailboxAsync(removed, purge, Actor);
+                        output(request.Summary(), false);
+                        break;
+                    }
                 case ("alias", "add"):
                     {
                         var source = a.Next("alias address");
                         var targets = a.Rest();
                         a.EnsureDone();
                         if (targets.Count == 0) throw new UsageException("alias add: at least one target address is needed");
-                        provisioner.Directory.AddAlias(source, targets);
-                        output($"alias {source.Trim().ToLowerInvariant()} -> {string.Join(", ", targets)}", false);
+                        var alias = await provisioning.AddAliasAsync(source, targets, Actor);
+                        output($"alias {alias} -> {string.Join(", ", targets)}", false);
                         break;
                     }
                 case ("alias", "list"):
                     var ad = a.Optional();
                     a.EnsureDone();
-                    foreach (var al in provisioner.Directory.ListAliases(ad?.ToLowerInvariant())) output($"{al.Source}\t{al.Target}", false);
+                    foreach (var al in provisioning.Directory.ListAliases(ad?.ToLowerInvariant())) output($"{al.Source}\t{al.Target}", false);
                     break;
                 case ("alias", "remove"):
                     {
                         var source = a.Next("alias address");
                         var target = a.Optional();
                         a.EnsureDone();
-                        provisioner.Directory.RemoveAlias(source, target);
+                        await provisioning.RemoveAliasAsync(source, target, Actor);
                         output($"alias {source} removed", false);
                         break;
                     }
@@ -109,16 +116,27 @@ public sealed class ControlCommands(Provisioner provisioner, Cluster.ClusterMana
                     var tokenName = a.Option("--name") ?? "cli";
                     var scope = a.Option("--scope") ?? "admin";
                     a.EnsureDone();
-                    output(provisioner.Directory.CreateToken(tokenName, scope), false);
+                    output(provisioning.Directory.CreateToken(tokenName, scope), false);
                     break;
                 case ("import", _):
                     {
                         a.Next("CSV file");
                         a.EnsureDone();
                         if (input is null) throw new UsageException("import: the CSV content was not sent");
-                        var n = await provisioner.ImportAsync(input.Split('\n'), p => output(p, false));
-                        output($"{n} mailboxes imported", false);
-                        break;
+                        var (entries, errors) = ProvisioningService.ParseCsv(input);
+                        var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                        var job = provisioning.StartBulk(entries, errors, Actor, _ => finished.TrySetResult());
+                        output($"job {job.Id}: {job.Total} lines", false);
+                        return await FollowAsync(job, finished.Task, output);
+                    }
+                case ("domain", "quota"):
+                    {
+                        var quotaDomain = a.Next("domain");
+                        var size = ParseSize(a.Next("quota"));
+                        a.EnsureDone();
+                        var job = provisioning.StartDomainQuota(quotaDomain, size, Actor);
+                        var finished = Task.Run(async () => { while (provisioning.GetJob(job.Id) is { State: "running" }) await Task.Delay(100); });
+                        return await FollowAsync(job, finished, output);
                     }
                 default:
                     throw new UsageException($"unknown command '{noun} {verb}'".TrimEnd());
@@ -135,6 +153,32 @@ public sealed class ControlCommands(Provisioner provisioner, Cluster.ClusterMana
             output(ex.Message, true);
             return 1;
         }
+    }
+
+    /// <summary>Prints a job's progress as it changes, then its outcome; exit 0 when done, 1 when failed.</summary>
+    private async Task<int> FollowAsync(Provisioning.Job job, Task finished, Output output)
+    {
+        var last = "";
+        while (true)
+        {
+            var done = finished.IsCompleted;
+            var current = provisioning.GetJob(job.Id) ?? job;
+            var line = $"{current.Phase}: {current.Done}/{current.Total}";
+            if (line != last && current.State == "running") output(line, false);
+            last = line;
+            if (done) break;
+            await Task.WhenAny(finished, Task.Delay(500));
+        }
+        var final = provisioning.GetJob(job.Id) ?? job;
+        foreach (var e in final.Errors)
+            output((e.Line is { } l ? $"line {l}: " : e.Index is { } i ? $"entry {i}: " : "") + e.Reason, true);
+        if (final.State != "done")
+        {
+            output($"job {final.Id} failed: nothing was changed", true);
+            return 1;
+        }
+        output(final.Kind == RequestKinds.MailboxBulk ? $"{final.Total} mailboxes imported" : $"done ({final.Total} mailboxes)", false);
+        return 0;
     }
 
     private static (string? Password, string? Hash) Secret(Args a, string? input)

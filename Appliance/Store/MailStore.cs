@@ -119,6 +119,9 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
 
     public Partition For(MailUser user) => Partition(user.Partition);
 
+    /// <summary>Whether this node has a copy of the partition (active or not).</summary>
+    public bool Hosts(string partition) => _partitions.ContainsKey(partition);
+
     /// <summary>Whether the user's partition takes writes on this node (always, on a single node).</summary>
     public bool IsServedHere(MailUser user) => For(user).IsPrimary;
 

@@ -1,0 +1,197 @@
+using Appliance.Directory;
+using Appliance.Store;
+
+namespace Appliance.Provisioning;
+
+// Implementation notes
+// - The agent applies journal requests in sequence order, each exactly once: a request's
+//   directory change and the new applied sequence commit in one directory.db transaction
+//   (MailDirectory.MarkApplied refuses a sequence already applied).
+// - The mailbox-store part of a request (folders of new mailboxes, mail of purged ones) comes
+//   after that commit and is idempotent; provisioning_state.store_seq records how far it got, so
+//   after a crash the store parts between store_seq and applied_seq are done again.
+// - A request the directory refuses at apply time (it was validated when submitted, so this is
+//   rare) is recorded as this node's last error and on the journal entry, and skipped: the same
+//   refusal would happen on every node.
+// - Only the store parts of partitions active on this node are done here; in a pair the node
+//   holding the partition does its own.
+// - One lock serialises applying and purging.
+
+/// <summary>Applies the provisioning journal to this node's directory and mailbox store.</summary>
+public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, ProvisioningJournal journal)
+{
+    private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("provisioning");
+    private const int StoreParallelism = 512;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+
+    /// <summary>
+    /// Applies every request not applied yet. <paramref name="storeProgress"/> hears how many
+    /// mailboxes' folders are done, for a bulk request's progress.
+    /// </summary>
+    public async Task ApplyPendingAsync(Action<int>? storeProgress = null)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            var state = directory.ReadProvisioningState();
+            if (state.StoreSeq < state.AppliedSeq)
+                foreach (var (seq, request) in journal.ReadAfter(state.StoreSeq, (int)Math.Min(int.MaxValue, state.AppliedSeq - state.StoreSeq)))
+                {
+                    if (seq > state.AppliedSeq) break;
+                    await ApplyStoreAsync(request, storeProgress);
+                    directory.MarkStoreApplied(seq);
+                }
+            while (true)
+            {
+                var batch = journal.ReadAfter(state.AppliedSeq, 100);
+                if (batch.Count == 0) break;
+                foreach (var (seq, request) in batch)
+                {
+                    await ApplyAsync(seq, request, storeProgress);
+                    state.AppliedSeq = seq;
+                }
+            }
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private async Task ApplyAsync(long seq, ProvisioningRequest request, Action<int>? storeProgress)
+    {
+        string? error = null;
+        using (var t = directory.BeginTransaction())
+        {
+            try
+            {
+                ApplyToDirectory(directory, t, request, errors: null);
+                if (!directory.MarkApplied(t, seq, null)) return;
+                t.Commit();
+            }
+            catch (DirectoryException ex)
+            {
+                error = ex.Message;
+            }
+        }
+        if (error is not null)
+        {
+            using (var t = directory.BeginTransaction())
+            {
+                if (directory.MarkApplied(t, seq, error)) t.Commit();
+            }
+            journal.RecordError(seq, error);
+            Log.Warn("request {0} ({1}) refused here: {2}", seq, request.Summary(), error);
+        }
+        else
+        {
+            Log.Info("request {0} applied: {1}", seq, request.Summary());
+            await ApplyStoreAsync(request, storeProgress);
+        }
+        directory.MarkStoreApplied(seq);
+    }
+
+    /// <summary>
+    /// The directory part of a request inside <paramref name="t"/>. With <paramref name="errors"/>
+    /// (validation of a bulk request) a refused mailbox is recorded there by its index and the rest
+    /// still checked; without, the first refusal throws.
+    /// </summary>
+    public static void ApplyToDirectory(MailDirectory directory, DirectoryTransaction t, ProvisioningRequest r, List<(int Index, string Reason)>? errors)
+    {
+        switch (r.Kind)
+        {
+            case RequestKinds.DomainAdd: directory.AddDomain(t, Need(r.Domain)); break;
+            case RequestKinds.DomainRemove: directory.RemoveDomain(t, Need(r.Domain)); break;
+            case RequestKinds.DomainQuota: directory.SetDomainQuota(t, Need(r.Domain), r.QuotaBytes ?? 0); break;
+            case RequestKinds.MailboxAdd:
+                r.Partition = directory.AddMailbox(t, Need(r.Address), Need(r.PasswordHash), r.QuotaBytes ?? 0, r.Partition, null).Partition;
+                break;
+            case RequestKinds.MailboxSet: directory.UpdateMailbox(t, Need(r.Address), r.PasswordHash, r.QuotaBytes, r.Enabled); break;
+            case RequestKinds.MailboxRemove:
+                r.Partition = directory.RemoveMailbox(t, Need(r.Address), r.Purge || r.RetainUntil is null ? null : DateTimeOffset.FromUnixTimeSeconds(r.RetainUntil.Value)).Partition;
+                break;
+            case RequestKinds.MailboxBulk:
+                var boxes = r.Mailboxes ?? [];
+                for (var i = 0; i < boxes.Count; i++)
+                {
+                    try { boxes[i].Partition = directory.AddMailbox(t, boxes[i].Address, boxes[i].PasswordHash, boxes[i].QuotaBytes, boxes[i].Partition, null).Partition; }
+                    catch (DirectoryException ex) when (errors is not null) { errors.Add((i, ex.Message)); }
+                }
+                break;
+            case RequestKinds.AliasAdd: directory.AddAlias(t, Need(r.Source), r.Targets ?? []); break;
+            case RequestKinds.AliasRemove: directory.RemoveAlias(t, Need(r.Source), r.Target); break;
+            default: throw new DirectoryException($"unknown request kind '{r.Kind}'");
+        }
+    }
+
+    private static string Need(string? value) => value ?? throw new DirectoryException("incomplete request");
+
+    private async Task ApplyStoreAsync(ProvisioningRequest r, Action<int>? progress)
+    {
+        switch (r.Kind)
+        {
+            case RequestKinds.MailboxAdd when r.Address is not null && r.Partition is not null:
+                await CreateFoldersAsync([new MailUser(r.Address.Trim().ToLowerInvariant(), r.Partition, r.QuotaBytes ?? 0)], progress);
+                break;
+            case RequestKinds.MailboxBulk when r.Mailboxes is not null:
+                await CreateFoldersAsync(r.Mailboxes.Where(m => m.Partition is not null).Select(m => new MailUser(m.Address.Trim().ToLowerInvariant(), m.Partition!, m.QuotaBytes)).ToList(), progress);
+                break;
+            case RequestKinds.MailboxRemove when (r.Purge || r.RetainUntil is null) && r.Address is not null && r.Partition is not null:
+                var user = new MailUser(r.Address.Trim().ToLowerInvariant(), r.Partition, 0);
+                // Purged now, unless the address has a mailbox again (created after, and applied since).
+                if (ServedHere(user) && directory.FindMailbox(user.Address) is null) await store.DeleteMailboxAsync(user);
+                break;
+        }
+    }
+
+    /// <summary>Folders of new mailboxes, after the mail of a deleted mailbox of the same address is purged.</summary>
+    private async Task CreateFoldersAsync(IReadOnlyList<MailUser> users, Action<int>? progress)
+    {
+        var retained = directory.DeletedMailboxes().Select(d => d.Address).ToHashSet();
+        foreach (var user in users)
+            if (retained.Contains(user.Address)) await PurgeRetainedAsync(user.Address);
+        var done = 0;
+        foreach (var chunk in users.Chunk(StoreParallelism))
+        {
+            await Task.WhenAll(chunk.Select(async user =>
+            {
+                if (ServedHere(user) && directory.FindMailbox(user.Address) is { } box && box.Partition == user.Partition)
+                    await store.CreateMailboxAsync(user);
+            }));
+            done += chunk.Length;
+            progress?.Invoke(done);
+        }
+    }
+
+    private async Task PurgeRetainedAsync(string address)
+    {
+        using var t = directory.BeginTransaction();
+        if (directory.FindDeleted(t, address) is not { } deleted) return;
+        var old = new MailUser(deleted.Address, deleted.Partition, 0);
+        if (!ServedHere(old)) return;
+        await store.DeleteMailboxAsync(old);
+        directory.ForgetDeleted(t, address);
+        t.Commit();
+    }
+
+    /// <summary>Deletes the mail of removed mailboxes whose retention period is over (partitions active here).</summary>
+    public async Task PurgeExpiredAsync(DateTimeOffset now)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            foreach (var deleted in directory.DeletedMailboxes().Where(d => d.PurgeAfter <= now.ToUnixTimeSeconds()))
+            {
+                if (directory.FindMailbox(deleted.Address) is not null) continue; // created again: its folder step purges
+                await PurgeRetainedAsync(deleted.Address);
+                Log.Info("mail of removed mailbox {0} purged (retention over)", deleted.Address);
+            }
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private bool ServedHere(MailUser user) => store.Hosts(user.Partition) && store.IsServedHere(user);
+}

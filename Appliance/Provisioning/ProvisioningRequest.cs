@@ -1,0 +1,83 @@
+using System.Text.Json.Serialization;
+
+namespace Appliance.Provisioning;
+
+/// <summary>Kinds of provisioning requests (the "kind" of a journal entry).</summary>
+public static class RequestKinds
+{
+    public const string DomainAdd = "domain.add";
+    public const string DomainRemove = "domain.remove";
+    public const string DomainQuota = "domain.quota";
+    public const string MailboxAdd = "mailbox.add";
+    public const string MailboxSet = "mailbox.set";
+    public const string MailboxRemove = "mailbox.remove";
+    public const string MailboxBulk = "mailbox.bulk";
+    public const string AliasAdd = "alias.add";
+    public const string AliasRemove = "alias.remove";
+}
+
+/// <summary>
+/// One administrative change as it is journaled. Passwords are already hashed: a journal entry
+/// never holds a password. Which fields are set depends on <see cref="Kind"/>.
+/// </summary>
+public sealed class ProvisioningRequest
+{
+    public string Kind { get; set; } = "";
+    /// <summary>domain.*: the domain.</summary>
+    public string? Domain { get; set; }
+    /// <summary>mailbox.*: the address.</summary>
+    public string? Address { get; set; }
+    public string? PasswordHash { get; set; }
+    public long? QuotaBytes { get; set; }
+    public bool? Enabled { get; set; }
+    /// <summary>mailbox.add: the partition chosen when the request was made.</summary>
+    public string? Partition { get; set; }
+    /// <summary>mailbox.remove: delete the mail now instead of keeping it for the retention period.</summary>
+    public bool Purge { get; set; }
+    /// <summary>mailbox.remove: kept until (unix seconds), unless purged.</summary>
+    public long? RetainUntil { get; set; }
+    /// <summary>alias.*: the alias ("user@domain" or "@domain").</summary>
+    public string? Source { get; set; }
+    public string[]? Targets { get; set; }
+    /// <summary>alias.remove: one target, or null for the whole alias.</summary>
+    public string? Target { get; set; }
+    /// <summary>mailbox.bulk: every mailbox, created together or not at all.</summary>
+    public List<BulkMailbox>? Mailboxes { get; set; }
+
+    /// <summary>What the request is about, for the audit log.</summary>
+    public string TargetName() => Kind switch
+    {
+        RequestKinds.DomainAdd or RequestKinds.DomainRemove or RequestKinds.DomainQuota => Domain ?? "",
+        RequestKinds.MailboxBulk => Mailboxes is { Count: > 0 } m ? $"{m.Count} mailboxes" : "",
+        RequestKinds.AliasAdd or RequestKinds.AliasRemove => Source ?? "",
+        _ => Address ?? "",
+    };
+
+    /// <summary>One line for the audit log; never a password or its hash.</summary>
+    public string Summary() => Kind switch
+    {
+        RequestKinds.DomainAdd => $"domain {Domain} added",
+        RequestKinds.DomainRemove => $"domain {Domain} removed",
+        RequestKinds.DomainQuota => $"quota of every mailbox of {Domain} set to {Sizes.Format(QuotaBytes ?? 0)}",
+        RequestKinds.MailboxAdd => $"mailbox {Address} added (quota {Sizes.Format(QuotaBytes ?? 0)}, partition {Partition})",
+        RequestKinds.MailboxSet => $"mailbox {Address} changed:" + (PasswordHash is null ? "" : " password reset")
+            + (QuotaBytes is { } q ? $" quota {Sizes.Format(q)}" : "") + (Enabled is { } e ? (e ? " enabled" : " disabled") : ""),
+        RequestKinds.MailboxRemove => $"mailbox {Address} removed" + (Purge ? ", mail deleted" : RetainUntil is { } r ? $", mail kept until {DateTimeOffset.FromUnixTimeSeconds(r):yyyy-MM-dd}" : ""),
+        RequestKinds.MailboxBulk => $"{Mailboxes?.Count ?? 0} mailboxes added" + (Mailboxes is { Count: > 0 } m ? $" ({m[0].Address}{(m.Count > 1 ? " … " + m[^1].Address : "")})" : ""),
+        RequestKinds.AliasAdd => $"alias {Source} -> {string.Join(", ", Targets ?? [])}",
+        RequestKinds.AliasRemove => Target is null ? $"alias {Source} removed" : $"target {Target} removed from alias {Source}",
+        _ => Kind,
+    };
+}
+
+public sealed class BulkMailbox
+{
+    public string Address { get; set; } = "";
+    public string PasswordHash { get; set; } = "";
+    public long QuotaBytes { get; set; }
+    public string? Partition { get; set; }
+}
+
+[JsonSerializable(typeof(ProvisioningRequest))]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+internal sealed partial class ProvisioningJson : JsonSerializerContext;

@@ -1,0 +1,317 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Appliance.Directory;
+
+namespace Appliance.Provisioning;
+
+// Implementation notes
+// - The front door of every administrative change (CLI, API, admin panel): a request is
+//   validated (its directory change done and rolled back), journaled (fsync), then applied by
+//   this node's agent before the caller hears "done". One gate orders validation and append, so
+//   a request validated against the directory is the next one the agent applies.
+// - Passwords are hashed before a request enters the journal and outside the gate (Argon2id
+//   takes a core for ~0.1 s). A bulk request hashes on every core and reports progress.
+// - A bulk request is validated as a whole: with any bad entry nothing is journaled and the
+//   job lists every reason. It is validated again under the gate, after hashing, because the
+//   directory may have changed meanwhile.
+
+/// <summary>One mailbox of a bulk request or CSV import, before hashing.</summary>
+public sealed record BulkEntry(int? Line, int? Index, string Address, string? Password, string? PasswordHash, long? QuotaBytes);
+
+/// <summary>A node's progress through the journal (the admin panel's provisioning queue).</summary>
+public sealed record NodeProgress(string Node, long AppliedSeq, long Pending, string? LastError, long Updated);
+
+public sealed class ProvisioningService
+{
+    private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("provisioning");
+    private readonly MailDirectory _directory;
+    private readonly ProvisioningAgent _agent;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private const string PendingHash = "$argon2id$pending";
+    private readonly ConcurrentDictionary<string, Job> _jobs = new();
+    private readonly long _defaultQuotaBytes;
+    private readonly TimeSpan _retention;
+    private readonly string _nodeName;
+
+    public ProvisioningService(MailDirectory directory, ProvisioningJournal journal, ProvisioningAgent agent, long defaultQuotaBytes, TimeSpan retention, string nodeName)
+    {
+        _directory = directory;
+        Journal = journal;
+        _agent = agent;
+        _defaultQuotaBytes = defaultQuotaBytes;
+        _retention = retention;
+        _nodeName = nodeName;
+        journal.FailInterruptedJobs();
+    }
+
+    public ProvisioningJournal Journal { get; }
+    public MailDirectory Directory => _directory;
+
+    /// <summary>Validates, journals and applies one request; throws <see cref="DirectoryException"/> when refused.</summary>
+    public async Task<long> SubmitAsync(ProvisioningRequest request, string actor, CancellationToken ct = default)
+    {
+        await _gate.WaitAsync(ct);
+        try
+        {
+            using (var t = _directory.BeginTransaction())
+                ProvisioningAgent.ApplyToDirectory(_directory, t, request, errors: null); // rolled back: a dry run
+            return await AppendAndApplyAsync(request, actor, null);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<long> AppendAndApplyAsync(ProvisioningRequest request, string actor, Action<int>? storeProgress)
+    {
+        var seq = Journal.Append(request, actor);
+        await _agent.ApplyPendingAsync(storeProgress);
+        var state = _directory.ReadProvisioningState();
+        if (state.ErrorSeq == seq) throw new DirectoryException(state.LastError ?? "refused");
+        return seq;
+    }
+
+    // ---- the changes, as the CLI and the API ask for them ----
+
+    public async Task<string> AddDomainAsync(string name, string actor)
+    {
+        var domain = Addresses.NormalizeDomain(name, out var reason) ?? throw new DirectoryException(reason);
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.DomainAdd, Domain = domain }, actor);
+        return domain;
+    }
+
+    public Task RemoveDomainAsync(string name, string actor) =>
+        SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.DomainRemove, Domain = name.Trim().ToLowerInvariant() }, actor);
+
+    public async Task<MailboxRecord> AddMailboxAsync(string address, string? password, string? passwordHash, long? quotaBytes, string actor)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        var hash = await HashAsync(password, passwordHash);
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.MailboxAdd, Address = a, PasswordHash = hash, QuotaBytes = quotaBytes ?? _defaultQuotaBytes }, actor);
+        return _directory.FindMailbox(a)!;
+    }
+
+    public async Task<MailboxRecord> UpdateMailboxAsync(string address, string? password, long? quotaBytes, bool? enabled, string actor)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        if (password is null && quotaBytes is null && enabled is null) throw new DirectoryException("nothing to change");
+        var hash = password is null ? null : await HashAsync(password, null);
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.MailboxSet, Address = a, PasswordHash = hash, QuotaBytes = quotaBytes, Enabled = enabled }, actor);
+        return _directory.FindMailbox(a)!;
+    }
+
+    /// <summary>Removes a mailbox; its mail is kept for the retention period unless <paramref name="purge"/>.</summary>
+    public async Task<ProvisioningRequest> RemoveMailboxAsync(string address, bool purge, string actor)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        var request = new ProvisioningRequest
+        {
+            Kind = RequestKinds.MailboxRemove, Address = a, Purge = purge || _retention <= TimeSpan.Zero,
+            RetainUntil = purge || _retention <= TimeSpan.Zero ? null : DateTimeOffset.UtcNow.Add(_retention).ToUnixTimeSeconds(),
+        };
+        await SubmitAsync(request, actor);
+        return request;
+    }
+
+    public async Task<string> AddAliasAsync(string source, IReadOnlyList<string> targets, string actor)
+    {
+        var s = Addresses.NormalizeAliasSource(source, out var reason) ?? throw new DirectoryException(reason);
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.AliasAdd, Source = s, Targets = [.. targets.Select(x => x.Trim().ToLowerInvariant())] }, actor);
+        return s;
+    }
+
+    public Task RemoveAliasAsync(string source, string? target, string actor) =>
+        SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.AliasRemove, Source = source.Trim().ToLowerInvariant(), Target = target?.Trim().ToLowerInvariant() }, actor);
+
+    private static async Task<string> HashAsync(string? password, string? passwordHash)
+    {
+        if (passwordHash is not null)
+            return PasswordHasher.IsKnownScheme(passwordHash) ? passwordHash : throw new DirectoryException(MailDirectory.UnsupportedHash);
+        if (string.IsNullOrEmpty(password)) throw new DirectoryException("a password is needed");
+        MailDirectory.CheckPassword(password);
+        return await Task.Run(() => PasswordHasher.Hash(password));
+    }
+
+    // ---- bulk jobs ----
+
+    public Job? GetJob(string id) => _jobs.TryGetValue(id, out var job) ? job : Journal.LoadJob(id);
+
+    private Job NewJob(string kind, string actor, long total)
+    {
+        var job = new Job
+        {
+            Id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            Kind = kind, Actor = actor, Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(), Total = total,
+        };
+        _jobs[job.Id] = job;
+        Journal.SaveJob(job);
+        return job;
+    }
+
+    private void Finish(Job job, string state)
+    {
+        job.State = state;
+        if (state == "done") { job.Phase = "done"; job.Done = job.Total; }
+        Journal.SaveJob(job);
+        // Finished jobs are read from the journal database from now on; keep memory bounded.
+        _jobs.TryRemove(job.Id, out _);
+    }
+
+    /// <summary>Starts creating mailboxes in one request; the job ends failed, with every reason, if any entry is bad.</summary>
+    public Job StartBulk(IReadOnlyList<BulkEntry> entries, IReadOnlyList<JobError> parseErrors, string actor, Action<Job>? finished = null)
+    {
+        var job = NewJob(RequestKinds.MailboxBulk, actor, entries.Count + parseErrors.Count);
+        _ = Task.Run(async () =>
+        {
+            try { await RunBulkAsync(job, entries, parseErrors); }
+            catch (Exception ex)
+            {
+                Log.Error(ex, "bulk job {0} failed", job.Id);
+                job.Errors.Add(new JobError { Reason = "internal error: " + ex.Message });
+                Finish(job, "failed");
+            }
+            finished?.Invoke(job);
+        });
+        return job;
+    }
+
+    private async Task RunBulkAsync(Job job, IReadOnlyList<BulkEntry> entries, IReadOnlyList<JobError> parseErrors)
+    {
+        job.Errors.AddRange(parseErrors);
+        // Validating: what can be checked without the directory, then a dry run of the whole request.
+        var seen = new HashSet<string>();
+        var boxes = new List<BulkMailbox>(entries.Count);
+        var origin = new List<BulkEntry>(entries.Count);
+        foreach (var e in entries)
+        {
+            string? problem = null;
+            var address = Addresses.NormalizeAddress(e.Address, out var reason);
+            if (address is null) problem = reason;
+            else if (!seen.Add(address)) problem = $"{address} appears more than once";
+            else if (e.PasswordHash is not null) { if (!PasswordHasher.IsKnownScheme(e.PasswordHash)) problem = MailDirectory.UnsupportedHash; }
+            else if (string.IsNullOrEmpty(e.Password)) problem = "missing password";
+            else if (e.Password.Length < 8) problem = "password too short (at least 8 characters)";
+            else if (e.Password.Length > 1024) problem = "password too long";
+            if (problem is null && e.QuotaBytes < 0) problem = "quota must be zero (unlimited) or positive";
+            if (problem is not null) { job.Errors.Add(new JobError { Line = e.Line, Index = e.Index, Reason = problem }); continue; }
+            // Until hashing, a plain password stands as a placeholder hash the dry run accepts.
+            boxes.Add(new BulkMailbox { Address = address!, PasswordHash = e.PasswordHash ?? PendingHash, QuotaBytes = e.QuotaBytes ?? _defaultQuotaBytes });
+            origin.Add(e);
+        }
+        if (!DryRunBulk(job, boxes, origin)) { SortErrors(job); Finish(job, "failed"); return; }
+        if (job.Errors.Count > 0) { SortErrors(job); Finish(job, "failed"); return; }
+
+        // Hashing on every core, in the order of the entries.
+        job.Phase = "hashing";
+        job.Done = 0;
+        Journal.SaveJob(job);
+        long hashed = 0;
+        await Parallel.ForAsync(0, boxes.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, (i, _) =>
+        {
+            if (origin[i].PasswordHash is null) boxes[i].PasswordHash = PasswordHasher.Hash(origin[i].Password!);
+            job.Done = Interlocked.Increment(ref hashed);
+            return ValueTask.CompletedTask;
+        });
+
+        // Applying: validated again under the gate, journaled as one request, applied.
+        job.Phase = "applying";
+        job.Done = 0;
+        Journal.SaveJob(job);
+        await _gate.WaitAsync();
+        try
+        {
+            if (!DryRunBulk(job, boxes, origin)) { SortErrors(job); Finish(job, "failed"); return; }
+            var request = new ProvisioningRequest { Kind = RequestKinds.MailboxBulk, Mailboxes = boxes };
+            job.Seq = Journal.Append(request, job.Actor);
+            Journal.SaveJob(job);
+            await _agent.ApplyPendingAsync(done => job.Done = done);
+            var state = _directory.ReadProvisioningState();
+            if (state.ErrorSeq == job.Seq)
+            {
+                job.Errors.Add(new JobError { Reason = state.LastError ?? "refused" });
+                Finish(job, "failed");
+                return;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        Finish(job, "done");
+    }
+
+    /// <summary>Runs the bulk request's directory change and rolls it back; false (errors added) when any mailbox is refused.</summary>
+    private bool DryRunBulk(Job job, List<BulkMailbox> boxes, List<BulkEntry> origin)
+    {
+        var errors = new List<(int Index, string Reason)>();
+        using (var t = _directory.BeginTransaction())
+            ProvisioningAgent.ApplyToDirectory(_directory, t, new ProvisioningRequest { Kind = RequestKinds.MailboxBulk, Mailboxes = boxes }, errors);
+        foreach (var (i, reason) in errors) job.Errors.Add(new JobError { Line = origin[i].Line, Index = origin[i].Index, Reason = reason });
+        // The dry run's placement stays in the request: every node puts a mailbox where it was planned.
+        return errors.Count == 0;
+    }
+
+    private static void SortErrors(Job job) => job.Errors.Sort((a, b) => (a.Line ?? a.Index ?? int.MaxValue).CompareTo(b.Line ?? b.Index ?? int.MaxValue));
+
+    /// <summary>
+    /// Parses a CSV import: "address,password[,quota]" per line, an optional header line,
+    /// blank lines and # comments skipped; a password starting with "{" is a migrated hash.
+    /// </summary>
+    public static (List<BulkEntry> Entries, List<JobError> Errors) ParseCsv(string text)
+    {
+        var entries = new List<BulkEntry>();
+        var errors = new List<JobError>();
+        var lines = text.Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i].Trim();
+            var number = i + 1;
+            if (line.Length == 0 || line.StartsWith('#') || (entries.Count == 0 && errors.Count == 0 && line.StartsWith("address", StringComparison.OrdinalIgnoreCase))) continue;
+            var parts = line.Split(',');
+            if (parts.Length > 3) { errors.Add(new JobError { Line = number, Reason = "too many fields (address,password[,quota])" }); continue; }
+            long? quota = null;
+            if (parts.Length > 2 && parts[2].Trim().Length > 0)
+            {
+                if (Sizes.Parse(parts[2]) is not { } q) { errors.Add(new JobError { Line = number, Reason = $"bad quota '{parts[2].Trim()}'" }); continue; }
+                quota = q;
+            }
+            var secret = parts.Length > 1 ? parts[1].Trim() : "";
+            var isHash = secret.StartsWith('{');
+            entries.Add(new BulkEntry(number, null, parts[0].Trim(), isHash ? null : secret, isHash ? secret : null, quota));
+        }
+        return (entries, errors);
+    }
+
+    /// <summary>Sets the quota of every mailbox of a domain as one request.</summary>
+    public Job StartDomainQuota(string domain, long quotaBytes, string actor)
+    {
+        var d = Addresses.NormalizeDomain(domain, out var reason) ?? throw new DirectoryException(reason);
+        if (!_directory.DomainExists(d)) throw new DirectoryException($"no such domain {d}", DirectoryError.NotFound);
+        if (quotaBytes < 0) throw new DirectoryException("quota must be zero (unlimited) or positive");
+        var job = NewJob(RequestKinds.DomainQuota, actor, _directory.ListMailboxes(d).Count);
+        _ = Task.Run(async () =>
+        {
+            job.Phase = "applying";
+            try
+            {
+                await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.DomainQuota, Domain = d, QuotaBytes = quotaBytes }, actor);
+                Finish(job, "done");
+            }
+            catch (Exception ex)
+            {
+                job.Errors.Add(new JobError { Reason = ex.Message });
+                Finish(job, "failed");
+            }
+        });
+        return job;
+    }
+
+    /// <summary>This node's progress (a pair adds the peer's).</summary>
+    public IReadOnlyList<NodeProgress> Progress()
+    {
+        var last = Journal.LastSeq;
+        var s = _directory.ReadProvisioningState();
+        return [new NodeProgress(_nodeName, s.AppliedSeq, Math.Max(0, last - s.AppliedSeq), s.LastError, s.Updated)];
+    }
+}

@@ -1,0 +1,104 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Appliance.Provisioning;
+using Appliance.Store;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.Web;
+
+/// <summary>
+/// Kestrel on Listen:Http (and Listen:Https with the node's certificate): the provisioning API
+/// and the admin panel (later the webmail). Outside dev mode the API and the panel answer only
+/// over HTTPS, or over HTTP from loopback.
+/// </summary>
+public sealed class WebServer : IAsyncDisposable
+{
+    private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("web");
+    private readonly WebApplication _app;
+
+    private WebServer(WebApplication app) => _app = app;
+
+    public IReadOnlyDictionary<string, IPEndPoint> Endpoints { get; private set; } = new Dictionary<string, IPEndPoint>();
+
+    public static async Task<WebServer> StartAsync(IPAddress address, int httpPort, int httpsPort, X509Certificate2 certificate, bool devMode,
+        ProvisioningService provisioning, MailStore store, string nodeName, CancellationToken ct)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(new NLogBridge());
+        builder.WebHost.UseKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = 64 * 1024 * 1024; // a bulk of 10,000 mailboxes is ~1 MB
+            if (httpPort >= 0) k.Listen(address, httpPort);
+            if (httpsPort >= 0) k.Listen(address, httpsPort, l => l.UseHttps(certificate));
+        });
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, WebJson.Default));
+        var app = builder.Build();
+
+        var sessions = new AdminSessions(TimeProvider.System);
+        var api = new ApiEndpoints(provisioning, store, sessions, nodeName);
+        app.Use(async (ctx, next) =>
+        {
+            var h = ctx.Response.Headers;
+            h.XContentTypeOptions = "nosniff";
+            h.XFrameOptions = "DENY";
+            h["Referrer-Policy"] = "no-referrer";
+            var path = ctx.Request.Path;
+            var privileged = path.StartsWithSegments("/api") || path.StartsWithSegments("/admin");
+            if (privileged) h.CacheControl = "no-store";
+            if (privileged && !devMode && !ctx.Request.IsHttps && ctx.Connection.RemoteIpAddress is { } remote && !IPAddress.IsLoopback(remote))
+            {
+                await Problems.Result(Problems.Forbidden("the admin panel and the API are served over HTTPS only")).ExecuteAsync(ctx);
+                return;
+            }
+            await next(ctx);
+        });
+        // Until the webmail exists (issue 8), the root leads to the admin panel.
+        app.MapGet("/", ctx => Results.Redirect("/admin/").ExecuteAsync(ctx));
+        api.Map(app);
+        new AdminEndpoints(provisioning.Directory, sessions, api).Map(app);
+
+        await app.StartAsync(ct);
+        var server = new WebServer(app);
+        var endpoints = new Dictionary<string, IPEndPoint>();
+        foreach (var url in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
+        {
+            var uri = new Uri(url);
+            endpoints[uri.Scheme] = new IPEndPoint(IPAddress.Parse(uri.Host.Trim('[', ']')), uri.Port);
+        }
+        server.Endpoints = endpoints;
+        return server;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    /// <summary>ASP.NET Core's log messages into NLog (warnings and above).</summary>
+    private sealed class NLogBridge : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new Bridge(categoryName);
+        public void Dispose() { }
+
+        private sealed class Bridge(string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                if (!IsEnabled(logLevel)) return;
+                var level = logLevel >= LogLevel.Error ? NLog.LogLevel.Error : NLog.LogLevel.Warn;
+                WebServer.Log.Log(level, exception, "{0}: {1}", category, formatter(state, exception));
+            }
+        }
+    }
+}
