@@ -252,11 +252,11 @@
   function signedOut(message, comeBack) {
     session.name = session.csrf = null;
     session.totp = false;
-    flash = message || null;
     const current = location.hash;
-    nextRoute = comeBack && current && !current.startsWith('#/login') ? current : null;
-    if (!current.startsWith('#/login')) location.hash = '#/login';
-    else route();
+    if (current.startsWith('#/login')) return; // a late answer of the ended session: the login form stays as typed
+    flash = message || null;
+    nextRoute = comeBack && current ? current : null;
+    location.hash = '#/login';
   }
 
   byId(document, 'logout').addEventListener('click', event => busy(event.currentTarget, async () => {
