@@ -17,7 +17,7 @@ public sealed partial class ClusterManager : IRemoteDelivery
     public bool Serves(string partition)
     {
         var peer = PeerSnapshot(out var alive);
-        return alive && peer?.Unit("store-" + partition) is { State: UnitState.Active };
+        return alive && peer?.Unit(MailStore.UnitName(partition)) is { State: UnitState.Active };
     }
 
     public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, CancellationToken ct)

@@ -108,7 +108,7 @@ public sealed partial class ClusterManager
             [.. _units.Select(u => new UnitStatus(u.Name, u.State, u.Record.Epoch, u.Partition.LastSeq, u.Record.Outdated,
                 u.Record.OutdatedToken, u.OutdateRequest, u.ReplicaInSync, u.HandOverTo,
                 u.Sender is { } s ? (s.Degraded ? u.Partition.LastSeq : s.AckedSeq) : 0,
-                u.Record.History.Count > 0 ? u.Record.History[^1].StartSeq : 0))], _leaving);
+                u.Record.History.Count > 0 ? u.Record.History[^1].StartSeq : 0))], _leaving, ProvisionedSeq?.Invoke() ?? 0);
         var datagram = status.Encode(_options.Secret);
         for (var i = 0; i < _heartbeatSockets.Count; i++)
         {
@@ -153,6 +153,9 @@ public sealed partial class ClusterManager
                     break;
                 case FrameType.Session:
                     await ServeSessionAsync(stream, socket);
+                    break;
+                case FrameType.Provision:
+                    await ServeProvisionAsync(stream);
                     break;
                 default:
                     throw new InvalidDataException($"unknown purpose {purpose}");

@@ -73,7 +73,7 @@ public sealed partial class ClusterManager : IAsyncDisposable
         if (options.Witness.Length > 0) _witness = new WitnessClient(options.Witness, options.Secret, self, options.Peer);
         foreach (var u in UnitsOf(options, store, self))
         {
-            var partition = store.Partition(u.Name["store-".Length..]);
+            var partition = store.Partition(MailStore.PartitionOfUnit(u.Name)!);
             var dir = Path.Combine(dataDir, "units", u.Name);
             var unit = new Unit(u.Name, partition, dir, UnitRecord.Load(dir), u.Preferred, u.Addresses) { PendingTails = PendingTails(dir).Count };
             // Every copy starts as a replica; the loop decides what becomes active here.
@@ -94,29 +94,44 @@ public sealed partial class ClusterManager : IAsyncDisposable
                 throw new InvalidOperationException($"Cluster:Links: '{link.Local}' → '{link.Peer}' are not IP addresses");
         if (options.Witness.Length > 0) WitnessClient.ParseEndpoint(options.Witness);
         if (options.Units.Length > 0)
-            foreach (var p in partitions)
+            foreach (var p in partitions.Where(p => p != MailStore.MonitorPartition))
                 if (!options.Units.Any(u => u.Name == "store-" + p))
                     throw new InvalidOperationException($"Cluster:Units has no unit store-{p} for partition {p}");
+        foreach (var u in options.Units)
+            if (MailStore.PartitionOfUnit(u.Name) is null)
+                throw new InvalidOperationException($"Cluster:Units: unknown unit '{u.Name}' (store-NAME for a mailbox partition, or monitor)");
         foreach (var address in options.Units.SelectMany(u => u.Addresses)) FloatingAddress.Parse(address);
     }
 
     private string StandbyMarker => Path.Combine(_dataDir, "standby");
 
-    /// <summary>The configured store units, or one per hosted partition preferring the two nodes in turn (by name order).</summary>
+    /// <summary>
+    /// The configured units, or one per hosted mail partition preferring the two nodes in turn
+    /// (by name order); then the monitor unit, unless configured, preferring the first node.
+    /// </summary>
+    /// <remarks>
+    /// DESIGN.md's table puts the monitor on node2. It defaults to the first node instead so that
+    /// the first node still holds more units than the second: after a cut between two live
+    /// nodes the one holding fewer units waits before fencing, and that keeps the first node
+    /// the survivor as before the monitor unit existed. Cluster:Units can place it anywhere.
+    /// </remarks>
     private static IEnumerable<UnitOptions> UnitsOf(ClusterOptions options, MailStore store, string self)
     {
+        string[] nodes = [.. new[] { self, options.Peer }.Order(StringComparer.Ordinal)];
         if (options.Units.Length > 0)
         {
             // (Validate made sure every hosted partition belongs to a unit: a partition outside
             // any would take writes on both nodes.)
-            foreach (var u in options.Units.Where(u => u.Name.StartsWith("store-", StringComparison.Ordinal)))
-                yield return u;
-            yield break;
+            foreach (var u in options.Units) yield return u;
         }
-        string[] nodes = [.. new[] { self, options.Peer }.Order(StringComparer.Ordinal)];
-        var i = 0;
-        foreach (var p in store.PartitionNames)
-            yield return new UnitOptions { Name = "store-" + p, Preferred = nodes[i++ % 2] };
+        else
+        {
+            var i = 0;
+            foreach (var p in store.PartitionNames.Where(p => p != MailStore.MonitorPartition))
+                yield return new UnitOptions { Name = "store-" + p, Preferred = nodes[i++ % 2] };
+        }
+        if (!options.Units.Any(u => u.Name == MailStore.MonitorPartition))
+            yield return new UnitOptions { Name = MailStore.MonitorPartition, Preferred = nodes[0] };
     }
 
     public async Task StartAsync()

@@ -167,6 +167,7 @@ internal enum FrameType : byte
     Command = 11,
     Deliver = 12,
     Session = 13,        // an IMAP or POP3 session forwarded after login (the protocol follows the reply)
+    Provision = 14,      // a provisioning request for the node holding the monitor unit (answered by Reply)
     // Replication stream.
     ReplicaState = 20,   // replica → primary: unit, last seq, generation history tail
     Records = 21,        // primary → replica: journal records

@@ -30,7 +30,9 @@ internal sealed record UnitStatus(
 /// <see cref="Leaving"/>: the node is stopping cleanly; once it has stopped all its units its
 /// silence is a departure, not a failure, and it is not fenced.
 /// </summary>
-internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long SeenSeq, bool Standby, bool Ready, UnitStatus[] Units, bool Leaving = false)
+/// <see cref="ProvisionedSeq"/>: the last provisioning request the node's agent applied (the
+/// admin panel's queue per node); written last, so a datagram without it reads as 0.
+internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long SeenSeq, bool Standby, bool Ready, UnitStatus[] Units, bool Leaving = false, long ProvisionedSeq = 0)
 {
     private const uint Magic = 0x41504842; // "APHB"
 
@@ -47,6 +49,7 @@ internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long 
                 w.Write(u.Name); w.Write((byte)u.State); w.Write(u.Epoch); w.Write(u.LastSeq); w.Write(u.Outdated);
                 w.Write(u.OutdatedToken); w.Write(u.OutdateRequest); w.Write(u.InSync); w.Write(u.HandOverTo); w.Write(u.AckedSeq); w.Write(u.EpochStart);
             }
+            w.Write(ProvisionedSeq);
         });
         return ClusterWire.Sign(body, secret);
     }
@@ -67,7 +70,8 @@ internal sealed record NodeStatus(string Node, long Incarnation, long Seq, long 
             for (var i = 0; i < n; i++)
                 units[i] = new UnitStatus(r.ReadString(), (UnitState)r.ReadByte(), r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(),
                     r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(), r.ReadString(), r.ReadInt64(), r.ReadInt64());
-            return new NodeStatus(node, incarnation, seq, seen, standby, ready, units, leaving);
+            var provisioned = r.BaseStream.Position + 8 <= r.BaseStream.Length ? r.ReadInt64() : 0;
+            return new NodeStatus(node, incarnation, seq, seen, standby, ready, units, leaving, provisioned);
         }
         catch (EndOfStreamException) { return null; }
     }

@@ -44,6 +44,9 @@ internal static class DirectorySchema
             last_error TEXT,
             error_seq INTEGER,
             updated INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS provisioning_errors(
+            seq INTEGER PRIMARY KEY,
+            error TEXT NOT NULL);
         INSERT OR IGNORE INTO provisioning_state(id, applied_seq, store_seq, updated) VALUES (1, 0, 0, 0);
         """;
 

@@ -72,7 +72,7 @@ public sealed partial class MailDirectory
     /// <summary>The token's identity when <paramref name="token"/> ("apl_ID_SECRET") is valid, else null.</summary>
     public TokenIdentity? AuthenticateToken(string token)
     {
-        var parts = token.Split('_');
+        var parts = token.Split('_', 3); // the secret is base64url: it may contain '_' itself
         if (parts is not ["apl", var id, var secret] || id.Length != 16) return null;
         TokenRow? row;
         using (var c = Open())

@@ -208,6 +208,12 @@ public sealed class DeletedMailbox
     public long PurgeAfter { get; set; }
 }
 
+internal sealed class ProvisioningErrorRow
+{
+    public long Seq { get; set; }
+    public string Error { get; set; } = "";
+}
+
 public sealed class DomainSummary
 {
     public string Name { get; set; } = "";
@@ -240,10 +246,24 @@ public sealed partial class MailDirectory
     /// Records, inside the transaction of the request's change, that request <paramref name="seq"/>
     /// is applied; false when it already was (the caller rolls back).
     /// </summary>
-    public bool MarkApplied(DirectoryTransaction t, long seq, string? error) =>
-        t.Connection.Execute(
+    public bool MarkApplied(DirectoryTransaction t, long seq, string? error)
+    {
+        if (t.Connection.Execute(
             "UPDATE provisioning_state SET applied_seq = @seq, updated = @now, last_error = CASE WHEN @error IS NULL THEN last_error ELSE @error END, error_seq = CASE WHEN @error IS NULL THEN error_seq ELSE @seq END WHERE id = 1 AND applied_seq < @seq",
-            new { seq, now = Now(), error }, t.Transaction) == 1;
+            new { seq, now = Now(), error }, t.Transaction) != 1) return false;
+        if (error is not null) t.Connection.Execute("INSERT OR REPLACE INTO provisioning_errors(seq, error) VALUES (@seq, @error)", new { seq, error }, t.Transaction);
+        return true;
+    }
+
+    /// <summary>Why this node refused some of the given requests when it applied them.</summary>
+    public Dictionary<long, string> ProvisioningErrors(IEnumerable<long> seqs)
+    {
+        var list = seqs.ToList();
+        if (list.Count == 0) return [];
+        using var c = Open();
+        return c.Query<ProvisioningErrorRow>("SELECT seq AS Seq, error AS Error FROM provisioning_errors WHERE seq BETWEEN @min AND @max", new { min = list.Min(), max = list.Max() })
+            .ToDictionary(r => r.Seq, r => r.Error);
+    }
 
     public void MarkStoreApplied(long seq)
     {

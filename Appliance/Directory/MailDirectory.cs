@@ -11,8 +11,8 @@ public sealed class DirectoryException(string reason, DirectoryError kind = Dire
     public DirectoryError Kind => kind;
 }
 
-/// <summary>What kind of refusal a <see cref="DirectoryException"/> is (the API maps it to 400, 404 or 409).</summary>
-public enum DirectoryError { Invalid, NotFound, Conflict }
+/// <summary>What kind of refusal a <see cref="DirectoryException"/> is (the API maps it to 400, 404, 409 or 503).</summary>
+public enum DirectoryError { Invalid, NotFound, Conflict, Unavailable }
 
 /// <summary>
 /// Domains, mailboxes and aliases in directory.db, recipient resolution for delivery, and

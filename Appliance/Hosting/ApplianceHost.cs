@@ -41,6 +41,9 @@ public sealed class ApplianceHost : IAsyncDisposable
     /// <summary>The first admin's password when this start created it (shown once), else null.</summary>
     public string? FirstAdminPassword { get; }
     public IReadOnlyDictionary<string, IPEndPoint> Endpoints => _endpoints;
+    private Web.WebServer? _web;
+    /// <summary>The routes the HTTP listener serves (empty without one).</summary>
+    public IReadOnlyList<(string Method, string Path)> WebRoutes => _web?.Routes ?? [];
     public string ControlSocketPath => Path.Combine(DataDirectory, "control.sock");
 
     private ApplianceHost(ApplianceOptions options)
@@ -71,11 +74,13 @@ public sealed class ApplianceHost : IAsyncDisposable
         Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
         var throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
         Directory = new MailDirectory(Path.Combine(DataDirectory, "directory.db"), options.Store.Partitions, throttle);
-        Store = MailStore.Open(DataDirectory, options.Store.Partitions, options.Store.JournalSegmentBytes,
+        if (options.Store.Partitions.Contains(MailStore.MonitorPartition))
+            throw new InvalidOperationException($"Store:Partitions: '{MailStore.MonitorPartition}' is the monitor unit's name, not a mailbox partition's");
+        Store = MailStore.Open(DataDirectory, [.. options.Store.Partitions, MailStore.MonitorPartition], options.Store.JournalSegmentBytes,
             options.Store.JournalRetainBytes < 0 ? long.MaxValue : options.Store.JournalRetainBytes);
         Provisioner = new Provisioner(Directory, Store, options.Store.DefaultQuotaBytes);
-        // The journal belongs to the monitor unit (DESIGN.md §3, units/monitor/).
-        var journal = new ProvisioningJournal(Path.Combine(DataDirectory, "units", "monitor", "provisioning.db"));
+        // The journal is the monitor unit's partition (DESIGN.md §3, units/monitor/); jobs are this node's.
+        var journal = new ProvisioningJournal(Store, Directory, Path.Combine(DataDirectory, "jobs.db"));
         _agent = new ProvisioningAgent(Directory, Store, journal);
         Provisioning = new ProvisioningService(Directory, journal, _agent, options.Store.DefaultQuotaBytes,
             TimeSpan.FromDays(Math.Max(0, options.Provisioning.DeletedRetentionDays)), options.Node.Name);
@@ -104,11 +109,13 @@ public sealed class ApplianceHost : IAsyncDisposable
         var address = IPAddress.Parse(Options.Listen.Address);
         var hostname = Options.Node.Hostname;
 
-        // Requests journaled but not applied before a stop (or a crash) are applied first.
+        // Requests journaled but not applied before a stop (or a crash) are applied first; then
+        // the agent follows this node's copy of the journal.
         await _agent.ApplyPendingAsync();
-        var purging = new CancellationTokenSource();
-        var purge = PurgeLoopAsync(purging.Token);
-        _stops.Add(async () => { await purging.CancelAsync(); await purge; });
+        var agentStop = new CancellationTokenSource();
+        var agentLoop = _agent.RunAsync(agentStop.Token);
+        var purge = PurgeLoopAsync(agentStop.Token);
+        _stops.Add(async () => { await agentStop.CancelAsync(); await agentLoop; await purge; });
 
         var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioning, Cluster));
         control.Start();
@@ -147,6 +154,7 @@ public sealed class ApplianceHost : IAsyncDisposable
             var web = await Web.WebServer.StartAsync(address, Options.Listen.Http, Options.Listen.Https, Certificate, Options.Node.DevMode,
                 Provisioning, Store, Identity.Name, ct);
             foreach (var (scheme, ep) in web.Endpoints) _endpoints[scheme] = ep;
+            _web = web;
             _stops.Add(async () => await web.DisposeAsync());
         }
 
@@ -155,6 +163,9 @@ public sealed class ApplianceHost : IAsyncDisposable
             // Last: a unit becomes active only once the services that serve it are listening;
             // stopping demotes the units (and drops their addresses) before the listeners close.
             Store.Remote = cluster;
+            Provisioning.Peer = cluster;
+            cluster.ProvisionedSeq = () => _agent.AppliedSeq;
+            cluster.ProvisionHandler = Provisioning.SubmitForwardedAsync;
             await cluster.StartAsync();
             _stops.Add(async () => await cluster.DisposeAsync());
         }

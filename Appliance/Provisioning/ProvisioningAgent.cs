@@ -23,6 +23,35 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("provisioning");
     private const int StoreParallelism = 512;
     private readonly SemaphoreSlim _lock = new(1, 1);
+    private long _appliedSeq = directory.ReadProvisioningState().AppliedSeq;
+
+    /// <summary>The last request applied here (for the heartbeat; the directory has the durable value).</summary>
+    public long AppliedSeq => Interlocked.Read(ref _appliedSeq);
+
+    /// <summary>
+    /// Applies what arrives in this node's copy of the journal: requests made here are applied
+    /// at once by their submitter; those made on the peer reach this copy by replication.
+    /// </summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                try
+                {
+                    if (journal.LastSeq > AppliedSeq) await ApplyPendingAsync();
+                }
+                catch (Exception ex) when (ex is IOException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException or UnitUnavailableException)
+                {
+                    // A copy being replaced by a full resync, a store that cannot write: next second.
+                    Log.Warn("applying the provisioning journal: {0}", ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
 
     /// <summary>
     /// Applies every request not applied yet. <paramref name="storeProgress"/> hears how many
@@ -49,6 +78,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
                 {
                     await ApplyAsync(seq, request, storeProgress);
                     state.AppliedSeq = seq;
+                    Interlocked.Exchange(ref _appliedSeq, seq);
                 }
             }
         }
@@ -80,7 +110,6 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
             {
                 if (directory.MarkApplied(t, seq, error)) t.Commit();
             }
-            journal.RecordError(seq, error);
             Log.Warn("request {0} ({1}) refused here: {2}", seq, request.Summary(), error);
         }
         else

@@ -1,16 +1,19 @@
 using System.Text.Json;
 using Dapper;
+using Appliance.Directory;
+using Appliance.Store;
 using Microsoft.Data.Sqlite;
 
 namespace Appliance.Provisioning;
 
 // Implementation notes
-// - provisioning.db (units/monitor/): the ordered journal of requests and the bulk jobs. SQLite
-//   in WAL mode with synchronous=FULL, so an append is on disk when Append returns (an
-//   acknowledged request is durable).
-// - The journal is also the audit log: who (actor), when, what (kind, target, summary).
-// - The sequence is the rowid of an AUTOINCREMENT table: gap-free in practice, strictly
-//   increasing always, and never reused.
+// - The journal itself is the monitor unit's partition (Store/Partition.Provisioning.cs):
+//   appending is a partition write, durable (fsync) here and, in a pair, acknowledged by the
+//   peer's copy before it returns; both nodes read their own copy. Only the node where the
+//   monitor unit is active appends.
+// - The journal is also the audit log: who (actor), when, what (kind, target, summary). Why a
+//   request was refused when a node applied it is that node's own record (directory.db).
+// - Bulk jobs are the business of the node that runs them: jobs.db in the data directory.
 
 /// <summary>A journal entry as the audit log and the provisioning page show it.</summary>
 public sealed class JournalEntry
@@ -24,27 +27,21 @@ public sealed class JournalEntry
     public string? Error { get; set; }
 }
 
-/// <summary>The ordered provisioning journal and the record of bulk jobs.</summary>
+/// <summary>The ordered provisioning journal (in the monitor unit) and this node's bulk jobs.</summary>
 public sealed class ProvisioningJournal
 {
+    private readonly MailStore _store;
+    private readonly MailDirectory _directory;
     private readonly string _connectionString;
 
-    public ProvisioningJournal(string path)
+    public ProvisioningJournal(MailStore store, MailDirectory directory, string jobsPath)
     {
-        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
+        _store = store;
+        _directory = directory;
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = jobsPath, Pooling = true }.ToString();
         using var c = Open();
         c.Execute("""
             PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS requests(
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                time INTEGER NOT NULL,
-                actor TEXT NOT NULL,
-                kind TEXT NOT NULL,
-                target TEXT NOT NULL,
-                summary TEXT NOT NULL,
-                payload TEXT NOT NULL,
-                error TEXT);
             CREATE TABLE IF NOT EXISTS jobs(
                 id TEXT PRIMARY KEY,
                 kind TEXT NOT NULL,
@@ -63,68 +60,37 @@ public sealed class ProvisioningJournal
     {
         var c = new SqliteConnection(_connectionString);
         c.Open();
-        // FULL: the WAL is fsynced at every commit, not only at checkpoints.
-        c.Execute("PRAGMA synchronous=FULL");
         return c;
     }
 
-    /// <summary>Appends a request; returns its sequence number once it is durable.</summary>
-    public long Append(ProvisioningRequest request, string actor)
+    /// <summary>Whether requests can be appended on this node (the monitor unit is active here).</summary>
+    public bool IsWritable => _store.Monitor.IsPrimary;
+
+    /// <summary>Appends a request; returns its sequence number once it is durable (on both nodes of a pair while they are connected).</summary>
+    public Task<long> AppendAsync(ProvisioningRequest request, string actor)
     {
-        // Serialized first: Dapper.AOT's generator cannot see the JSON generator's types.
         string payload = JsonSerializer.Serialize(request, ProvisioningJson.Default.ProvisioningRequest);
-        using var c = Open();
-        return c.ExecuteScalar<long>(
-            "INSERT INTO requests(time, actor, kind, target, summary, payload) VALUES (@time, @actor, @kind, @target, @summary, @payload) RETURNING seq",
-            new
-            {
-                time = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
-                actor,
-                kind = request.Kind,
-                target = request.TargetName(),
-                summary = request.Summary(),
-                payload,
-            });
+        return _store.Monitor.AppendProvisionAsync(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), actor, request.Kind, request.TargetName(), request.Summary(), payload);
     }
 
-    public long LastSeq
-    {
-        get
-        {
-            using var c = Open();
-            return c.ExecuteScalar<long?>("SELECT max(seq) FROM requests") ?? 0;
-        }
-    }
+    public long LastSeq => _store.Monitor.LastProvisionSeq();
 
     /// <summary>Requests after <paramref name="afterSeq"/>, in order, at most <paramref name="max"/>.</summary>
-    public IReadOnlyList<(long Seq, ProvisioningRequest Request)> ReadAfter(long afterSeq, int max)
-    {
-        using var c = Open();
-        return c.Query<PayloadRow>("SELECT seq AS Seq, payload AS Payload FROM requests WHERE seq > @afterSeq ORDER BY seq LIMIT @max", new { afterSeq, max })
+    public IReadOnlyList<(long Seq, ProvisioningRequest Request)> ReadAfter(long afterSeq, int max) =>
+        _store.Monitor.ProvisionsAfter(afterSeq, max)
             .Select(r => (r.Seq, JsonSerializer.Deserialize(r.Payload, ProvisioningJson.Default.ProvisioningRequest)!))
             .ToList();
-    }
-
-    public ProvisioningRequest? Read(long seq) => ReadAfter(seq - 1, 1) is [var (s, r)] && s == seq ? r : null;
-
-    /// <summary>Records why a request was refused when it was applied (shown in the audit log).</summary>
-    public void RecordError(long seq, string error)
-    {
-        using var c = Open();
-        c.Execute("UPDATE requests SET error = @error WHERE seq = @seq", new { error, seq });
-    }
 
     /// <summary>Newest entries first, optionally only those whose actor, kind, target or summary contain <paramref name="search"/>.</summary>
     public (long Total, IReadOnlyList<JournalEntry> Items) List(string? search, int offset, int limit)
     {
-        using var c = Open();
-        var pattern = string.IsNullOrWhiteSpace(search) ? null : "%" + search.Trim().Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "%";
-        const string where = "WHERE @pattern IS NULL OR actor LIKE @pattern ESCAPE '\\' OR kind LIKE @pattern ESCAPE '\\' OR target LIKE @pattern ESCAPE '\\' OR summary LIKE @pattern ESCAPE '\\'";
-        var total = c.ExecuteScalar<long>("SELECT count(*) FROM requests " + where, new { pattern });
-        var items = c.Query<JournalEntry>(
-            "SELECT seq AS Seq, time AS Time, actor AS Actor, kind AS Kind, target AS Target, summary AS Summary, error AS Error FROM requests " + where + " ORDER BY seq DESC LIMIT @limit OFFSET @offset",
-            new { pattern, limit, offset }).AsList();
-        return (total, items);
+        var (total, rows) = _store.Monitor.ListProvisions(search, offset, limit);
+        var errors = _directory.ProvisioningErrors(rows.Select(r => r.Seq));
+        return (total, rows.Select(r => new JournalEntry
+        {
+            Seq = r.Seq, Time = r.Time, Actor = r.Actor, Kind = r.Kind, Target = r.Target, Summary = r.Summary,
+            Error = errors.GetValueOrDefault(r.Seq),
+        }).ToList());
     }
 
     // ---- jobs ----
@@ -163,12 +129,6 @@ public sealed class ProvisioningJournal
         using var c = Open();
         c.Execute("UPDATE jobs SET state = 'failed', errors = '[{\"reason\":\"interrupted by a restart before it was journaled; nothing was changed\"}]' WHERE state = 'running' AND seq IS NULL");
         c.Execute("UPDATE jobs SET state = 'done', phase = 'done', done = total WHERE state = 'running' AND seq IS NOT NULL");
-    }
-
-    internal sealed class PayloadRow
-    {
-        public long Seq { get; set; }
-        public string Payload { get; set; } = "";
     }
 
     internal sealed class JobRow

@@ -19,7 +19,19 @@ namespace Appliance.Provisioning;
 public sealed record BulkEntry(int? Line, int? Index, string Address, string? Password, string? PasswordHash, long? QuotaBytes);
 
 /// <summary>A node's progress through the journal (the admin panel's provisioning queue).</summary>
-public sealed record NodeProgress(string Node, long AppliedSeq, long Pending, string? LastError, long Updated);
+public sealed record NodeProgress(string Node, long AppliedSeq, long Pending, string? LastError, long Updated, bool Up);
+
+/// <summary>The other node of a pair, as provisioning needs it (implemented by the cluster manager).</summary>
+public interface IProvisioningPeer
+{
+    string PeerName { get; }
+    /// <summary>The monitor unit (the journal) is active on the peer.</summary>
+    bool PeerHoldsMonitor { get; }
+    /// <summary>The peer's applied sequence (from its heartbeats) and whether it is up.</summary>
+    (long AppliedSeq, bool Alive) PeerProgress { get; }
+    /// <summary>Has the peer journal a request; its sequence, or <see cref="DirectoryException"/> when refused.</summary>
+    Task<long> ForwardProvisionAsync(string payload, string actor, CancellationToken ct);
+}
 
 public sealed class ProvisioningService
 {
@@ -47,29 +59,60 @@ public sealed class ProvisioningService
     public ProvisioningJournal Journal { get; }
     public MailDirectory Directory => _directory;
 
-    /// <summary>Validates, journals and applies one request; throws <see cref="DirectoryException"/> when refused.</summary>
-    public async Task<long> SubmitAsync(ProvisioningRequest request, string actor, CancellationToken ct = default)
+    /// <summary>In a pair: the other node, which may hold the monitor unit (and so the journal).</summary>
+    public IProvisioningPeer? Peer { get; set; }
+
+    /// <summary>
+    /// Validates, journals and applies one request here; throws <see cref="DirectoryException"/>
+    /// when refused. On the node without the monitor unit the request is journaled by the peer
+    /// and then applied here from this node's copy of the journal.
+    /// </summary>
+    public async Task<long> SubmitAsync(ProvisioningRequest request, string actor, Action<int>? storeProgress = null)
     {
-        await _gate.WaitAsync(ct);
+        if (Journal.IsWritable) return await SubmitHereAsync(request, actor, storeProgress);
+        if (Peer is not { PeerHoldsMonitor: true } peer)
+            throw new DirectoryException("provisioning is unavailable: the monitor unit is not active on either node", DirectoryError.Unavailable);
+        string payload = System.Text.Json.JsonSerializer.Serialize(request, ProvisioningJson.Default.ProvisioningRequest);
+        long seq;
+        try { seq = await peer.ForwardProvisionAsync(payload, actor, CancellationToken.None); }
+        catch (Store.UnitUnavailableException ex) { throw new DirectoryException(ex.Message, DirectoryError.Unavailable); }
+        // Replicated to this node's copy before the peer answered (while the two are connected).
+        for (var i = 0; i < 50 && _agent.AppliedSeq < seq; i++)
+        {
+            await _agent.ApplyPendingAsync(storeProgress);
+            if (_agent.AppliedSeq < seq) await Task.Delay(100);
+        }
+        return seq;
+    }
+
+    /// <summary>A request from the peer (which does not hold the monitor unit), journaled here.</summary>
+    public Task<long> SubmitForwardedAsync(string payload, string actor)
+    {
+        var request = System.Text.Json.JsonSerializer.Deserialize(payload, ProvisioningJson.Default.ProvisioningRequest)
+            ?? throw new DirectoryException("empty provisioning request");
+        if (!Journal.IsWritable) throw new DirectoryException("the monitor unit is not active here any more; try again", DirectoryError.Unavailable);
+        return SubmitHereAsync(request, actor, null);
+    }
+
+    private async Task<long> SubmitHereAsync(ProvisioningRequest request, string actor, Action<int>? storeProgress)
+    {
+        await _gate.WaitAsync();
         try
         {
             using (var t = _directory.BeginTransaction())
                 ProvisioningAgent.ApplyToDirectory(_directory, t, request, errors: null); // rolled back: a dry run
-            return await AppendAndApplyAsync(request, actor, null);
+            long seq;
+            try { seq = await Journal.AppendAsync(request, actor); }
+            catch (Store.UnitUnavailableException ex) { throw new DirectoryException(ex.Message, DirectoryError.Unavailable); }
+            await _agent.ApplyPendingAsync(storeProgress);
+            var state = _directory.ReadProvisioningState();
+            if (state.ErrorSeq == seq) throw new DirectoryException(state.LastError ?? "refused");
+            return seq;
         }
         finally
         {
             _gate.Release();
         }
-    }
-
-    private async Task<long> AppendAndApplyAsync(ProvisioningRequest request, string actor, Action<int>? storeProgress)
-    {
-        var seq = Journal.Append(request, actor);
-        await _agent.ApplyPendingAsync(storeProgress);
-        var state = _directory.ReadProvisioningState();
-        if (state.ErrorSeq == seq) throw new DirectoryException(state.LastError ?? "refused");
-        return seq;
     }
 
     // ---- the changes, as the CLI and the API ask for them ----
@@ -214,29 +257,21 @@ public sealed class ProvisioningService
             return ValueTask.CompletedTask;
         });
 
-        // Applying: validated again under the gate, journaled as one request, applied.
+        // Applying: journaled as one request (validated again by the node holding the journal,
+        // the directory may have changed while hashing), then applied here.
         job.Phase = "applying";
         job.Done = 0;
         Journal.SaveJob(job);
-        await _gate.WaitAsync();
+        var request = new ProvisioningRequest { Kind = RequestKinds.MailboxBulk, Mailboxes = boxes };
         try
         {
-            if (!DryRunBulk(job, boxes, origin)) { SortErrors(job); Finish(job, "failed"); return; }
-            var request = new ProvisioningRequest { Kind = RequestKinds.MailboxBulk, Mailboxes = boxes };
-            job.Seq = Journal.Append(request, job.Actor);
-            Journal.SaveJob(job);
-            await _agent.ApplyPendingAsync(done => job.Done = done);
-            var state = _directory.ReadProvisioningState();
-            if (state.ErrorSeq == job.Seq)
-            {
-                job.Errors.Add(new JobError { Reason = state.LastError ?? "refused" });
-                Finish(job, "failed");
-                return;
-            }
+            job.Seq = await SubmitAsync(request, job.Actor, done => job.Done = done);
         }
-        finally
+        catch (DirectoryException ex)
         {
-            _gate.Release();
+            job.Errors.Add(new JobError { Reason = ex.Message });
+            Finish(job, "failed");
+            return;
         }
         Finish(job, "done");
     }
@@ -307,11 +342,14 @@ public sealed class ProvisioningService
         return job;
     }
 
-    /// <summary>This node's progress (a pair adds the peer's).</summary>
+    /// <summary>This node's progress and, in a pair, the peer's as its heartbeats tell it.</summary>
     public IReadOnlyList<NodeProgress> Progress()
     {
         var last = Journal.LastSeq;
         var s = _directory.ReadProvisioningState();
-        return [new NodeProgress(_nodeName, s.AppliedSeq, Math.Max(0, last - s.AppliedSeq), s.LastError, s.Updated)];
+        var here = new NodeProgress(_nodeName, s.AppliedSeq, Math.Max(0, last - s.AppliedSeq), s.LastError, s.Updated, true);
+        if (Peer is not { } peer) return [here];
+        var (applied, alive) = peer.PeerProgress;
+        return [here, new NodeProgress(peer.PeerName, applied, Math.Max(0, last - applied), alive ? null : "down: its requests wait until it returns", 0, alive)];
     }
 }

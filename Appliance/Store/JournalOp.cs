@@ -25,6 +25,7 @@ public abstract record JournalOp
         JournalOpType.SetFlags => SetFlagsOp.ReadBody(r),
         JournalOpType.Expunge => ExpungeOp.ReadBody(r),
         JournalOpType.DeleteAccount => new DeleteAccountOp(r.ReadString()),
+        JournalOpType.Provision => new ProvisionOp(r.ReadInt64(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
     /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
@@ -81,6 +82,7 @@ public enum JournalOpType : byte
     RenameFolder = 9,
     Copy = 10,
     Batch = 11,
+    Provision = 12,
 }
 
 /// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
@@ -226,6 +228,20 @@ public sealed record DeleteAccountOp(string Account) : JournalOp
 {
     public override JournalOpType Type => JournalOpType.DeleteAccount;
     public override void Write(BinaryWriter w) => w.Write(Account);
+}
+
+/// <summary>
+/// A provisioning request appended to the journal of the monitor unit (DESIGN.md §4): its
+/// sequence in the provisioning journal (decided by the primary), when and by whom, and the
+/// request itself (JSON, passwords already hashed). Each node's provisioning agent applies it.
+/// </summary>
+public sealed record ProvisionOp(long ProvisionSeq, long Time, string Actor, string Kind, string Target, string Summary, string Payload) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Provision;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write(ProvisionSeq); w.Write(Time); w.Write(Actor); w.Write(Kind); w.Write(Target); w.Write(Summary); w.Write(Payload);
+    }
 }
 
 /// <summary>An op with its place in the partition's history.</summary>

@@ -95,7 +95,23 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
         return fresh;
     }
 
-    private static string PartitionDir(string dataDir, string name) => Path.Combine(dataDir, "units", "store-" + name);
+    private static string PartitionDir(string dataDir, string name) => Path.Combine(dataDir, "units", UnitName(name));
+
+    /// <summary>
+    /// The partition of the monitor unit: it holds no mailboxes but the provisioning journal
+    /// (and later the metrics history), replicated like a mail partition. Every node hosts it.
+    /// </summary>
+    public const string MonitorPartition = "monitor";
+
+    /// <summary>The unit a partition belongs to: store-NAME for mailbox partitions, monitor for the monitor's.</summary>
+    public static string UnitName(string partition) => partition == MonitorPartition ? MonitorPartition : "store-" + partition;
+
+    /// <summary>The partition of a unit (the reverse of <see cref="UnitName"/>), or null for a unit without one.</summary>
+    public static string? PartitionOfUnit(string unit) =>
+        unit == MonitorPartition ? MonitorPartition : unit.StartsWith("store-", StringComparison.Ordinal) ? unit["store-".Length..] : null;
+
+    /// <summary>The monitor unit's partition (the provisioning journal).</summary>
+    public Partition Monitor => Partition(MonitorPartition);
 
     /// <summary>
     /// Cuts a replica's copy back to <paramref name="seq"/> (journal records after it are

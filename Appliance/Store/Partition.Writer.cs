@@ -234,6 +234,9 @@ public sealed partial class Partition
             return result;
         }
 
+        /// <summary>The next sequence of the provisioning journal (monitor unit only).</summary>
+        public long NextProvisionSeq() => (c.ExecuteScalar<long?>("SELECT max(seq) FROM provisioning", transaction: tx) ?? 0) + 1;
+
         public long UsedBytes(string account) =>
             c.ExecuteScalar<long?>("SELECT used_bytes FROM accounts WHERE account = @account", new { account }, tx) ?? 0;
 
@@ -333,6 +336,10 @@ public sealed partial class Partition
                         DELETE FROM messages WHERE folder_id = @id;
                         DELETE FROM folders WHERE id = @id;
                         """, new { id = df.Id }, tx);
+                    break;
+                case ProvisionOp pr:
+                    c.Execute("INSERT OR IGNORE INTO provisioning(seq, time, actor, kind, target, summary, payload) VALUES (@ProvisionSeq, @Time, @Actor, @Kind, @Target, @Summary, @Payload)",
+                        new { pr.ProvisionSeq, pr.Time, pr.Actor, pr.Kind, pr.Target, pr.Summary, pr.Payload }, tx);
                     break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));

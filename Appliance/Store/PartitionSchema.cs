@@ -66,6 +66,14 @@ internal static class PartitionSchema
         PRAGMA journal_mode=WAL;
         CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         INSERT OR IGNORE INTO meta(key, value) VALUES ('applied_seq', 0);
+        CREATE TABLE IF NOT EXISTS provisioning(
+            seq INTEGER PRIMARY KEY,
+            time INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            payload TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS accounts(
             account TEXT PRIMARY KEY,
             used_bytes INTEGER NOT NULL DEFAULT 0,

@@ -21,6 +21,7 @@ public static class Problems
     {
         DirectoryError.NotFound => NotFound(ex.Message),
         DirectoryError.Conflict => Conflict(ex.Message),
+        DirectoryError.Unavailable => new(Base + "unavailable", "Unavailable", 503, ex.Message),
         _ => BadRequest(ex.Message),
     };
 

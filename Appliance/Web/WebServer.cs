@@ -26,6 +26,13 @@ public sealed class WebServer : IAsyncDisposable
 
     public IReadOnlyDictionary<string, IPEndPoint> Endpoints { get; private set; } = new Dictionary<string, IPEndPoint>();
 
+    /// <summary>Every route served (method, path template): the OpenAPI document must describe those under /api.</summary>
+    public IReadOnlyList<(string Method, string Path)> Routes =>
+        [.. _app.Services.GetRequiredService<Microsoft.AspNetCore.Routing.EndpointDataSource>().Endpoints
+            .OfType<Microsoft.AspNetCore.Routing.RouteEndpoint>()
+            .SelectMany(e => (e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>()?.HttpMethods ?? ["GET"])
+                .Select(m => (m, "/" + (e.RoutePattern.RawText ?? "").TrimStart('/'))))];
+
     public static async Task<WebServer> StartAsync(IPAddress address, int httpPort, int httpsPort, X509Certificate2 certificate, bool devMode,
         ProvisioningService provisioning, MailStore store, string nodeName, CancellationToken ct)
     {
