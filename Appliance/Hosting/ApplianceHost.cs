@@ -35,6 +35,8 @@ public sealed class ApplianceHost : IAsyncDisposable
     /// <summary>Every administrative change: journal, agent, bulk jobs.</summary>
     public ProvisioningService Provisioning { get; }
     private readonly ProvisioningAgent _agent;
+    /// <summary>This node's provisioning agent (tests drive its purge).</summary>
+    public ProvisioningAgent Agent => _agent;
     /// <summary>The cluster manager in a pair; null on a single node.</summary>
     public ClusterManager? Cluster { get; }
     private readonly FloatingIpManager? _floatingIps;

@@ -1,0 +1,65 @@
+using Appliance.Store;
+using Appliance.Tests.Cluster;
+
+namespace Appliance.Tests.Provisioning;
+
+/// <summary>The provisioning journal in a pair: one journal (the monitor unit), applied on both nodes.</summary>
+public sealed class ProvisioningPairTests
+{
+    private static IReadOnlyList<Appliance.Provisioning.NodeProgress> Progress(TestNode node) => node.Host.Provisioning.Progress();
+
+    [Fact]
+    public async Task ChangesMadeOnEitherNode_AreAppliedOnBoth_AndANodeThatWasDown_CatchesUp()
+    {
+        await using var pair = await TestPair.StartPlacedAsync();
+        await pair.WaitActiveAsync(pair.Node1, "monitor");
+        await pair.WaitInSyncAsync(pair.Node1, "monitor");
+
+        // node2 does not hold the journal: its requests are journaled by node1 and applied on both.
+        Assert.Equal("corp.test", await pair.Node2.Host.Provisioning.AddDomainAsync("corp.test", "cli"));
+        var dana = await pair.Node2.Host.Provisioning.AddMailboxAsync("dana@corp.test", "dana's password", null, null, "cli");
+        Assert.NotNull(pair.Node1.Directory.FindMailbox("dana@corp.test"));
+        Assert.Equal(dana.Partition, pair.Node2.Directory.FindMailbox("dana@corp.test")!.Partition);
+        await pair.Node1.Host.Provisioning.AddAliasAsync("sales@corp.test", ["dana@corp.test"], "cli");
+        await pair.WaitForAsync(() => pair.Node2.Directory.ListAliases("corp.test").Count == 1, "the alias applied on node2");
+        // The mailbox takes mail on either node (its folders exist where its partition is active).
+        await Smtp.Mailkit.SendAsync(pair.Node1.Smtp, Smtp.Mailkit.Text("s@remote.test", "sales@corp.test", "hello dana", "x"));
+        var owner = dana.Partition == "a" ? pair.Node1 : pair.Node2;
+        Assert.Single(await owner.Store.ListAsync(dana.ToUser(), MailStore.Inbox, CancellationToken.None));
+        Assert.Equal(3, pair.Node1.Host.Provisioning.Journal.LastSeq);
+        await pair.WaitForAsync(() => Progress(pair.Node1).All(p => p.Up && p.Pending == 0 && p.AppliedSeq == 3), "both nodes at seq 3 as node1 sees them");
+
+        // node2 down: its requests wait, counted as pending, and it catches up when it returns.
+        await pair.Node2.StopAsync();
+        await pair.WaitForAsync(() => !Progress(pair.Node1)[1].Up, "node2 seen down");
+        await pair.Node1.Host.Provisioning.AddMailboxAsync("erin@corp.test", "erin's password", null, 1 << 20, "cli");
+        await pair.Node1.Host.Provisioning.UpdateMailboxAsync("dana@corp.test", null, null, false, "cli");
+        Assert.Equal(2, Progress(pair.Node1)[1].Pending);
+        await pair.Node2.StartAgainAsync();
+        await pair.WaitForAsync(() => pair.Node2.Directory.FindMailbox("erin@corp.test") is not null
+            && pair.Node2.Directory.FindMailbox("dana@corp.test") is { Enabled: false }, "node2 caught up", 60);
+        await pair.WaitForAsync(() => Progress(pair.Node1).All(p => p.Up && p.Pending == 0), "nothing pending", 30);
+    }
+
+    [Fact]
+    public async Task TheJournal_MovesWithTheMonitorUnit_WhenItsNodeDies()
+    {
+        await using var pair = await TestPair.StartPlacedAsync();
+        await pair.WaitActiveAsync(pair.Node1, "monitor");
+        await pair.WaitInSyncAsync(pair.Node1, "monitor");
+        await pair.Node2.Host.Provisioning.AddDomainAsync("before.test", "cli");
+
+        await pair.Node1.CrashAsync();
+        await pair.WaitActiveAsync(pair.Node2, "monitor");
+        // The journal survived on node2's copy: it continues it, while node1 is away.
+        await pair.Node2.Host.Provisioning.AddDomainAsync("during.test", "cli");
+        Assert.Equal(2, pair.Node2.Host.Provisioning.Journal.LastSeq);
+        Assert.Equal(["before.test", "during.test", TestNode.Domain], pair.Node2.Directory.ListDomains());
+
+        await pair.Node1.StartAgainAsync();
+        await pair.WaitForAsync(() => pair.Node1.Directory.DomainExists("during.test"), "node1 applied what it missed", 60);
+        Assert.Equal(2, pair.Node1.Host.Provisioning.Journal.LastSeq);
+        var audit = pair.Node1.Host.Provisioning.Journal.List(null, 0, 10).Items;
+        Assert.Equal(["domain during.test added", "domain before.test added"], audit.Select(e => e.Summary));
+    }
+}
