@@ -2,6 +2,7 @@
 # Build tasks for the appliance. Run: dotnet tool restore && dotnet pwsh build.ps1 <task>
 #
 #   publish   native-AOT publish to artifacts/publish; fails on any warning
+#   bench-provisioning  only bench's provisioning figures
 #   lab       build the two-node lab in network namespaces and start a pair in it (lab-down)
 #   ha-suite  run the HA fault scenarios in the lab, one line per scenario
 #   firmware-check  (root) the firmware/ checks CI runs: firewall, VPN, scripts, and
@@ -29,6 +30,9 @@ param(
     [int]$ImapCommands = 30000,
     [int]$IdleConnections = 500,
     [int]$SearchMessages = 50000,
+    # Provisioning figures: mailboxes of the bulk call (migrated hashes), and of the plain-password run.
+    [int]$ProvisionMailboxes = 10000,
+    [int]$ProvisionPlain = 200,
     # bench, lab, ha-suite, firmware-check: use this executable (and, for firmware-check, the
     # libe_sqlite3.so beside it) instead of publishing artifacts/publish/appliance.
     [string]$Exe = '',
@@ -252,40 +256,46 @@ function Start-Appliance([string]$DataDir, [string]$LogFile, [int]$TimeoutMs = 3
     return [pscustomobject]@{ Process = $proc; Ms = $ms }
 }
 
-# Provisioning may be applied asynchronously (DESIGN.md §4): wait until SMTP accepts every
+# The addresses SMTP does not accept (yet) as recipients: all of them when it cannot be asked.
+function Get-RejectedRecipients([int]$Port, [string[]]$Addresses) {
+    $client = [Net.Sockets.TcpClient]::new()
+    try {
+        $client.Connect('127.0.0.1', $Port)
+        $stream = $client.GetStream()
+        $stream.ReadTimeout = 5000
+        $reader = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII)
+        $writer = [IO.StreamWriter]::new($stream, [Text.Encoding]::ASCII)
+        $writer.NewLine = "`r`n"
+        $writer.AutoFlush = $true
+        $reply = {
+            do { $line = $reader.ReadLine() } while ($null -ne $line -and $line.Length -gt 3 -and $line[3] -eq '-')
+            return $line
+        }
+        $null = & $reply
+        $writer.WriteLine('EHLO bench.check'); $null = & $reply
+        $writer.WriteLine('MAIL FROM:<check@load.test>'); $null = & $reply
+        $rejected = @($Addresses | Where-Object {
+                $writer.WriteLine("RCPT TO:<$_>")
+                -not "$(& $reply)".StartsWith('250')
+            })
+        $writer.WriteLine('QUIT')
+        return ,$rejected
+    }
+    catch [Net.Sockets.SocketException], [IO.IOException] { return ,$Addresses }
+    finally { $client.Dispose() }
+}
+
+# Provisioning is applied by the node's agent (DESIGN.md §4): wait until SMTP accepts every
 # bench recipient, so the ingest run does not start with 550s.
 function Wait-Recipients([int]$Port, [int]$TimeoutMs = 15000) {
     $sw = [Diagnostics.Stopwatch]::StartNew()
-    $pending = 1..$Mailboxes
+    $pending = @(1..$Mailboxes | ForEach-Object { "u$_@$BenchDomain" })
     $warned = $false
     while ($true) {
-        $client = [Net.Sockets.TcpClient]::new()
-        try {
-            $client.Connect('127.0.0.1', $Port)
-            $stream = $client.GetStream()
-            $stream.ReadTimeout = 5000
-            $reader = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII)
-            $writer = [IO.StreamWriter]::new($stream, [Text.Encoding]::ASCII)
-            $writer.NewLine = "`r`n"
-            $writer.AutoFlush = $true
-            $reply = {
-                do { $line = $reader.ReadLine() } while ($null -ne $line -and $line.Length -gt 3 -and $line[3] -eq '-')
-                return $line
-            }
-            $null = & $reply
-            $writer.WriteLine('EHLO bench.check'); $null = & $reply
-            $writer.WriteLine('MAIL FROM:<check@load.test>'); $null = & $reply
-            $pending = @($pending | Where-Object {
-                    $writer.WriteLine("RCPT TO:<u$_@$BenchDomain>")
-                    -not "$(& $reply)".StartsWith('250')
-                })
-            $writer.WriteLine('QUIT')
-        }
-        catch [Net.Sockets.SocketException], [IO.IOException] { }
-        finally { $client.Dispose() }
+        $pending = Get-RejectedRecipients $Port $pending
         if ($pending.Count -eq 0) { return }
         if ($sw.ElapsedMilliseconds -gt $TimeoutMs) {
-            throw "SMTP still rejects $($pending.Count) bench mailbox(es) $($TimeoutMs / 1000) s after provisioning (e.g. u$($pending[0])@$BenchDomain)"
+            throw "SMTP still rejects $($pending.Count) bench mailbox(es) $($TimeoutMs / 1000) s after provisioning (e.g. $($pending[0]))"
         }
         if (-not $warned) { Write-Log "appliance: $($pending.Count) mailbox(es) not accepted by SMTP yet; waiting"; $warned = $true }
         Start-Sleep -Milliseconds 100
@@ -489,6 +499,82 @@ function Measure-Pair {
     return $true
 }
 
+# Provisioning end to end on a fresh node: one bulk API call of $ProvisionMailboxes mailboxes
+# (migrated SHA512-CRYPT hashes, as a migration brings them) timed from the POST until the job
+# is done and SMTP accepts the first and the last of them; then the rate with plain passwords,
+# which the node hashes with Argon2id before journaling (bounded by the hashing cost).
+function Measure-Provisioning([hashtable]$Results) {
+    $tmp = New-TempDir 'appliance-prov-'
+    $data = Join-Path $tmp 'data'
+    $log = Join-Path $tmp 'appliance.log'
+    $saved = @{}
+    foreach ($k in $AppPorts.Keys) {
+        $name = "APPLIANCE__Listen__$k"
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, [string]$AppPorts[$k])
+    }
+    $app = $null
+    try {
+        $app = Start-Appliance $data $log
+        $domain = 'prov.test'
+        Invoke-ApplianceCli @('domain', 'add', $domain, '--data', $data)
+        $token = (& $Exe token create --name bench --scope provision --data $data | Select-Object -First 1).Trim()
+        $headers = @{ Authorization = "Bearer $token" }
+        $base = "http://127.0.0.1:$($AppPorts.Http)/api/v1"
+        $hash = '{SHA512-CRYPT}' + (& openssl passwd -6 -salt benchsalt $BenchPassword).Trim()
+        $bulk = {
+            param([int]$Count, [string]$Prefix, [bool]$Plain)
+            $items = for ($i = 0; $i -lt $Count; $i++) {
+                if ($Plain) { '{{"address":"{0}{1:D5}@{2}","password":"{3}"}}' -f $Prefix, $i, $domain, $BenchPassword }
+                else { '{{"address":"{0}{1:D5}@{2}","passwordHash":"{3}"}}' -f $Prefix, $i, $domain, $hash }
+            }
+            $body = '{"mailboxes":[' + ($items -join ',') + ']}'
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            $job = (Invoke-RestMethod -Method Post -Uri "$base/mailboxes/bulk" -Headers $headers -ContentType 'application/json' -Body $body).job
+            do {
+                Start-Sleep -Milliseconds 20
+                $state = Invoke-RestMethod -Uri "$base/jobs/$job" -Headers $headers
+            } while ($state.state -eq 'running')
+            if ($state.state -ne 'done') { throw "bulk job $job $($state.state): $($state.errors | ConvertTo-Json -Compress)" }
+            $edge = @(('{0}{1:D5}@{2}' -f $Prefix, 0, $domain), ('{0}{1:D5}@{2}' -f $Prefix, ($Count - 1), $domain))
+            while ((Get-RejectedRecipients $AppPorts.Smtp $edge).Count -gt 0) {
+                if ($sw.ElapsedMilliseconds -gt 600000) { throw "SMTP does not accept $($edge -join ', ')" }
+                Start-Sleep -Milliseconds 5
+            }
+            return $sw.Elapsed.TotalMilliseconds
+        }
+        Write-Log "appliance: provisioning $ProvisionMailboxes mailboxes in one bulk call"
+        $Results.provision_bulk = & $bulk $ProvisionMailboxes 'm' $false
+        Write-Log "appliance: provisioning $ProvisionPlain mailboxes with plain passwords"
+        $ms = & $bulk $ProvisionPlain 'p' $true
+        $Results.provision_plain = $ProvisionPlain * 1000.0 / $ms
+    }
+    catch {
+        Write-Log "appliance provisioning: $($_.Exception.Message) log: $(Get-LogTail $log)"
+        $Results.failed = $true
+    }
+    finally {
+        if ($null -ne $app) { Stop-Appliance $app.Process }
+        foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
+        Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $tmp
+    }
+}
+
+# Only the provisioning figures (quicker than the whole bench).
+function Invoke-BenchProvisioning {
+    if ($SkipPublish) { Write-Log "bench: using $Exe (no publish)" } else { Write-Log (Invoke-Publish) }
+    return Invoke-BenchProvisioningFigures
+}
+
+function Invoke-BenchProvisioningFigures {
+    $prov = @{}
+    Measure-Provisioning $prov
+    if (-not $prov.ContainsKey('provision_bulk')) { Write-Result "bench provision_$($ProvisionMailboxes)_mailboxes - ms target=5000"; return 1 }
+    Write-Result ("bench provision_{0}_mailboxes {1} ms target=5000" -f $ProvisionMailboxes, $prov.provision_bulk.ToString('F0', $Inv))
+    Write-Result ("bench provision_plain_passwords {0} mailboxes/s" -f $prov.provision_plain.ToString('F1', $Inv))
+    return 0
+}
+
 function Invoke-Bench {
     if ($SkipPublish) { Write-Log "bench: using $Exe (no publish)" } else { Write-Log (Invoke-Publish) }
     Build-LoadTool 'SmtpLoad' $LoadDir
@@ -503,6 +589,7 @@ function Invoke-Bench {
     Write-Result (Format-Figure $app $peer 'imap_mixed' 'cmds/s' 'F1')
     Write-Result (Format-Figure $app $peer 'imap_idle_conn_mem' 'KB/conn' 'F0')
     Write-Result (Format-Figure $app $peer $SearchFigure 'ms' 'F1')
+    if ((Invoke-BenchProvisioningFigures) -ne 0) { $app.failed = $true }
     $pairOk = Measure-Pair
     $missing = @('smtp_ingest', 'idle_rss', 'start_to_smtp', 'imap_mixed', 'imap_idle_conn_mem', $SearchFigure |
             Where-Object { -not $app.ContainsKey($_) })
@@ -604,6 +691,8 @@ tasks:
             -Messages 2000 -Sessions 10 -Mailboxes 10 -MessageSize 4096
             -ImapCommands 30000 -IdleConnections 500 -SearchMessages 50000
             -Exe PATH  bench an existing executable instead of publishing
+  bench-provisioning  publish, then only the provisioning figures (10,000 mailboxes in
+            one bulk call, end to end; the plain-password rate)
   lab       (root) publish, build the two-node lab in network namespaces, start the pair
   lab-down  stop the lab's nodes and remove its namespaces
   ha-suite  (root) publish, run the HA fault scenarios; prints one line per scenario:
@@ -618,6 +707,7 @@ try {
     switch ($Task) {
         'publish' { Write-Result (Invoke-Publish); exit 0 }
         'bench' { exit (Invoke-Bench) }
+        'bench-provisioning' { exit (Invoke-BenchProvisioning) }
         'lab' { exit (Invoke-Lab) }
         'lab-down' { exit (Invoke-LabDown) }
         'ha-suite' { exit (Invoke-HaSuite) }

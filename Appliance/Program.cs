@@ -138,9 +138,10 @@ static async Task<int> RunAsync(string? configFile, string? dataDir)
 
 static void PrintUsage(TextWriter w) => w.WriteLine("""
     usage: appliance [run] [--config FILE] [--data DIR]
-           appliance domain add|list|remove …
+           appliance domain add|list|remove DOMAIN | quota DOMAIN SIZE   (SIZE for every mailbox of the domain)
            appliance mailbox add ADDRESS --password-stdin [--quota SIZE]
-           appliance mailbox list [DOMAIN] | set ADDRESS [--quota SIZE] [--enable|--disable] [--password-stdin] | remove ADDRESS
+           appliance mailbox list [DOMAIN] | set ADDRESS [--quota SIZE] [--enable|--disable] [--password-stdin]
+           appliance mailbox remove ADDRESS [--purge]   (mail kept Provisioning:DeletedRetentionDays unless --purge) | purge ADDRESS
            appliance alias add ADDRESS|@DOMAIN TARGET… | list [DOMAIN] | remove ADDRESS [TARGET]
            appliance import CSVFILE            (address,password[,quota] per line)
            appliance token create [--name N] [--scope admin|read|provision]

@@ -35,7 +35,7 @@ public sealed class ProvisioningJournalTests
         Assert.Equal(4, state.StoreSeq);
         Assert.Equal(4, state.ErrorSeq);
         Assert.Contains("still has 1 mailbox", state.LastError);
-        // Its folders were made by the replayed store part; mail arrives.
+        // Mail arrives; its folders are made when it is first listed (or logged in to).
         await Mailkit.SendAsync(node.Smtp, Mailkit.Text("s@remote.test", "gus@second.test", "hi", "x"));
         Assert.Contains(await node.Store.ListFoldersAsync(gus.ToUser(), CancellationToken.None), f => f.Name == "Sent");
         // The refusal is on the journal entry in the audit log; applying again changes nothing.
@@ -60,16 +60,22 @@ public sealed class ProvisioningJournalTests
         var deleted = Assert.Single(node.Directory.DeletedMailboxes());
         Assert.True(deleted.PurgeAfter > DateTimeOffset.UtcNow.AddDays(29).ToUnixTimeSeconds());
 
-        // Not yet due: nothing happens. Due: the mail goes.
-        await node.Host.Agent.PurgeExpiredAsync(DateTimeOffset.UtcNow);
+        // Not yet due: nothing happens. Due: the mail goes, by a journaled request.
+        await node.Host.Provisioning.PurgeExpiredAsync(DateTimeOffset.UtcNow);
         Assert.True(node.Store.UsedBytes(alice) > 0);
-        await node.Host.Agent.PurgeExpiredAsync(DateTimeOffset.UtcNow.AddDays(31));
+        await node.Host.Provisioning.PurgeExpiredAsync(DateTimeOffset.UtcNow.AddDays(31));
         Assert.Equal(0, node.Store.UsedBytes(alice));
         Assert.Empty(node.Directory.DeletedMailboxes());
+        var purge = node.Host.Provisioning.Journal.List(null, 0, 1).Items[0];
+        Assert.Equal(("system", "mailbox.purge"), (purge.Actor, purge.Kind));
 
-        // Removing bob and creating the address again at once: the new mailbox starts empty.
+        // The address of a removed mailbox is not given out again while its mail is kept
+        // (new mail would land beside the old); once purged, the new mailbox starts empty.
         await Mailkit.SendAsync(node.Smtp, Mailkit.Text("s@remote.test", "bob@example.test", "old mail", "x"));
         await node.Host.Provisioning.RemoveMailboxAsync("bob@example.test", purge: false, "cli");
+        var refused = await Assert.ThrowsAsync<Appliance.Directory.DirectoryException>(() => node.Host.Provisioning.AddMailboxAsync("bob@example.test", TestNode.Password, null, null, "cli"));
+        Assert.Contains("purge it first", refused.Message);
+        await node.Host.Provisioning.RemoveMailboxAsync("bob@example.test", purge: true, "cli");
         var bob = await node.Host.Provisioning.AddMailboxAsync("bob@example.test", TestNode.Password, null, null, "cli");
         Assert.Empty(await node.Store.ListAsync(bob.ToUser(), MailStore.Inbox, CancellationToken.None));
         Assert.Empty(node.Directory.DeletedMailboxes());

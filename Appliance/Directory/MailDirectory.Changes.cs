@@ -100,6 +100,8 @@ public sealed partial class MailDirectory
             throw new DirectoryException($"mailbox {a} already exists", DirectoryError.Conflict);
         if (c.ExecuteScalar<long>("SELECT count(*) FROM aliases WHERE source = @a", new { a }, tx) > 0)
             throw new DirectoryException($"{a} is an alias; remove the alias first", DirectoryError.Conflict);
+        if (c.QuerySingleOrDefault<DeletedMailbox>("SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes WHERE address = @a", new { a }, tx) is { } old)
+            throw new DirectoryException($"{a} was removed and its mail is kept until {DateTimeOffset.FromUnixTimeSeconds(old.PurgeAfter):yyyy-MM-dd}; purge it first (appliance mailbox purge {a})", DirectoryError.Conflict);
         var counts = t.PartitionCounts ??= c.Query<PartitionCount>("SELECT partition AS Partition, count(*) AS Count FROM mailboxes GROUP BY partition", transaction: tx)
             .ToDictionary(p => p.Partition, p => p.Count);
         if (partition is not null && !_partitions.Contains(partition)) throw new DirectoryException($"unknown partition {partition}");
@@ -191,13 +193,15 @@ public sealed partial class MailDirectory
         return c.Query<DeletedMailbox>("SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes ORDER BY purge_after").AsList();
     }
 
-    /// <summary>Forgets a retained mailbox once its mail is gone (purged, or the address was created again).</summary>
-    public void ForgetDeleted(DirectoryTransaction t, string address) =>
-        t.Connection.Execute("DELETE FROM deleted_mailboxes WHERE address = @address", new { address }, t.Transaction);
-
-    public DeletedMailbox? FindDeleted(DirectoryTransaction t, string address) =>
-        t.Connection.QuerySingleOrDefault<DeletedMailbox>("SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes WHERE address = @address",
-            new { address = address.Trim().ToLowerInvariant() }, t.Transaction);
+    /// <summary>Forgets a removed mailbox whose mail is being purged; returns it (its partition holds the mail).</summary>
+    public DeletedMailbox ForgetDeleted(DirectoryTransaction t, string address)
+    {
+        var a = address.Trim().ToLowerInvariant();
+        var deleted = t.Connection.QuerySingleOrDefault<DeletedMailbox>("SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes WHERE address = @a",
+            new { a }, t.Transaction) ?? throw new DirectoryException($"{a} is not a removed mailbox with kept mail", DirectoryError.NotFound);
+        t.Connection.Execute("DELETE FROM deleted_mailboxes WHERE address = @a", new { a }, t.Transaction);
+        return deleted;
+    }
 }
 
 public sealed class DeletedMailbox

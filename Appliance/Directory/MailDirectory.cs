@@ -9,6 +9,8 @@ namespace Appliance.Directory;
 public sealed class DirectoryException(string reason, DirectoryError kind = DirectoryError.Invalid) : Exception(reason)
 {
     public DirectoryError Kind => kind;
+    /// <summary>For a refused bulk request: every refused entry (its index) with its reason.</summary>
+    public IReadOnlyList<(int Index, string Reason)> Entries { get; init; } = [];
 }
 
 /// <summary>What kind of refusal a <see cref="DirectoryException"/> is (the API maps it to 400, 404, 409 or 503).</summary>

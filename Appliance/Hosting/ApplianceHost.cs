@@ -182,7 +182,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
         do
         {
-            try { await _agent.PurgeExpiredAsync(DateTimeOffset.UtcNow); }
+            try { await Provisioning.PurgeExpiredAsync(DateTimeOffset.UtcNow); }
             catch (Exception ex) when (ex is IOException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException) { Log.Warn(ex, "purging removed mailboxes"); }
         }
         while (await WaitAsync(timer, ct));

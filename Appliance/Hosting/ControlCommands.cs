@@ -88,6 +88,13 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
                         output(request.Summary(), false);
                         break;
                     }
+                case ("mailbox", "purge"):
+                    {
+                        var purged = a.Next("address");
+                        a.EnsureDone();
+                        output((await provisioning.RemoveMailboxAsync(purged, purge: true, Actor)).Summary(), false);
+                        break;
+                    }
                 case ("alias", "add"):
                     {
                         var source = a.Next("alias address");

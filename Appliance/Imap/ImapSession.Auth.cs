@@ -225,6 +225,9 @@ internal sealed partial class ImapSession
             _moved = true;
             _ = _timeout.CancelAsync();
         });
+        // A mailbox provisioned since its last login gets its folders now (Sent, Drafts, …).
+        try { await _server.Store.EnsureMailboxAsync(user); }
+        catch (UnitUnavailableException) { /* the partition is moving: the session ends anyway */ }
         _w.Text(tag).Raw(" OK ["u8).Text(Capabilities()).Raw("] Logged in\r\n"u8);
         await FlushAsync();
     }

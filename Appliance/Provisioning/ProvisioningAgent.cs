@@ -7,9 +7,13 @@ namespace Appliance.Provisioning;
 // - The agent applies journal requests in sequence order, each exactly once: a request's
 //   directory change and the new applied sequence commit in one directory.db transaction
 //   (MailDirectory.MarkApplied refuses a sequence already applied).
-// - The mailbox-store part of a request (folders of new mailboxes, mail of purged ones) comes
-//   after that commit and is idempotent; provisioning_state.store_seq records how far it got, so
-//   after a crash the store parts between store_seq and applied_seq are done again.
+// - The mailbox-store part of a request (deleting the mail of a purged mailbox) comes after that
+//   commit and is idempotent; provisioning_state.store_seq records how far it got, so after a
+//   crash the store parts between store_seq and applied_seq are done again. New mailboxes need
+//   no store part: their folders are made at first login (MailStore.EnsureMailboxAsync).
+// - A removed mailbox's mail is kept for the retention period; its address cannot be used
+//   again until it is purged (a request too, made by the node holding the journal when the
+//   period ends, or by an admin), so new mail never lands beside the old.
 // - A request the directory refuses at apply time (it was validated when submitted, so this is
 //   rare) is recorded as this node's last error and on the journal entry, and skipped: the same
 //   refusal would happen on every node.
@@ -21,7 +25,6 @@ namespace Appliance.Provisioning;
 public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, ProvisioningJournal journal)
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("provisioning");
-    private const int StoreParallelism = 512;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private long _appliedSeq = directory.ReadProvisioningState().AppliedSeq;
 
@@ -53,11 +56,8 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
         catch (OperationCanceledException) { }
     }
 
-    /// <summary>
-    /// Applies every request not applied yet. <paramref name="storeProgress"/> hears how many
-    /// mailboxes' folders are done, for a bulk request's progress.
-    /// </summary>
-    public async Task ApplyPendingAsync(Action<int>? storeProgress = null)
+    /// <summary>Applies every request not applied yet.</summary>
+    public async Task ApplyPendingAsync()
     {
         await _lock.WaitAsync();
         try
@@ -67,7 +67,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
                 foreach (var (seq, request) in journal.ReadAfter(state.StoreSeq, (int)Math.Min(int.MaxValue, state.AppliedSeq - state.StoreSeq)))
                 {
                     if (seq > state.AppliedSeq) break;
-                    await ApplyStoreAsync(request, storeProgress);
+                    await ApplyStoreAsync(request);
                     directory.MarkStoreApplied(seq);
                 }
             while (true)
@@ -76,7 +76,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
                 if (batch.Count == 0) break;
                 foreach (var (seq, request) in batch)
                 {
-                    await ApplyAsync(seq, request, storeProgress);
+                    await ApplyAsync(seq, request);
                     state.AppliedSeq = seq;
                     Interlocked.Exchange(ref _appliedSeq, seq);
                 }
@@ -88,9 +88,10 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
         }
     }
 
-    private async Task ApplyAsync(long seq, ProvisioningRequest request, Action<int>? storeProgress)
+    private async Task ApplyAsync(long seq, ProvisioningRequest request)
     {
         string? error = null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         using (var t = directory.BeginTransaction())
         {
             try
@@ -114,8 +115,9 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
         }
         else
         {
-            Log.Info("request {0} applied: {1}", seq, request.Summary());
-            await ApplyStoreAsync(request, storeProgress);
+            var directoryMs = clock.ElapsedMilliseconds;
+            await ApplyStoreAsync(request);
+            Log.Info("request {0} applied in {1} ms (directory {2} ms): {3}", seq, clock.ElapsedMilliseconds, directoryMs, request.Summary());
         }
         directory.MarkStoreApplied(seq);
     }
@@ -139,6 +141,9 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
             case RequestKinds.MailboxRemove:
                 r.Partition = directory.RemoveMailbox(t, Need(r.Address), r.Purge || r.RetainUntil is null ? null : DateTimeOffset.FromUnixTimeSeconds(r.RetainUntil.Value)).Partition;
                 break;
+            case RequestKinds.MailboxPurge:
+                r.Partition = directory.ForgetDeleted(t, Need(r.Address)).Partition;
+                break;
             case RequestKinds.MailboxBulk:
                 var boxes = r.Mailboxes ?? [];
                 for (var i = 0; i < boxes.Count; i++)
@@ -155,72 +160,22 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
 
     private static string Need(string? value) => value ?? throw new DirectoryException("incomplete request");
 
-    private async Task ApplyStoreAsync(ProvisioningRequest r, Action<int>? progress)
+    private async Task ApplyStoreAsync(ProvisioningRequest r)
     {
-        switch (r.Kind)
+        var purged = r.Kind switch
         {
-            case RequestKinds.MailboxAdd when r.Address is not null && r.Partition is not null:
-                await CreateFoldersAsync([new MailUser(r.Address.Trim().ToLowerInvariant(), r.Partition, r.QuotaBytes ?? 0)], progress);
-                break;
-            case RequestKinds.MailboxBulk when r.Mailboxes is not null:
-                await CreateFoldersAsync(r.Mailboxes.Where(m => m.Partition is not null).Select(m => new MailUser(m.Address.Trim().ToLowerInvariant(), m.Partition!, m.QuotaBytes)).ToList(), progress);
-                break;
-            case RequestKinds.MailboxRemove when (r.Purge || r.RetainUntil is null) && r.Address is not null && r.Partition is not null:
-                var user = new MailUser(r.Address.Trim().ToLowerInvariant(), r.Partition, 0);
-                // Purged now, unless the address has a mailbox again (created after, and applied since).
-                if (ServedHere(user) && directory.FindMailbox(user.Address) is null) await store.DeleteMailboxAsync(user);
-                break;
-        }
+            RequestKinds.MailboxRemove when r.Purge || r.RetainUntil is null => true,
+            RequestKinds.MailboxPurge => true,
+            _ => false,
+        };
+        if (!purged || r.Address is null || r.Partition is null) return;
+        var user = new MailUser(r.Address.Trim().ToLowerInvariant(), r.Partition, 0);
+        if (ServedHere(user)) await store.DeleteMailboxAsync(user);
     }
 
-    /// <summary>Folders of new mailboxes, after the mail of a deleted mailbox of the same address is purged.</summary>
-    private async Task CreateFoldersAsync(IReadOnlyList<MailUser> users, Action<int>? progress)
-    {
-        var retained = directory.DeletedMailboxes().Select(d => d.Address).ToHashSet();
-        foreach (var user in users)
-            if (retained.Contains(user.Address)) await PurgeRetainedAsync(user.Address);
-        var done = 0;
-        foreach (var chunk in users.Chunk(StoreParallelism))
-        {
-            await Task.WhenAll(chunk.Select(async user =>
-            {
-                if (ServedHere(user) && directory.FindMailbox(user.Address) is { } box && box.Partition == user.Partition)
-                    await store.CreateMailboxAsync(user);
-            }));
-            done += chunk.Length;
-            progress?.Invoke(done);
-        }
-    }
-
-    private async Task PurgeRetainedAsync(string address)
-    {
-        using var t = directory.BeginTransaction();
-        if (directory.FindDeleted(t, address) is not { } deleted) return;
-        var old = new MailUser(deleted.Address, deleted.Partition, 0);
-        if (!ServedHere(old)) return;
-        await store.DeleteMailboxAsync(old);
-        directory.ForgetDeleted(t, address);
-        t.Commit();
-    }
-
-    /// <summary>Deletes the mail of removed mailboxes whose retention period is over (partitions active here).</summary>
-    public async Task PurgeExpiredAsync(DateTimeOffset now)
-    {
-        await _lock.WaitAsync();
-        try
-        {
-            foreach (var deleted in directory.DeletedMailboxes().Where(d => d.PurgeAfter <= now.ToUnixTimeSeconds()))
-            {
-                if (directory.FindMailbox(deleted.Address) is not null) continue; // created again: its folder step purges
-                await PurgeRetainedAsync(deleted.Address);
-                Log.Info("mail of removed mailbox {0} purged (retention over)", deleted.Address);
-            }
-        }
-        finally
-        {
-            _lock.Release();
-        }
-    }
+    /// <summary>The addresses of removed mailboxes whose retention period is over (purged by the node holding the journal).</summary>
+    public IReadOnlyList<string> ExpiredRetentions(DateTimeOffset now) =>
+        directory.DeletedMailboxes().Where(d => d.PurgeAfter <= now.ToUnixTimeSeconds()).Select(d => d.Address).ToList();
 
     private bool ServedHere(MailUser user) => store.Hosts(user.Partition) && store.IsServedHere(user);
 }

@@ -12,6 +12,8 @@ public static class RequestKinds
     public const string MailboxSet = "mailbox.set";
     public const string MailboxRemove = "mailbox.remove";
     public const string MailboxBulk = "mailbox.bulk";
+    /// <summary>Deletes the kept mail of a removed mailbox (its retention period over, or an admin's wish).</summary>
+    public const string MailboxPurge = "mailbox.purge";
     public const string AliasAdd = "alias.add";
     public const string AliasRemove = "alias.remove";
 }
@@ -63,6 +65,7 @@ public sealed class ProvisioningRequest
         RequestKinds.MailboxSet => $"mailbox {Address} changed:" + (PasswordHash is null ? "" : " password reset")
             + (QuotaBytes is { } q ? $" quota {Sizes.Format(q)}" : "") + (Enabled is { } e ? (e ? " enabled" : " disabled") : ""),
         RequestKinds.MailboxRemove => $"mailbox {Address} removed" + (Purge ? ", mail deleted" : RetainUntil is { } r ? $", mail kept until {DateTimeOffset.FromUnixTimeSeconds(r):yyyy-MM-dd}" : ""),
+        RequestKinds.MailboxPurge => $"kept mail of removed mailbox {Address} deleted",
         RequestKinds.MailboxBulk => $"{Mailboxes?.Count ?? 0} mailboxes added" + (Mailboxes is { Count: > 0 } m ? $" ({m[0].Address}{(m.Count > 1 ? " … " + m[^1].Address : "")})" : ""),
         RequestKinds.AliasAdd => $"alias {Source} -> {string.Join(", ", Targets ?? [])}",
         RequestKinds.AliasRemove => Target is null ? $"alias {Source} removed" : $"target {Target} removed from alias {Source}",

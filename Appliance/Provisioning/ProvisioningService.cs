@@ -67,9 +67,9 @@ public sealed class ProvisioningService
     /// when refused. On the node without the monitor unit the request is journaled by the peer
     /// and then applied here from this node's copy of the journal.
     /// </summary>
-    public async Task<long> SubmitAsync(ProvisioningRequest request, string actor, Action<int>? storeProgress = null)
+    public async Task<long> SubmitAsync(ProvisioningRequest request, string actor)
     {
-        if (Journal.IsWritable) return await SubmitHereAsync(request, actor, storeProgress);
+        if (Journal.IsWritable) return await SubmitHereAsync(request, actor);
         if (Peer is not { PeerHoldsMonitor: true } peer)
             throw new DirectoryException("provisioning is unavailable: the monitor unit is not active on either node", DirectoryError.Unavailable);
         string payload = System.Text.Json.JsonSerializer.Serialize(request, ProvisioningJson.Default.ProvisioningRequest);
@@ -79,7 +79,7 @@ public sealed class ProvisioningService
         // Replicated to this node's copy before the peer answered (while the two are connected).
         for (var i = 0; i < 50 && _agent.AppliedSeq < seq; i++)
         {
-            await _agent.ApplyPendingAsync(storeProgress);
+            await _agent.ApplyPendingAsync();
             if (_agent.AppliedSeq < seq) await Task.Delay(100);
         }
         return seq;
@@ -91,20 +91,24 @@ public sealed class ProvisioningService
         var request = System.Text.Json.JsonSerializer.Deserialize(payload, ProvisioningJson.Default.ProvisioningRequest)
             ?? throw new DirectoryException("empty provisioning request");
         if (!Journal.IsWritable) throw new DirectoryException("the monitor unit is not active here any more; try again", DirectoryError.Unavailable);
-        return SubmitHereAsync(request, actor, null);
+        return SubmitHereAsync(request, actor);
     }
 
-    private async Task<long> SubmitHereAsync(ProvisioningRequest request, string actor, Action<int>? storeProgress)
+    private async Task<long> SubmitHereAsync(ProvisioningRequest request, string actor)
     {
         await _gate.WaitAsync();
         try
         {
+            // A dry run (rolled back); a bulk request lists every refused mailbox.
+            var refused = new List<(int Index, string Reason)>();
             using (var t = _directory.BeginTransaction())
-                ProvisioningAgent.ApplyToDirectory(_directory, t, request, errors: null); // rolled back: a dry run
+                ProvisioningAgent.ApplyToDirectory(_directory, t, request, request.Kind == RequestKinds.MailboxBulk ? refused : null);
+            if (refused.Count > 0)
+                throw new DirectoryException(string.Join("; ", refused.Take(10).Select(e => $"entry {e.Index}: {e.Reason}")) + (refused.Count > 10 ? $"; and {refused.Count - 10} more" : "")) { Entries = refused };
             long seq;
             try { seq = await Journal.AppendAsync(request, actor); }
             catch (Store.UnitUnavailableException ex) { throw new DirectoryException(ex.Message, DirectoryError.Unavailable); }
-            await _agent.ApplyPendingAsync(storeProgress);
+            await _agent.ApplyPendingAsync();
             var state = _directory.ReadProvisioningState();
             if (state.ErrorSeq == seq) throw new DirectoryException(state.LastError ?? "refused");
             return seq;
@@ -144,10 +148,19 @@ public sealed class ProvisioningService
         return _directory.FindMailbox(a)!;
     }
 
-    /// <summary>Removes a mailbox; its mail is kept for the retention period unless <paramref name="purge"/>.</summary>
+    /// <summary>
+    /// Removes a mailbox; its mail is kept for the retention period unless <paramref name="purge"/>.
+    /// With <paramref name="purge"/>, an address already removed has its kept mail deleted.
+    /// </summary>
     public async Task<ProvisioningRequest> RemoveMailboxAsync(string address, bool purge, string actor)
     {
         var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        if (purge && _directory.FindMailbox(a) is null)
+        {
+            var purgeRequest = new ProvisioningRequest { Kind = RequestKinds.MailboxPurge, Address = a };
+            await SubmitAsync(purgeRequest, actor);
+            return purgeRequest;
+        }
         var request = new ProvisioningRequest
         {
             Kind = RequestKinds.MailboxRemove, Address = a, Purge = purge || _retention <= TimeSpan.Zero,
@@ -166,6 +179,17 @@ public sealed class ProvisioningService
 
     public Task RemoveAliasAsync(string source, string? target, string actor) =>
         SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.AliasRemove, Source = source.Trim().ToLowerInvariant(), Target = target?.Trim().ToLowerInvariant() }, actor);
+
+    /// <summary>Purges the kept mail of removed mailboxes whose retention period is over (on the node holding the journal).</summary>
+    public async Task PurgeExpiredAsync(DateTimeOffset now)
+    {
+        if (!Journal.IsWritable) return;
+        foreach (var address in _agent.ExpiredRetentions(now))
+        {
+            try { await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.MailboxPurge, Address = address }, "system"); }
+            catch (DirectoryException ex) { Log.Warn("purging removed mailbox {0}: {1}", address, ex.Message); }
+        }
+    }
 
     private static async Task<string> HashAsync(string? password, string? passwordHash)
     {
@@ -221,6 +245,7 @@ public sealed class ProvisioningService
 
     private async Task RunBulkAsync(Job job, IReadOnlyList<BulkEntry> entries, IReadOnlyList<JobError> parseErrors)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         job.Errors.AddRange(parseErrors);
         // Validating: what can be checked without the directory, then a dry run of the whole request.
         var seen = new HashSet<string>();
@@ -242,9 +267,12 @@ public sealed class ProvisioningService
             boxes.Add(new BulkMailbox { Address = address!, PasswordHash = e.PasswordHash ?? PendingHash, QuotaBytes = e.QuotaBytes ?? _defaultQuotaBytes });
             origin.Add(e);
         }
-        if (!DryRunBulk(job, boxes, origin)) { SortErrors(job); Finish(job, "failed"); return; }
+        // With passwords to hash, the directory is asked first, so that a bad line costs no
+        // hashing; the request is checked against it again, as a whole, when it is journaled.
+        if (origin.Any(e => e.PasswordHash is null) && !DryRunBulk(job, boxes, origin)) { SortErrors(job); Finish(job, "failed"); return; }
         if (job.Errors.Count > 0) { SortErrors(job); Finish(job, "failed"); return; }
 
+        var validated = clock.ElapsedMilliseconds;
         // Hashing on every core, in the order of the entries.
         job.Phase = "hashing";
         job.Done = 0;
@@ -257,6 +285,7 @@ public sealed class ProvisioningService
             return ValueTask.CompletedTask;
         });
 
+        var hashedAt = clock.ElapsedMilliseconds;
         // Applying: journaled as one request (validated again by the node holding the journal,
         // the directory may have changed while hashing), then applied here.
         job.Phase = "applying";
@@ -265,15 +294,19 @@ public sealed class ProvisioningService
         var request = new ProvisioningRequest { Kind = RequestKinds.MailboxBulk, Mailboxes = boxes };
         try
         {
-            job.Seq = await SubmitAsync(request, job.Actor, done => job.Done = done);
+            job.Seq = await SubmitAsync(request, job.Actor);
         }
         catch (DirectoryException ex)
         {
-            job.Errors.Add(new JobError { Reason = ex.Message });
+            if (ex.Entries.Count == 0) job.Errors.Add(new JobError { Reason = ex.Message });
+            foreach (var (i, reason) in ex.Entries) job.Errors.Add(new JobError { Line = origin[i].Line, Index = origin[i].Index, Reason = reason });
+            SortErrors(job);
             Finish(job, "failed");
             return;
         }
         Finish(job, "done");
+        Log.Info("bulk job {0}: {1} mailboxes, validated in {2} ms, hashed in {3} ms, journaled and applied in {4} ms",
+            job.Id, boxes.Count, validated, hashedAt - validated, clock.ElapsedMilliseconds - hashedAt);
     }
 
     /// <summary>Runs the bulk request's directory change and rolls it back; false (errors added) when any mailbox is refused.</summary>

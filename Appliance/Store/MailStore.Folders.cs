@@ -16,14 +16,29 @@ public sealed partial class MailStore
     /// <summary>Folder change notifications for live sessions.</summary>
     public ChangeFeed Changes { get; } = new();
 
-    /// <summary>All folders of the account, INBOX first then by name (INBOX created when missing).</summary>
+    /// <summary>
+    /// All folders of the account, INBOX first then by name: a new mailbox's folders (INBOX and
+    /// the special-use defaults) are created at its first listing, INBOX when missing.
+    /// </summary>
     public async Task<IReadOnlyList<FolderInfo>> ListFoldersAsync(MailUser user, CancellationToken ct)
     {
         var p = For(user);
         var folders = await p.ListFolderInfosAsync(user.Address, ct);
-        if (folders.Count > 0 && folders[0].Name == Inbox) return folders;
-        await p.CreateFolderAsync(user.Address, Inbox);
+        if (folders.Count > 0 && folders[0].Name == Inbox && folders.Any(f => f.SpecialUse is not null)) return folders;
+        await EnsureMailboxAsync(user);
+        if (folders.Count == 0 || folders[0].Name != Inbox) await p.CreateFoldersAsync(user.Address, [(Inbox, null)]);
         return await p.ListFolderInfosAsync(user.Address, ct);
+    }
+
+    /// <summary>
+    /// Gives a new mailbox its folders (INBOX and <see cref="DefaultFolders"/>, subscribed) at its
+    /// first login or listing: provisioning only records a mailbox in the directory, so a bulk of
+    /// thousands costs no store writes, and mail can arrive before (INBOX is made at delivery).
+    /// An account that has any special-use folder is left as it is.
+    /// </summary>
+    public async Task EnsureMailboxAsync(MailUser user)
+    {
+        if (!await For(user).HasSpecialFoldersAsync(user.Address)) await CreateMailboxAsync(user);
     }
 
     /// <summary>One folder with counts, or null.</summary>

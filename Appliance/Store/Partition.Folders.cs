@@ -18,6 +18,12 @@ public sealed partial class Partition
 
     // ---- reads ----
 
+    public async Task<bool> HasSpecialFoldersAsync(string account)
+    {
+        await using var c = OpenReader();
+        return await c.ExecuteScalarAsync<long>("SELECT count(*) FROM folders WHERE account = @account AND special_use IS NOT NULL", new { account }) > 0;
+    }
+
     public async Task<IReadOnlyList<FolderInfo>> ListFolderInfosAsync(string account, CancellationToken ct)
     {
         await using var c = OpenReader();
