@@ -364,7 +364,9 @@
         el('td', { class: 'num', testid: 'node-pending' }, formatCount(n.pending)),
         el('td', {}, bar),
         el('td', { testid: 'node-error', class: n.lastError ? 'bad' : 'muted' }, n.lastError || 'none'),
-        el('td', { title: isoTime(n.updated) }, formatTime(n.updated)));
+        // 0: the node has applied nothing yet (not 1 January 1970).
+        n.updated ? el('td', { title: isoTime(n.updated), testid: 'node-updated' }, formatTime(n.updated))
+          : el('td', { class: 'muted', testid: 'node-updated' }, 'never'));
     }));
   }
 
@@ -376,7 +378,10 @@
     set('count-mailboxes', formatCount(d.mailboxes));
     set('count-aliases', formatCount(d.aliases));
     set('count-disabled', formatCount(d.disabled));
-    set('count-used', formatBytes(d.usedBytes));
+    // Not every server reports the space used: then the card is left out rather than shown empty.
+    const used = typeof d.usedBytes === 'number';
+    byId(root, 'count-used').closest('.stat').hidden = !used;
+    if (used) set('count-used', formatBytes(d.usedBytes));
     set('dashboard-node', d.node ?? '');
     set('dashboard-version', d.version ?? '');
     const lastSeq = d.journal ? d.journal.lastSeq : null;
