@@ -97,8 +97,7 @@ public sealed class ProvisioningJournal
 
     public void SaveJob(Job job)
     {
-        string errors;
-        lock (job) errors = JsonSerializer.Serialize(job.Errors, ProvisioningApiJson.Default.ListJobError);
+        string errors = JsonSerializer.Serialize(job.Errors, ProvisioningApiJson.Default.ListJobError);
         using var c = Open();
         c.Execute("""
             INSERT INTO jobs(id, kind, actor, created, state, phase, done, total, errors, seq)

@@ -216,8 +216,14 @@ public sealed class ProvisioningService
         return job;
     }
 
-    private void Finish(Job job, string state)
+    /// <summary>
+    /// Ends a job. Its errors are gathered apart and set here once, sorted by line or index:
+    /// GET /api/v1/jobs/ID serialises the job while the run goes on.
+    /// </summary>
+    private void Finish(Job job, string state, List<JobError>? errors = null)
     {
+        if (errors is { Count: > 0 })
+            job.Errors = [.. errors.OrderBy(e => e.Line ?? e.Index ?? int.MaxValue)];
         job.State = state;
         if (state == "done") { job.Phase = "done"; job.Done = job.Total; }
         Journal.SaveJob(job);
@@ -235,8 +241,7 @@ public sealed class ProvisioningService
             catch (Exception ex)
             {
                 Log.Error(ex, "bulk job {0} failed", job.Id);
-                job.Errors.Add(new JobError { Reason = "internal error: " + ex.Message });
-                Finish(job, "failed");
+                Finish(job, "failed", [new JobError { Reason = "internal error: " + ex.Message }]);
             }
             finished?.Invoke(job);
         });
@@ -246,7 +251,7 @@ public sealed class ProvisioningService
     private async Task RunBulkAsync(Job job, IReadOnlyList<BulkEntry> entries, IReadOnlyList<JobError> parseErrors)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        job.Errors.AddRange(parseErrors);
+        var errors = new List<JobError>(parseErrors);
         // Validating: what can be checked without the directory, then a dry run of the whole request.
         var seen = new HashSet<string>();
         var boxes = new List<BulkMailbox>(entries.Count);
@@ -262,15 +267,15 @@ public sealed class ProvisioningService
             else if (e.Password.Length < 8) problem = "password too short (at least 8 characters)";
             else if (e.Password.Length > 1024) problem = "password too long";
             if (problem is null && e.QuotaBytes < 0) problem = "quota must be zero (unlimited) or positive";
-            if (problem is not null) { job.Errors.Add(new JobError { Line = e.Line, Index = e.Index, Reason = problem }); continue; }
+            if (problem is not null) { errors.Add(new JobError { Line = e.Line, Index = e.Index, Reason = problem }); continue; }
             // Until hashing, a plain password stands as a placeholder hash the dry run accepts.
             boxes.Add(new BulkMailbox { Address = address!, PasswordHash = e.PasswordHash ?? PendingHash, QuotaBytes = e.QuotaBytes ?? _defaultQuotaBytes });
             origin.Add(e);
         }
         // With passwords to hash, the directory is asked first, so that a bad line costs no
         // hashing; the request is checked against it again, as a whole, when it is journaled.
-        if (origin.Any(e => e.PasswordHash is null) && !DryRunBulk(job, boxes, origin)) { SortErrors(job); Finish(job, "failed"); return; }
-        if (job.Errors.Count > 0) { SortErrors(job); Finish(job, "failed"); return; }
+        if (origin.Any(e => e.PasswordHash is null)) DryRunBulk(errors, boxes, origin);
+        if (errors.Count > 0) { Finish(job, "failed", errors); return; }
 
         var validated = clock.ElapsedMilliseconds;
         // Hashing on every core, in the order of the entries.
@@ -281,7 +286,8 @@ public sealed class ProvisioningService
         await Parallel.ForAsync(0, boxes.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, (i, _) =>
         {
             if (origin[i].PasswordHash is null) boxes[i].PasswordHash = PasswordHasher.Hash(origin[i].Password!);
-            job.Done = Interlocked.Increment(ref hashed);
+            var n = Interlocked.Increment(ref hashed);
+            lock (job) if (n > job.Done) job.Done = n; // never backwards for a reader
             return ValueTask.CompletedTask;
         });
 
@@ -298,10 +304,9 @@ public sealed class ProvisioningService
         }
         catch (DirectoryException ex)
         {
-            if (ex.Entries.Count == 0) job.Errors.Add(new JobError { Reason = ex.Message });
-            foreach (var (i, reason) in ex.Entries) job.Errors.Add(new JobError { Line = origin[i].Line, Index = origin[i].Index, Reason = reason });
-            SortErrors(job);
-            Finish(job, "failed");
+            if (ex.Entries.Count == 0) errors.Add(new JobError { Reason = ex.Message });
+            foreach (var (i, reason) in ex.Entries) errors.Add(new JobError { Line = origin[i].Line, Index = origin[i].Index, Reason = reason });
+            Finish(job, "failed", errors);
             return;
         }
         Finish(job, "done");
@@ -309,18 +314,14 @@ public sealed class ProvisioningService
             job.Id, boxes.Count, validated, hashedAt - validated, clock.ElapsedMilliseconds - hashedAt);
     }
 
-    /// <summary>Runs the bulk request's directory change and rolls it back; false (errors added) when any mailbox is refused.</summary>
-    private bool DryRunBulk(Job job, List<BulkMailbox> boxes, List<BulkEntry> origin)
+    /// <summary>Runs the bulk request's directory change and rolls it back, adding every refusal to <paramref name="into"/>.</summary>
+    private void DryRunBulk(List<JobError> into, List<BulkMailbox> boxes, List<BulkEntry> origin)
     {
         var errors = new List<(int Index, string Reason)>();
         using (var t = _directory.BeginTransaction())
             ProvisioningAgent.ApplyToDirectory(_directory, t, new ProvisioningRequest { Kind = RequestKinds.MailboxBulk, Mailboxes = boxes }, errors);
-        foreach (var (i, reason) in errors) job.Errors.Add(new JobError { Line = origin[i].Line, Index = origin[i].Index, Reason = reason });
-        // The dry run's placement stays in the request: every node puts a mailbox where it was planned.
-        return errors.Count == 0;
+        foreach (var (i, reason) in errors) into.Add(new JobError { Line = origin[i].Line, Index = origin[i].Index, Reason = reason });
     }
-
-    private static void SortErrors(Job job) => job.Errors.Sort((a, b) => (a.Line ?? a.Index ?? int.MaxValue).CompareTo(b.Line ?? b.Index ?? int.MaxValue));
 
     /// <summary>
     /// Parses a CSV import: "address,password[,quota]" per line, an optional header line,
@@ -368,8 +369,7 @@ public sealed class ProvisioningService
             }
             catch (Exception ex)
             {
-                job.Errors.Add(new JobError { Reason = ex.Message });
-                Finish(job, "failed");
+                Finish(job, "failed", [new JobError { Reason = ex.Message }]);
             }
         });
         return job;
