@@ -281,6 +281,23 @@ public sealed class ApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task WithAnAdminListener_ThePanelAndApi_AnswerOnlyThere_OverHttps()
+    {
+        await using var node = await TestNode.StartAsync(["alice"], o => { o.Listen.Http = 0; o.Listen.Admin = 0; });
+        using var web = new HttpClient { BaseAddress = new Uri($"http://{node.Host.Endpoints["http"]}") };
+        using var admin = new HttpClient(new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true })
+        { BaseAddress = new Uri($"https://{node.Host.Endpoints["admin"]}") };
+
+        Assert.Equal(HttpStatusCode.NotFound, (await web.GetAsync("/admin")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await web.GetAsync("/api/v1/openapi.json")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync("/admin")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync("/api/v1/openapi.json")).StatusCode);
+        var signedIn = await admin.PostAsync("/api/v1/session", Json(JsonSerializer.Serialize(new { name = "admin", password = node.Host.FirstAdminPassword })));
+        Assert.Equal(HttpStatusCode.OK, signedIn.StatusCode);
+        Assert.Contains("secure", signedIn.Headers.GetValues("Set-Cookie").Single(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public async Task AdminPanel_IsServed_WithAStrictContentSecurityPolicy()
     {
         using var anonymous = Client(null);

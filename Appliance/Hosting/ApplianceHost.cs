@@ -151,9 +151,9 @@ public sealed class ApplianceHost : IAsyncDisposable
             if (Options.Listen.Imaps >= 0) _endpoints["imaps"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imaps), implicitTls: true, ct);
         }
 
-        if (Options.Listen.Http >= 0 || Options.Listen.Https >= 0)
+        if (Options.Listen.Http >= 0 || Options.Listen.Https >= 0 || Options.Listen.Admin >= 0)
         {
-            var web = await Web.WebServer.StartAsync(address, Options.Listen.Http, Options.Listen.Https, Certificate, Options.Node.DevMode,
+            var web = await Web.WebServer.StartAsync(address, Options.Listen.Http, Options.Listen.Https, Options.Listen.Admin, Certificate, Options.Node.DevMode,
                 Provisioning, Store, Identity.Name, ct);
             foreach (var (scheme, ep) in web.Endpoints) _endpoints[scheme] = ep;
             _web = web;

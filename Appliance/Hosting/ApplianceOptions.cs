@@ -45,6 +45,11 @@ public sealed class ListenOptions
     public int Pop3s { get; set; } = 2995;
     public int Http { get; set; } = 8080;
     public int Https { get; set; } = -1;
+    /// <summary>
+    /// HTTPS port of the admin panel and the API alone (production: 8443, reachable through the
+    /// admin VPN, see firmware/nftables); -1 serves them on Http/Https with everything else.
+    /// </summary>
+    public int Admin { get; set; } = -1;
 }
 
 public sealed class SmtpOptions

@@ -33,9 +33,11 @@ public sealed class WebServer : IAsyncDisposable
             .SelectMany(e => (e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>()?.HttpMethods ?? ["GET"])
                 .Select(m => (m, "/" + (e.RoutePattern.RawText ?? "").TrimStart('/'))))];
 
-    public static async Task<WebServer> StartAsync(IPAddress address, int httpPort, int httpsPort, X509Certificate2 certificate, bool devMode,
+    public static async Task<WebServer> StartAsync(IPAddress address, int httpPort, int httpsPort, int adminPort, X509Certificate2 certificate, bool devMode,
         ProvisioningService provisioning, MailStore store, string nodeName, CancellationToken ct)
     {
+        Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? adminListener = null;
+        var boundAdminPort = -1; // known once listening (the configured port may be 0 in tests)
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new NLogBridge());
@@ -45,6 +47,7 @@ public sealed class WebServer : IAsyncDisposable
             k.Limits.MaxRequestBodySize = 64 * 1024 * 1024; // a bulk of 10,000 mailboxes is ~1 MB
             if (httpPort >= 0) k.Listen(address, httpPort);
             if (httpsPort >= 0) k.Listen(address, httpsPort, l => l.UseHttps(certificate));
+            if (adminPort >= 0) k.Listen(address, adminPort, l => { adminListener = l; l.UseHttps(certificate); });
         });
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, WebJson.Default));
         var app = builder.Build();
@@ -60,6 +63,12 @@ public sealed class WebServer : IAsyncDisposable
             var path = ctx.Request.Path;
             var privileged = path.StartsWithSegments("/api") || path.StartsWithSegments("/admin");
             if (privileged) h.CacheControl = "no-store";
+            // With an admin listener, the panel and the API answer there only (not on the public web ports).
+            if (boundAdminPort >= 0 && privileged != (ctx.Connection.LocalPort == boundAdminPort))
+            {
+                ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
             if (privileged && !devMode && !ctx.Request.IsHttps && ctx.Connection.RemoteIpAddress is { } remote && !IPAddress.IsLoopback(remote))
             {
                 await Problems.Result(Problems.Forbidden("the admin panel and the API are served over HTTPS only")).ExecuteAsync(ctx);
@@ -73,12 +82,15 @@ public sealed class WebServer : IAsyncDisposable
         new AdminEndpoints(provisioning.Directory, sessions, api).Map(app);
 
         await app.StartAsync(ct);
+        if (adminListener is not null) boundAdminPort = adminListener.IPEndPoint!.Port;
         var server = new WebServer(app);
         var endpoints = new Dictionary<string, IPEndPoint>();
         foreach (var url in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
         {
             var uri = new Uri(url);
-            endpoints[uri.Scheme] = new IPEndPoint(IPAddress.Parse(uri.Host.Trim('[', ']')), uri.Port);
+            var ep = new IPEndPoint(IPAddress.Parse(uri.Host.Trim('[', ']')), uri.Port);
+            var name = uri.Port == boundAdminPort ? "admin" : uri.Scheme;
+            endpoints.TryAdd(name, ep);
         }
         server.Endpoints = endpoints;
         return server;
