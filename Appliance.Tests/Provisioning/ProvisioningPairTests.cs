@@ -62,4 +62,30 @@ public sealed class ProvisioningPairTests
         var audit = pair.Node1.Host.Provisioning.Journal.List(null, 0, 10).Items;
         Assert.Equal(["domain during.test added", "domain before.test added"], audit.Select(e => e.Summary));
     }
+
+    [Fact]
+    public async Task AfterASplitBrain_TheRolledBackNode_AppliesTheSurvivorsRequests_AndSaysWhatItDropped()
+    {
+        // node2 may start alone (an administrator's override), so both sides journal.
+        await using var pair = await TestPair.StartAsync((c, index) => c.StartWithoutPeer = index == 1);
+        await pair.WaitActiveAsync(pair.Node1, "monitor");
+        await pair.WaitInSyncAsync(pair.Node1, "monitor");
+        await pair.Node1.Host.Provisioning.AddDomainAsync("shared.test", "cli");
+
+        await pair.Node2.StopAsync();
+        await pair.WaitForAsync(() => TestPair.Cluster(pair.Node1).Status().Any(l => l.StartsWith("unit monitor", StringComparison.Ordinal) && l.Contains("degraded")), "monitor degraded on node1");
+        await pair.Node1.Host.Provisioning.AddDomainAsync("node1only.test", "cli");
+        await pair.Node1.StopAsync();
+        await pair.Node2.StartAgainAsync();
+        await pair.WaitActiveAsync(pair.Node2, "monitor");
+        await pair.Node2.Host.Provisioning.AddDomainAsync("node2only.test", "cli"); // the same sequence, another request
+
+        await pair.Node1.StartAgainAsync();
+        await pair.WaitForAsync(() => pair.Node1.Directory.DomainExists("node2only.test"), "node1 applied the survivor's request", 60);
+        var state = pair.Node1.Directory.ReadProvisioningState();
+        Assert.StartsWith("ALERT", state.LastError);
+        Assert.Contains("2 (domain node1only.test added)", state.LastError);
+        Assert.Equal(2, state.AppliedSeq);
+        Assert.Equal(["domain node2only.test added", "domain shared.test added"], pair.Node1.Host.Provisioning.Journal.List(null, 0, 10).Items.Select(e => e.Summary));
+    }
 }

@@ -44,6 +44,10 @@ internal static class DirectorySchema
             last_error TEXT,
             error_seq INTEGER,
             updated INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS provisioning_applied(
+            seq INTEGER PRIMARY KEY,
+            digest TEXT NOT NULL,
+            summary TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS provisioning_errors(
             seq INTEGER PRIMARY KEY,
             error TEXT NOT NULL);

@@ -212,6 +212,13 @@ public sealed class DeletedMailbox
     public long PurgeAfter { get; set; }
 }
 
+public sealed class AppliedRequest
+{
+    public long Seq { get; set; }
+    public string Digest { get; set; } = "";
+    public string Summary { get; set; } = "";
+}
+
 internal sealed class ProvisioningErrorRow
 {
     public long Seq { get; set; }
@@ -250,13 +257,36 @@ public sealed partial class MailDirectory
     /// Records, inside the transaction of the request's change, that request <paramref name="seq"/>
     /// is applied; false when it already was (the caller rolls back).
     /// </summary>
-    public bool MarkApplied(DirectoryTransaction t, long seq, string? error)
+    public bool MarkApplied(DirectoryTransaction t, long seq, string digest, string summary, string? error)
     {
         if (t.Connection.Execute(
             "UPDATE provisioning_state SET applied_seq = @seq, updated = @now, last_error = CASE WHEN @error IS NULL THEN last_error ELSE @error END, error_seq = CASE WHEN @error IS NULL THEN error_seq ELSE @seq END WHERE id = 1 AND applied_seq < @seq",
             new { seq, now = Now(), error }, t.Transaction) != 1) return false;
+        t.Connection.Execute("INSERT OR REPLACE INTO provisioning_applied(seq, digest, summary) VALUES (@seq, @digest, @summary)", new { seq, digest, summary }, t.Transaction);
         if (error is not null) t.Connection.Execute("INSERT OR REPLACE INTO provisioning_errors(seq, error) VALUES (@seq, @error)", new { seq, error }, t.Transaction);
         return true;
+    }
+
+    /// <summary>The requests applied here from <paramref name="fromSeq"/> on, newest first (digest and summary).</summary>
+    public IReadOnlyList<AppliedRequest> AppliedSince(long fromSeq)
+    {
+        using var c = Open();
+        return c.Query<AppliedRequest>("SELECT seq AS Seq, digest AS Digest, summary AS Summary FROM provisioning_applied WHERE seq >= @fromSeq ORDER BY seq DESC", new { fromSeq }).AsList();
+    }
+
+    /// <summary>
+    /// Goes back to having applied up to <paramref name="seq"/> (the journal was rolled back
+    /// past what this node applied): the requests after it are applied again from the journal.
+    /// </summary>
+    public void RewindProvisioning(long seq, string error)
+    {
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        c.Execute("UPDATE provisioning_state SET applied_seq = @seq, store_seq = min(store_seq, @seq), last_error = @error, error_seq = @seq, updated = @now WHERE id = 1",
+            new { seq, error, now = Now() }, tx);
+        c.Execute("DELETE FROM provisioning_applied WHERE seq > @seq", new { seq }, tx);
+        c.Execute("DELETE FROM provisioning_errors WHERE seq > @seq", new { seq }, tx);
+        tx.Commit();
     }
 
     /// <summary>Why this node refused some of the given requests when it applied them.</summary>

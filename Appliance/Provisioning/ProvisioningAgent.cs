@@ -44,7 +44,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
             {
                 try
                 {
-                    if (journal.LastSeq > AppliedSeq) await ApplyPendingAsync();
+                    if (journal.LastSeq != AppliedSeq || Diverged()) await ApplyPendingAsync();
                 }
                 catch (Exception ex) when (ex is IOException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException or UnitUnavailableException)
                 {
@@ -62,23 +62,24 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
         await _lock.WaitAsync();
         try
         {
+            if (Diverged()) Rewind();
             var state = directory.ReadProvisioningState();
             if (state.StoreSeq < state.AppliedSeq)
-                foreach (var (seq, request) in journal.ReadAfter(state.StoreSeq, (int)Math.Min(int.MaxValue, state.AppliedSeq - state.StoreSeq)))
+                foreach (var r in journal.ReadAfter(state.StoreSeq, (int)Math.Min(int.MaxValue, state.AppliedSeq - state.StoreSeq)))
                 {
-                    if (seq > state.AppliedSeq) break;
-                    await ApplyStoreAsync(request);
-                    directory.MarkStoreApplied(seq);
+                    if (r.Seq > state.AppliedSeq) break;
+                    await ApplyStoreAsync(r.Request);
+                    directory.MarkStoreApplied(r.Seq);
                 }
             while (true)
             {
                 var batch = journal.ReadAfter(state.AppliedSeq, 100);
                 if (batch.Count == 0) break;
-                foreach (var (seq, request) in batch)
+                foreach (var r in batch)
                 {
-                    await ApplyAsync(seq, request);
-                    state.AppliedSeq = seq;
-                    Interlocked.Exchange(ref _appliedSeq, seq);
+                    await ApplyAsync(r);
+                    state.AppliedSeq = r.Seq;
+                    Interlocked.Exchange(ref _appliedSeq, r.Seq);
                 }
             }
         }
@@ -88,8 +89,42 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
         }
     }
 
-    private async Task ApplyAsync(long seq, ProvisioningRequest request)
+    /// <summary>
+    /// Whether the journal no longer holds, under the last sequence applied here, the request
+    /// that was applied: this node's copy of the monitor unit was rolled back after a split
+    /// brain (both nodes journaled while cut apart) and the survivor's history replaced it.
+    /// </summary>
+    private bool Diverged()
     {
+        var applied = AppliedSeq;
+        if (applied == 0) return false;
+        var recorded = directory.AppliedSince(applied).FirstOrDefault(a => a.Seq == applied);
+        // A copy that does not reach that far yet (being rebuilt, resynced) is not evidence:
+        // only another request under the same sequence is.
+        return recorded is not null && journal.DigestAt(applied) is { } digest && digest != recorded.Digest;
+    }
+
+    /// <summary>
+    /// After a rollback of the journal: goes back to the last request both histories share and
+    /// applies the survivor's from there. What was applied here from the dropped history stays
+    /// in this node's directory (it cannot be undone request by request); the alert lists it so
+    /// an administrator can make those changes again, where they belong, or undo them.
+    /// </summary>
+    private void Rewind()
+    {
+        var applied = directory.AppliedSince(0);
+        var common = applied.FirstOrDefault(a => journal.DigestAt(a.Seq) == a.Digest)?.Seq ?? 0;
+        var dropped = applied.Where(a => a.Seq > common).OrderBy(a => a.Seq).Select(a => $"{a.Seq} ({a.Summary})").ToList();
+        var error = $"ALERT the provisioning journal was rolled back (split brain): requests {string.Join(", ", dropped)} applied here are not in it any more; "
+            + "their changes stay in this node's directory: make them again if they are wanted";
+        Log.Error(error);
+        directory.RewindProvisioning(common, error);
+        Interlocked.Exchange(ref _appliedSeq, common);
+    }
+
+    private async Task ApplyAsync(JournalRequest r)
+    {
+        var (seq, request) = (r.Seq, r.Request);
         string? error = null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using (var t = directory.BeginTransaction())
@@ -97,7 +132,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
             try
             {
                 ApplyToDirectory(directory, t, request, errors: null);
-                if (!directory.MarkApplied(t, seq, null)) return;
+                if (!directory.MarkApplied(t, seq, r.Digest, r.Summary, null)) return;
                 t.Commit();
             }
             catch (DirectoryException ex)
@@ -109,7 +144,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
         {
             using (var t = directory.BeginTransaction())
             {
-                if (directory.MarkApplied(t, seq, error)) t.Commit();
+                if (directory.MarkApplied(t, seq, r.Digest, r.Summary, error)) t.Commit();
             }
             Log.Warn("request {0} ({1}) refused here: {2}", seq, request.Summary(), error);
         }

@@ -15,6 +15,9 @@ namespace Appliance.Provisioning;
 //   request was refused when a node applied it is that node's own record (directory.db).
 // - Bulk jobs are the business of the node that runs them: jobs.db in the data directory.
 
+/// <summary>A request read from the journal to be applied.</summary>
+public sealed record JournalRequest(long Seq, ProvisioningRequest Request, string Digest, string Summary);
+
 /// <summary>A journal entry as the audit log and the provisioning page show it.</summary>
 public sealed class JournalEntry
 {
@@ -76,10 +79,17 @@ public sealed class ProvisioningJournal
     public long LastSeq => _store.Monitor.LastProvisionSeq();
 
     /// <summary>Requests after <paramref name="afterSeq"/>, in order, at most <paramref name="max"/>.</summary>
-    public IReadOnlyList<(long Seq, ProvisioningRequest Request)> ReadAfter(long afterSeq, int max) =>
+    public IReadOnlyList<JournalRequest> ReadAfter(long afterSeq, int max) =>
         _store.Monitor.ProvisionsAfter(afterSeq, max)
-            .Select(r => (r.Seq, JsonSerializer.Deserialize(r.Payload, ProvisioningJson.Default.ProvisioningRequest)!))
+            .Select(r => new JournalRequest(r.Seq, JsonSerializer.Deserialize(r.Payload, ProvisioningJson.Default.ProvisioningRequest)!, Digest(r), r.Summary))
             .ToList();
+
+    /// <summary>The digest of the request at <paramref name="seq"/> in this copy, or null when it has none there.</summary>
+    public string? DigestAt(long seq) => _store.Monitor.ProvisionsAfter(seq - 1, 1) is [var r] && r.Seq == seq ? Digest(r) : null;
+
+    /// <summary>What identifies a request across copies: a copy rolled back after a split brain may hold another request under the same sequence.</summary>
+    private static string Digest(ProvisionRow r) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{r.Time}\n{r.Actor}\n{r.Payload}")))[..32];
 
     /// <summary>Newest entries first, optionally only those whose actor, kind, target or summary contain <paramref name="search"/>.</summary>
     public (long Total, IReadOnlyList<JournalEntry> Items) List(string? search, int offset, int limit)
