@@ -345,23 +345,30 @@ $AppSettings = [ordered]@{
 # Appliance half: idle RSS after a fresh start, SMTP ingest, start-to-banner (median of 5
 # restarts), then one more start for the IMAP figures (after the restarts, so the search
 # corpus does not change what start_to_smtp measures).
+# Sets the bench instance's APPLIANCE__ variables (its ports on 127.0.0.1, plus $Extra);
+# returns what they were, for Restore-Environment.
+function Set-BenchEnvironment([System.Collections.IDictionary]$Extra = @{}) {
+    $values = [ordered]@{ 'Listen__Address' = '127.0.0.1' }
+    foreach ($k in $AppPorts.Keys) { $values["Listen__$k"] = $AppPorts[$k] }
+    foreach ($k in $Extra.Keys) { $values[$k] = $Extra[$k] }
+    $saved = @{}
+    foreach ($k in $values.Keys) {
+        $name = "APPLIANCE__$k"
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, [string]$values[$k])
+    }
+    return $saved
+}
+
+function Restore-Environment([hashtable]$Saved) {
+    foreach ($k in $Saved.Keys) { [Environment]::SetEnvironmentVariable($k, $Saved[$k]) }
+}
+
 function Measure-Appliance([hashtable]$Results) {
     $tmp = New-TempDir 'appliance-bench-'
     $data = Join-Path $tmp 'data'
     $log = Join-Path $tmp 'appliance.log'
-    $saved = @{}
-    foreach ($k in $AppPorts.Keys) {
-        $name = "APPLIANCE__Listen__$k"
-        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
-        [Environment]::SetEnvironmentVariable($name, [string]$AppPorts[$k])
-    }
-    $saved['APPLIANCE__Listen__Address'] = $env:APPLIANCE__Listen__Address
-    $env:APPLIANCE__Listen__Address = '127.0.0.1'
-    foreach ($k in $AppSettings.Keys) {
-        $name = "APPLIANCE__$k"
-        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
-        [Environment]::SetEnvironmentVariable($name, [string]$AppSettings[$k])
-    }
+    $saved = Set-BenchEnvironment $AppSettings
     $app = $null
     try {
         foreach ($p in $AppPorts.Values) { if ($p -gt 0) { Assert-PortFree $p } }
@@ -415,7 +422,7 @@ function Measure-Appliance([hashtable]$Results) {
     }
     finally {
         if ($null -ne $app) { Stop-Appliance $app.Process }
-        foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
+        Restore-Environment $saved
         Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $tmp
     }
 }
@@ -507,12 +514,7 @@ function Measure-Provisioning([hashtable]$Results) {
     $tmp = New-TempDir 'appliance-prov-'
     $data = Join-Path $tmp 'data'
     $log = Join-Path $tmp 'appliance.log'
-    $saved = @{}
-    foreach ($k in $AppPorts.Keys) {
-        $name = "APPLIANCE__Listen__$k"
-        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
-        [Environment]::SetEnvironmentVariable($name, [string]$AppPorts[$k])
-    }
+    $saved = Set-BenchEnvironment
     $app = $null
     try {
         $app = Start-Appliance $data $log
@@ -555,7 +557,7 @@ function Measure-Provisioning([hashtable]$Results) {
     }
     finally {
         if ($null -ne $app) { Stop-Appliance $app.Process }
-        foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
+        Restore-Environment $saved
         Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $tmp
     }
 }

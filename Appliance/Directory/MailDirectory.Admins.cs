@@ -18,19 +18,11 @@ public sealed partial class MailDirectory
     /// </summary>
     public async Task<AdminLoginOutcome> AuthenticateAdminAsync(string name, string password, string? totp, IPAddress remote, CancellationToken ct)
     {
-        if (_throttle.IsThrottled(remote))
-        {
-            await Task.Delay(TimeSpan.FromSeconds(1), ct);
-            Log.Warn("admin login throttled user={0} ip={1}", name, remote);
-            return AdminLoginOutcome.Throttled;
-        }
+        if (await ThrottledAsync("admin login", name, remote, ct)) return AdminLoginOutcome.Throttled;
         AdminRow? admin;
         using (var c = Open())
             admin = c.QuerySingleOrDefault<AdminRow>("SELECT name AS Name, password_hash AS PasswordHash, totp_secret AS TotpSecret FROM admins WHERE name = @name", new { name });
-        bool ok;
-        await HashGate.WaitAsync(ct);
-        try { ok = PasswordHasher.Verify(password, admin?.PasswordHash ?? DummyHash.Value, out _) && admin is not null; }
-        finally { HashGate.Release(); }
+        var (ok, _) = await VerifyAsync(password, admin?.PasswordHash, ct);
         if (ok && admin!.TotpSecret is { Length: > 0 } secret)
         {
             if (string.IsNullOrWhiteSpace(totp)) return AdminLoginOutcome.TotpRequired; // password right: not a failure yet
@@ -38,9 +30,7 @@ public sealed partial class MailDirectory
         }
         if (!ok)
         {
-            _throttle.Failed(remote);
-            Log.Info("admin login failed user={0} ip={1}", name, remote);
-            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+            await FailedAsync("admin login", name, remote, ct);
             return AdminLoginOutcome.BadCredentials;
         }
         _throttle.Succeeded(remote);

@@ -211,36 +211,19 @@ public sealed partial class MailDirectory : IMailAuthenticator
 
     public async Task<AuthResult> AuthenticateAsync(string user, string password, IPAddress remote, CancellationToken ct)
     {
-        if (_throttle.IsThrottled(remote))
-        {
-            await Task.Delay(TimeSpan.FromSeconds(1), ct);
-            Log.Warn("login throttled user={0} ip={1}", user, remote);
-            return AuthResult.Throttled;
-        }
+        if (await ThrottledAsync("login", user, remote, ct)) return AuthResult.Throttled;
         var address = user.Trim().ToLowerInvariant();
         var box = FindMailbox(address);
         var rehash = false;
         var ok = box is { Enabled: true } && _verified.Matches(box.Address, box.PasswordHash, password);
         if (!ok)
         {
-            // Verify against a dummy hash for unknown users so timing does not reveal which exist.
-            // At most one Argon2id computation per core at a time: each takes 19 MB and a core
-            // for ~0.1 s, so a burst of logins queues here instead of growing memory without bound.
-            await HashGate.WaitAsync(ct);
-            try
-            {
-                ok = PasswordHasher.Verify(password, box?.PasswordHash ?? DummyHash.Value, out rehash) && box is { Enabled: true };
-            }
-            finally
-            {
-                HashGate.Release();
-            }
+            (ok, rehash) = await VerifyAsync(password, box?.PasswordHash, ct);
+            ok &= box is { Enabled: true };
         }
         if (!ok)
         {
-            _throttle.Failed(remote);
-            Log.Info("login failed user={0} ip={1}", address, remote);
-            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+            await FailedAsync("login", address, remote, ct);
             return AuthResult.Failed;
         }
         _throttle.Succeeded(remote);
@@ -251,6 +234,43 @@ public sealed partial class MailDirectory : IMailAuthenticator
         }
         _verified.Remember(box!.Address, box.PasswordHash, password);
         return new AuthResult(AuthOutcome.Success, box!.ToUser());
+    }
+
+    /// <summary>A throttled address is answered after a second, without its password being checked.</summary>
+    private async Task<bool> ThrottledAsync(string what, string user, IPAddress remote, CancellationToken ct)
+    {
+        if (!_throttle.IsThrottled(remote)) return false;
+        await Task.Delay(TimeSpan.FromSeconds(1), ct);
+        Log.Warn("{0} throttled user={1} ip={2}", what, user, remote);
+        return true;
+    }
+
+    /// <summary>
+    /// Checks a password against a stored hash, or against a dummy one for an unknown user so
+    /// timing does not reveal which exist. At most one Argon2id computation per core at a time:
+    /// each takes 19 MB and a core for ~0.1 s, so a burst of logins queues here instead of
+    /// growing memory without bound.
+    /// </summary>
+    private static async Task<(bool Ok, bool Rehash)> VerifyAsync(string password, string? stored, CancellationToken ct)
+    {
+        await HashGate.WaitAsync(ct);
+        try
+        {
+            var ok = PasswordHasher.Verify(password, stored ?? DummyHash.Value, out var rehash) && stored is not null;
+            return (ok, rehash);
+        }
+        finally
+        {
+            HashGate.Release();
+        }
+    }
+
+    /// <summary>Counts a failure against the address and answers it a little late.</summary>
+    private async Task FailedAsync(string what, string user, IPAddress remote, CancellationToken ct)
+    {
+        _throttle.Failed(remote);
+        Log.Info("{0} failed user={1} ip={2}", what, user, remote);
+        await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
     }
 
     private static readonly SemaphoreSlim HashGate = new(Environment.ProcessorCount);
