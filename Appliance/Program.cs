@@ -17,7 +17,7 @@ switch (command)
     case "help" or "--help" or "-h":
         PrintUsage(Console.Out);
         return 0;
-    case "domain" or "mailbox" or "alias" or "token" or "import" or "cluster":
+    case "domain" or "mailbox" or "alias" or "token" or "import" or "cluster" or "admin":
         {
             ApplianceOptions options;
             try { options = ConfigLoader.Load(configFile, dataDir); }
@@ -145,6 +145,7 @@ static void PrintUsage(TextWriter w) => w.WriteLine("""
            appliance alias add ADDRESS|@DOMAIN TARGET… | list [DOMAIN] | remove ADDRESS [TARGET]
            appliance import CSVFILE            (address,password[,quota] per line)
            appliance token create [--name N] [--scope admin|read|provision]
+           appliance admin password NAME --password-stdin     (sets, or adds, an admin of the panel)
            appliance cluster status | switchover UNIT | standby NODE | online NODE
            appliance witness --listen ADDR:PORT [--lease SECONDS]   (tie-breaker for a pair without fencing)
            appliance version

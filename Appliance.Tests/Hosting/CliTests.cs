@@ -231,6 +231,14 @@ public sealed class CliTests : IDisposable
         Assert.Equal(0, token.Exit);
         Assert.Matches(@"^apl_[0-9a-f]{16}_[A-Za-z0-9_-]{40,}$", token.Stdout.Trim());
         Assert.NotEqual(0, (await Cli("token", "create", "--scope", "everything")).Exit);
+        Assert.Contains("password too short", (await CliWithInput("short\n", "admin", "password", "admin", "--password-stdin")).Stderr);
+        Assert.Equal(2, (await Cli("admin", "password", "admin")).Exit);
+        Assert.Equal(0, (await CliWithInput("the new admin password\n", "admin", "password", "admin", "--password-stdin")).Exit);
+        var removed = await Cli("mailbox", "remove", "a2@example.test");
+        Assert.Contains("mail kept until", removed.Stdout);
+        Assert.Contains("purge it first", (await CliWithInput("long enough 9\n", "mailbox", "add", "a2@example.test", "--password-stdin")).Stderr);
+        Assert.Equal(0, (await Cli("mailbox", "purge", "a2@example.test")).Exit);
+        Assert.Equal(0, (await CliWithInput("long enough 9\n", "mailbox", "add", "a2@example.test", "--password-stdin")).Exit);
 
         Assert.Equal(0, (await Cli("mailbox", "set", "a1@example.test", "--disable")).Exit);
         Assert.Contains("a1@example.test\tdisabled", (await Cli("mailbox", "list")).Stdout);

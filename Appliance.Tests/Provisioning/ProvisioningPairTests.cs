@@ -26,8 +26,15 @@ public sealed class ProvisioningPairTests
         await Smtp.Mailkit.SendAsync(pair.Node1.Smtp, Smtp.Mailkit.Text("s@remote.test", "sales@corp.test", "hello dana", "x"));
         var owner = dana.Partition == "a" ? pair.Node1 : pair.Node2;
         Assert.Single(await owner.Store.ListAsync(dana.ToUser(), MailStore.Inbox, CancellationToken.None));
-        Assert.Equal(3, pair.Node1.Host.Provisioning.Journal.LastSeq);
-        await pair.WaitForAsync(() => Progress(pair.Node1).All(p => p.Up && p.Pending == 0 && p.AppliedSeq == 3), "both nodes at seq 3 as node1 sees them");
+        // Tokens and admin credentials are directory data too: one API token, one admin password for both nodes.
+        var token = await pair.Node2.Host.Provisioning.CreateTokenAsync("portal", "read", "cli");
+        await pair.Node2.Host.Provisioning.SetAdminPasswordAsync("admin", "one password for both", "cli");
+        Assert.Equal(5, pair.Node1.Host.Provisioning.Journal.LastSeq);
+        await pair.WaitForAsync(() => Progress(pair.Node1).All(p => p.Up && p.Pending == 0 && p.AppliedSeq == 5), "both nodes at seq 5 as node1 sees them");
+        Assert.NotNull(pair.Node1.Directory.AuthenticateToken(token));
+        foreach (var node in pair.Nodes)
+            Assert.Equal(Appliance.Directory.AdminLoginOutcome.Success,
+                await node.Directory.AuthenticateAdminAsync("admin", "one password for both", null, System.Net.IPAddress.Loopback, CancellationToken.None));
 
         // node2 down: its requests wait, counted as pending, and it catches up when it returns.
         await pair.Node2.StopAsync();

@@ -45,11 +45,19 @@ public sealed partial class MailDirectory
     }
 
     /// <summary>Turns TOTP on (a secret) or off (null) for an admin.</summary>
-    public void SetAdminTotp(string name, string? secret)
+    public void SetAdminTotp(DirectoryTransaction t, string name, string? secret)
     {
-        using var c = Open();
-        if (c.Execute("UPDATE admins SET totp_secret = @secret WHERE name = @name", new { secret, name }) == 0)
+        if (t.Connection.Execute("UPDATE admins SET totp_secret = @secret WHERE name = @name", new { secret, name }, t.Transaction) == 0)
             throw new DirectoryException($"no such admin {name}", DirectoryError.NotFound);
+    }
+
+    /// <summary>Sets an admin's password (already hashed); creates the admin when there is none of that name.</summary>
+    public void SetAdminPassword(DirectoryTransaction t, string name, string passwordHash)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Length > 64) throw new DirectoryException("an admin needs a name (64 characters at most)");
+        if (!PasswordHasher.IsKnownScheme(passwordHash)) throw new DirectoryException(UnsupportedHash);
+        t.Connection.Execute("INSERT INTO admins(name, password_hash, created) VALUES (@name, @passwordHash, @now) ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash",
+            new { name, passwordHash, now = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }, t.Transaction);
     }
 
     public bool VerifyAdminTotp(string name, string code)

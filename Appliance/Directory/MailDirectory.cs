@@ -291,15 +291,31 @@ public sealed partial class MailDirectory : IMailAuthenticator
     /// <summary>Creates an API token; only its hash is kept, the token is returned once.</summary>
     public string CreateToken(string name, string scopes)
     {
-        if (string.IsNullOrWhiteSpace(name)) throw new DirectoryException("a token needs a name");
-        foreach (var scope in scopes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            if (!Secrets.KnownScopes.Contains(scope)) throw new DirectoryException($"unknown scope '{scope}' (known: {string.Join(", ", Secrets.KnownScopes)})");
+        var (token, id, hash) = NewToken();
+        InTransaction(t => { AddToken(t, id, name, hash, scopes); return 0; });
+        return token;
+    }
+
+    /// <summary>A new token: what its bearer sends (shown once), its id, and the hash kept of its secret.</summary>
+    public static (string Token, string Id, string SecretHash) NewToken()
+    {
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        using var c = Open();
-        c.Execute("INSERT INTO tokens(id, name, secret_hash, scopes, created) VALUES (@id, @name, @hash, @scopes, @now)",
-            new { id, name, hash = Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(secret))), scopes, now = Now() });
-        return $"apl_{id}_{secret}";
+        return ($"apl_{id}_{secret}", id, Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(secret))));
+    }
+
+    public void AddToken(DirectoryTransaction t, string id, string name, string secretHash, string scopes)
+    {
+        if (string.IsNullOrWhiteSpace(name)) throw new DirectoryException("a token needs a name");
+        CheckScopes(scopes);
+        t.Connection.Execute("INSERT INTO tokens(id, name, secret_hash, scopes, created) VALUES (@id, @name, @secretHash, @scopes, @now)",
+            new { id, name, secretHash, scopes, now = Now() }, t.Transaction);
+    }
+
+    public static void CheckScopes(string scopes)
+    {
+        foreach (var scope in scopes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (!Secrets.KnownScopes.Contains(scope)) throw new DirectoryException($"unknown scope '{scope}' (known: {string.Join(", ", Secrets.KnownScopes)})");
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();

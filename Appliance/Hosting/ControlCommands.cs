@@ -123,8 +123,18 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
                     var tokenName = a.Option("--name") ?? "cli";
                     var scope = a.Option("--scope") ?? "admin";
                     a.EnsureDone();
-                    output(provisioning.Directory.CreateToken(tokenName, scope), false);
+                    output(await provisioning.CreateTokenAsync(tokenName, scope, Actor), false);
                     break;
+                case ("admin", "password"):
+                    {
+                        var admin = a.Next("admin name");
+                        if (!a.Flag("--password-stdin")) throw new UsageException("admin password: give --password-stdin");
+                        var password = ReadSecret(input);
+                        a.EnsureDone();
+                        await provisioning.SetAdminPasswordAsync(admin, password, Actor);
+                        output($"password of admin {admin} set", false);
+                        break;
+                    }
                 case ("import", _):
                     {
                         a.Next("CSV file");

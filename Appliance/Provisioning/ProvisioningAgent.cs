@@ -189,6 +189,9 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
                 break;
             case RequestKinds.AliasAdd: directory.AddAlias(t, Need(r.Source), r.Targets ?? []); break;
             case RequestKinds.AliasRemove: directory.RemoveAlias(t, Need(r.Source), r.Target); break;
+            case RequestKinds.TokenCreate: directory.AddToken(t, Need(r.TokenId), Need(r.Name), Need(r.PasswordHash), Need(r.Scopes)); break;
+            case RequestKinds.AdminPassword: directory.SetAdminPassword(t, Need(r.Name), Need(r.PasswordHash)); break;
+            case RequestKinds.AdminTotp: directory.SetAdminTotp(t, Need(r.Name), r.TotpSecret); break;
             default: throw new DirectoryException($"unknown request kind '{r.Kind}'");
         }
     }

@@ -16,6 +16,9 @@ public static class RequestKinds
     public const string MailboxPurge = "mailbox.purge";
     public const string AliasAdd = "alias.add";
     public const string AliasRemove = "alias.remove";
+    public const string TokenCreate = "token.create";
+    public const string AdminPassword = "admin.password";
+    public const string AdminTotp = "admin.totp";
 }
 
 /// <summary>
@@ -43,6 +46,13 @@ public sealed class ProvisioningRequest
     public string[]? Targets { get; set; }
     /// <summary>alias.remove: one target, or null for the whole alias.</summary>
     public string? Target { get; set; }
+    /// <summary>token.create, admin.*: the token's or admin's name.</summary>
+    public string? Name { get; set; }
+    /// <summary>token.create: its id and scopes (the hash of its secret is in <see cref="PasswordHash"/>).</summary>
+    public string? TokenId { get; set; }
+    public string? Scopes { get; set; }
+    /// <summary>admin.totp: the new secret, or null to turn TOTP off.</summary>
+    public string? TotpSecret { get; set; }
     /// <summary>mailbox.bulk: every mailbox, created together or not at all.</summary>
     public List<BulkMailbox>? Mailboxes { get; set; }
 
@@ -52,6 +62,7 @@ public sealed class ProvisioningRequest
         RequestKinds.DomainAdd or RequestKinds.DomainRemove or RequestKinds.DomainQuota => Domain ?? "",
         RequestKinds.MailboxBulk => Mailboxes is { Count: > 0 } m ? $"{m.Count} mailboxes" : "",
         RequestKinds.AliasAdd or RequestKinds.AliasRemove => Source ?? "",
+        RequestKinds.TokenCreate or RequestKinds.AdminPassword or RequestKinds.AdminTotp => Name ?? "",
         _ => Address ?? "",
     };
 
@@ -69,6 +80,9 @@ public sealed class ProvisioningRequest
         RequestKinds.MailboxBulk => $"{Mailboxes?.Count ?? 0} mailboxes added" + (Mailboxes is { Count: > 0 } m ? $" ({m[0].Address}{(m.Count > 1 ? " … " + m[^1].Address : "")})" : ""),
         RequestKinds.AliasAdd => $"alias {Source} -> {string.Join(", ", Targets ?? [])}",
         RequestKinds.AliasRemove => Target is null ? $"alias {Source} removed" : $"target {Target} removed from alias {Source}",
+        RequestKinds.TokenCreate => $"API token {Name} created (scopes {Scopes})",
+        RequestKinds.AdminPassword => $"password of admin {Name} set",
+        RequestKinds.AdminTotp => $"TOTP turned {(TotpSecret is null ? "off" : "on")} for admin {Name}",
         _ => Kind,
     };
 }

@@ -191,6 +191,26 @@ public sealed class ProvisioningService
         }
     }
 
+    /// <summary>Creates an API token on every node; returns it (shown once: only a hash of its secret is kept).</summary>
+    public async Task<string> CreateTokenAsync(string name, string scopes, string actor)
+    {
+        MailDirectory.CheckScopes(scopes);
+        var (token, id, hash) = MailDirectory.NewToken();
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.TokenCreate, Name = name, TokenId = id, PasswordHash = hash, Scopes = scopes }, actor);
+        return token;
+    }
+
+    /// <summary>Sets an admin's password on every node (creating the admin if needed).</summary>
+    public async Task SetAdminPasswordAsync(string name, string password, string actor)
+    {
+        var hash = await HashAsync(password, null);
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.AdminPassword, Name = name, PasswordHash = hash }, actor);
+    }
+
+    /// <summary>Turns an admin's TOTP on (a confirmed secret) or off (null), on every node.</summary>
+    public Task SetAdminTotpAsync(string name, string? secret, string actor) =>
+        SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.AdminTotp, Name = name, TotpSecret = secret }, actor);
+
     private static async Task<string> HashAsync(string? password, string? passwordHash)
     {
         if (passwordHash is not null)

@@ -11,7 +11,7 @@ namespace Appliance.Web;
 /// session API it uses (/api/v1/session, docs/api.md). The panel itself is a script that
 /// talks to the provisioning API with its session cookie and CSRF token.
 /// </summary>
-public sealed class AdminEndpoints(MailDirectory directory, AdminSessions sessions, ApiEndpoints api)
+public sealed class AdminEndpoints(Provisioning.ProvisioningService provisioning, AdminSessions sessions, ApiEndpoints api)
 {
     /// <summary>No inline script or style, nothing from elsewhere, never framed.</summary>
     public const string ContentSecurityPolicy =
@@ -43,7 +43,7 @@ public sealed class AdminEndpoints(MailDirectory directory, AdminSessions sessio
             if (caller.Session is not { PendingTotp: { } secret } session) throw new DirectoryException("ask for a new TOTP secret first");
             var body = await ApiEndpoints.Body(ctx, WebJson.Default.TotpCode);
             if (body.Code is null || !Totp.Verify(secret, body.Code, DateTimeOffset.UtcNow)) throw new DirectoryException("the code does not match; check the authenticator app's clock");
-            directory.SetAdminTotp(session.Name, secret);
+            await provisioning.SetAdminTotpAsync(session.Name, secret, caller.Actor);
             session.PendingTotp = null;
             sessions.RemoveAllOf(session.Name, keep: session.Id);
             return Results.NoContent();
@@ -52,8 +52,8 @@ public sealed class AdminEndpoints(MailDirectory directory, AdminSessions sessio
         {
             if (caller.Session is not { } session) throw new DirectoryException("TOTP belongs to an admin sign-in, not to a token");
             var body = await ApiEndpoints.Body(ctx, WebJson.Default.TotpCode);
-            if (body.Code is null || !directory.VerifyAdminTotp(session.Name, body.Code)) throw new DirectoryException("the code does not match");
-            directory.SetAdminTotp(session.Name, null);
+            if (body.Code is null || !provisioning.Directory.VerifyAdminTotp(session.Name, body.Code)) throw new DirectoryException("the code does not match");
+            await provisioning.SetAdminTotpAsync(session.Name, null, caller.Actor);
             return Results.NoContent();
         }));
     }
@@ -63,7 +63,7 @@ public sealed class AdminEndpoints(MailDirectory directory, AdminSessions sessio
         var session = sessions.Find(ctx.Request.Cookies[AdminSessions.CookieName]);
         return session is null
             ? Problems.Result(Problems.Unauthorized("not signed in"))
-            : Results.Json(new SessionInfo(session.Name, session.Csrf, directory.AdminHasTotp(session.Name)), WebJson.Default.SessionInfo);
+            : Results.Json(new SessionInfo(session.Name, session.Csrf, provisioning.Directory.AdminHasTotp(session.Name)), WebJson.Default.SessionInfo);
     }
 
     private async Task<IResult> SignInAsync(HttpContext ctx)
@@ -73,7 +73,7 @@ public sealed class AdminEndpoints(MailDirectory directory, AdminSessions sessio
         catch (Exception ex) when (ex is System.Text.Json.JsonException or DirectoryException) { return Problems.Result(Problems.BadRequest("send {\"name\", \"password\"}")); }
         if (string.IsNullOrEmpty(body.Name) || string.IsNullOrEmpty(body.Password)) return Problems.Result(Problems.BadRequest("name and password are required"));
         var remote = ctx.Connection.RemoteIpAddress ?? IPAddress.None;
-        var outcome = await directory.AuthenticateAdminAsync(body.Name, body.Password, body.Totp, remote, ctx.RequestAborted);
+        var outcome = await provisioning.Directory.AuthenticateAdminAsync(body.Name, body.Password, body.Totp, remote, ctx.RequestAborted);
         switch (outcome)
         {
             case AdminLoginOutcome.Throttled: return Problems.Result(Problems.TooMany("too many failed sign-ins from this address; wait a few minutes"));
@@ -82,7 +82,7 @@ public sealed class AdminEndpoints(MailDirectory directory, AdminSessions sessio
         }
         var session = sessions.Create(body.Name);
         AdminSessions.SetCookie(ctx, session);
-        return Results.Json(new SessionInfo(session.Name, session.Csrf, directory.AdminHasTotp(session.Name)), WebJson.Default.SessionInfo);
+        return Results.Json(new SessionInfo(session.Name, session.Csrf, provisioning.Directory.AdminHasTotp(session.Name)), WebJson.Default.SessionInfo);
     }
 
     private static IResult Asset(HttpContext ctx, string file)

@@ -79,7 +79,7 @@ public sealed class WebServer : IAsyncDisposable
         // Until the webmail exists (issue 8), the root leads to the admin panel.
         app.MapGet("/", ctx => Results.Redirect("/admin/").ExecuteAsync(ctx));
         api.Map(app);
-        new AdminEndpoints(provisioning.Directory, sessions, api).Map(app);
+        new AdminEndpoints(provisioning, sessions, api).Map(app);
 
         await app.StartAsync(ct);
         if (adminListener is not null) boundAdminPort = adminListener.IPEndPoint!.Port;
