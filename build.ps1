@@ -491,10 +491,10 @@ function Measure-Pair {
     $code = $LASTEXITCODE
     $f = @{}
     foreach ($line in $lines) {
-        if ($line -match '^(smtp_ingest_single|smtp_ingest_pair|failover_ms|switchover_ms)=([0-9.]+)$') { $f[$Matches[1]] = [double]::Parse($Matches[2], $Inv) }
+        if ($line -match '^(smtp_ingest_single|smtp_ingest_pair|failover_ms|switchover_ms|provision_pair_ms)=([0-9.]+)$') { $f[$Matches[1]] = [double]::Parse($Matches[2], $Inv) }
         else { Write-Log "  pair: $line" }
     }
-    if ($code -ne 0 -or $f.Count -lt 4) {
+    if ($code -ne 0 -or $f.Count -lt 5) {
         Write-Log "bench: lab/bench-pair.sh failed (exit $code)"
         Write-Result 'bench smtp_ingest_pair - msgs/s single=- ratio=-'
         return $false
@@ -503,6 +503,7 @@ function Measure-Pair {
     Write-Result ("bench smtp_ingest_pair {0} msgs/s single={1} ratio={2}" -f $f['smtp_ingest_pair'].ToString('F1', $Inv), $f['smtp_ingest_single'].ToString('F1', $Inv), $ratio.ToString('F2', $Inv))
     Write-Result ("bench ha_failover {0} ms target=5000" -f $f['failover_ms'].ToString('F0', $Inv))
     Write-Result ("bench ha_switchover {0} ms target=1000" -f $f['switchover_ms'].ToString('F0', $Inv))
+    Write-Result ("bench provision_10000_mailboxes_pair {0} ms target=5000" -f $f['provision_pair_ms'].ToString('F0', $Inv))
     return $true
 }
 

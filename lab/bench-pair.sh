@@ -4,6 +4,9 @@
 #   smtp_ingest_pair=R     the same load to store-a's floating address of a pair (synchronous replication)
 #   failover_ms=MEDIAN     kill -9 of store-a's node → first 250 through its floating address again
 #   switchover_ms=MEDIAN   longest pause in deliveries during `cluster switchover store-a`
+#   provision_pair_ms=T    10,000 mailboxes imported on node2 (the journal is node1's monitor
+#                          unit: forwarded, journaled, replicated) until both nodes' SMTP accept
+#                          the first and the last of them
 # Downtimes are what a client retrying every 200 ms sees (lab/ha_client.py), median of 3 rounds.
 # usage: bench-pair.sh SMTPLOAD.dll MESSAGES SESSIONS SIZE      ($APPLIANCE_EXE as for pair.sh)
 set -euo pipefail
@@ -84,6 +87,32 @@ wait_for node1 store-a "in sync"
 wait_for node2 store-b "in sync"
 paired=$(smtpload 10.77.0.10)
 
+provision_pair() { # prints the milliseconds from `import` on node2 until both nodes accept the new mailboxes
+  local csv="$dir/bulk.csv" hash start
+  hash="{SHA512-CRYPT}$(openssl passwd -6 -salt benchsalt lab-password)"
+  seq -f "p%05g@lab.test,$hash" 0 9999 > "$csv"
+  start=$(date +%s%N)
+  pair cli node2 import "$csv" | tail -1 >&2
+  ip netns exec "${prefix}client" python3 - <<'PY' >&2
+import smtplib, sys, time
+deadline = time.time() + 300
+for host in ("10.77.0.1", "10.77.0.2"):
+    while True:
+        s = smtplib.SMTP(host, 25, timeout=10)
+        s.ehlo("bench.check")
+        s.mail("check@load.test")
+        ok = all(s.rcpt(a)[0] == 250 for a in ("p00000@lab.test", "p09999@lab.test"))
+        s.quit()
+        if ok:
+            break
+        if time.time() > deadline:
+            sys.exit(f"{host} does not accept the imported mailboxes")
+        time.sleep(0.01)
+PY
+  echo $(( ($(date +%s%N) - start) / 1000000 ))
+}
+provisioned=$(provision_pair)
+
 kill_node1() {
   pair kill node1 >&2
   wait_for node2 store-a ""
@@ -108,3 +137,4 @@ echo "smtp_ingest_single=$single"
 echo "smtp_ingest_pair=$paired"
 echo "failover_ms=$(printf '%s\n' "${failovers[@]}" | median)"
 echo "switchover_ms=$(printf '%s\n' "${switchovers[@]}" | median)"
+echo "provision_pair_ms=$provisioned"
