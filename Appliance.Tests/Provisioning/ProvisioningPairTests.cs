@@ -95,4 +95,29 @@ public sealed class ProvisioningPairTests
         Assert.Equal(2, state.AppliedSeq);
         Assert.Equal(["domain node2only.test added", "domain shared.test added"], pair.Node1.Host.Provisioning.Journal.List(null, 0, 10).Items.Select(e => e.Summary));
     }
+
+    [Fact]
+    public async Task MailForAnAddressPurgedAndCreatedAgain_HandedToTheOtherNode_LandsInTheNewMailbox()
+    {
+        await using var pair = await TestPair.StartPlacedAsync();
+        await pair.WaitActiveAsync(pair.Node1, "monitor");
+        await pair.WaitInSyncAsync(pair.Node1, "monitor");
+        await pair.WaitInSyncAsync(pair.Node2, "store-b");
+        // bob's partition (b) is on node2; the journal and the MX used are node1's.
+        await TestPair.SendAsync(pair.Node1, "bob", "old mail");
+        var provisioning = pair.Node1.Host.Provisioning;
+        await provisioning.RemoveMailboxAsync("bob@example.test", purge: false, "cli");
+        await pair.WaitForAsync(() => pair.Node2.Directory.IsRetained("bob@example.test"), "the removal applied on node2");
+
+        await provisioning.RemoveMailboxAsync("bob@example.test", purge: true, "cli");
+        var bob = await provisioning.AddMailboxAsync("bob@example.test", TestNode.Password, null, null, "cli");
+        Assert.Equal("b", bob.Partition);
+        // At once, before node2's agent would have looked: node2 applies the purge before it stores.
+        await TestPair.SendAsync(pair.Node1, "bob", "new mail");
+
+        var inbox = await pair.Node2.Store.ListAsync(bob.ToUser(), MailStore.Inbox, CancellationToken.None);
+        Assert.Single(inbox);
+        await pair.WaitForAsync(() => pair.Node2.Directory.FindMailbox("bob@example.test") is not null, "the new bob on node2");
+        Assert.Single(await pair.Node2.Store.ListAsync(bob.ToUser(), MailStore.Inbox, CancellationToken.None));
+    }
 }

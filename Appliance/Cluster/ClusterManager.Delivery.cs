@@ -95,6 +95,7 @@ public sealed partial class ClusterManager : IRemoteDelivery
             {
                 MessageStructure structure;
                 using (var ms = new MemoryStream(data, writable: false)) structure = MessageStructure.Parse(ms);
+                if (BeforeDelivery is { } before) await before(user);
                 var uid = await _store.DeliverAsync(user, folder, data, structure, timeout.Token);
                 result = uid is { } u ? (DeliveryStatus.Delivered, u, "") : (DeliveryStatus.OverQuota, 0, "over quota");
             }

@@ -18,6 +18,13 @@ public sealed partial class ClusterManager : IProvisioningPeer
     /// <summary>Set by the host: submits a request forwarded by the peer (JSON, actor); returns its sequence or throws <see cref="DirectoryException"/>.</summary>
     public Func<string, string, Task<long>>? ProvisionHandler { get; set; }
 
+    /// <summary>
+    /// Set by the host: runs before a message from the peer is stored here. For an address whose
+    /// removed mailbox still has mail here, it applies this node's pending provisioning first:
+    /// the peer may already have applied the purge and a new mailbox of that address.
+    /// </summary>
+    public Func<MailUser, Task>? BeforeDelivery { get; set; }
+
     public string PeerName => _options.Peer;
 
     public bool PeerHoldsMonitor => Serves(MailStore.MonitorPartition);

@@ -193,6 +193,13 @@ public sealed partial class MailDirectory
         return c.Query<DeletedMailbox>("SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes ORDER BY purge_after").AsList();
     }
 
+    /// <summary>Whether the address is a removed mailbox whose mail is still kept.</summary>
+    public bool IsRetained(string address)
+    {
+        using var c = Open();
+        return c.ExecuteScalar<long>("SELECT count(*) FROM deleted_mailboxes WHERE address = @address", new { address }) > 0;
+    }
+
     /// <summary>Forgets a removed mailbox whose mail is being purged; returns it (its partition holds the mail).</summary>
     public DeletedMailbox ForgetDeleted(DirectoryTransaction t, string address)
     {

@@ -168,6 +168,10 @@ public sealed class ApplianceHost : IAsyncDisposable
             Provisioning.Peer = cluster;
             cluster.ProvisionedSeq = () => _agent.AppliedSeq;
             cluster.ProvisionHandler = Provisioning.SubmitForwardedAsync;
+            cluster.BeforeDelivery = async user =>
+            {
+                if (Directory.IsRetained(user.Address)) await _agent.ApplyPendingAsync();
+            };
             await cluster.StartAsync();
             _stops.Add(async () => await cluster.DisposeAsync());
         }

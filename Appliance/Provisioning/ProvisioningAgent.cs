@@ -18,7 +18,11 @@ namespace Appliance.Provisioning;
 //   rare) is recorded as this node's last error and on the journal entry, and skipped: the same
 //   refusal would happen on every node.
 // - Only the store parts of partitions active on this node are done here; in a pair the node
-//   holding the partition does its own.
+//   holding the partition does its own. A message the peer hands over for an address whose old
+//   mail is still kept here makes this node apply its pending requests first (the peer may have
+//   applied the purge and the new mailbox already; ClusterManager.BeforeDelivery). While the
+//   pair is degraded this node's copy may lack them: such a message would still land beside
+//   the old mail and go with its purge.
 // - One lock serialises applying and purging.
 
 /// <summary>Applies the provisioning journal to this node's directory and mailbox store.</summary>
@@ -46,7 +50,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
                 {
                     if (journal.LastSeq != AppliedSeq || Diverged()) await ApplyPendingAsync();
                 }
-                catch (Exception ex) when (ex is IOException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException or UnitUnavailableException)
+                catch (Exception ex) when (ex is IOException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException or UnitUnavailableException or System.Text.Json.JsonException)
                 {
                     // A copy being replaced by a full resync, a store that cannot write: next second.
                     Log.Warn("applying the provisioning journal: {0}", ex.Message);
