@@ -22,6 +22,11 @@ switch (command)
             ApplianceOptions options;
             try { options = ConfigLoader.Load(configFile, dataDir); }
             catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException or FormatException) { Console.Error.WriteLine(ex.Message); return 2; }
+            if (ApiTarget(ref rest) is { } api)
+            {
+                if (api.Problem is not null) { Console.Error.WriteLine(api.Problem); return 2; }
+                return await ControlClient.RunOverApiAsync(api.Url!, api.Token!, api.Insecure, [command, .. rest], Console.In, Console.Out, Console.Error);
+            }
             var socket = Path.Combine(Path.GetFullPath(options.Node.DataDirectory), "control.sock");
             return await ControlClient.RunAsync(socket, [command, .. rest], Console.In, Console.Out, Console.Error);
         }
@@ -29,6 +34,30 @@ switch (command)
         Console.Error.WriteLine($"unknown command '{command}'");
         PrintUsage(Console.Error);
         return 2;
+}
+
+// --url URL [--token TOKEN] [--insecure]: a management command against a node's API instead of
+// the local control socket; the token may come from APPLIANCE_TOKEN instead (kept out of ps).
+static (Uri? Url, string? Token, bool Insecure, string? Problem)? ApiTarget(ref string[] args)
+{
+    var rest = args.ToList();
+    string? Take(string name)
+    {
+        var i = rest.IndexOf(name);
+        if (i < 0 || i + 1 >= rest.Count) return null;
+        var v = rest[i + 1];
+        rest.RemoveRange(i, 2);
+        return v;
+    }
+    var url = Take("--url");
+    if (url is null) return null;
+    var token = Take("--token") ?? Environment.GetEnvironmentVariable("APPLIANCE_TOKEN");
+    var insecure = rest.Remove("--insecure");
+    args = [.. rest];
+    if (!Uri.TryCreate(url.EndsWith('/') ? url : url + "/", UriKind.Absolute, out var uri) || (uri.Scheme != "https" && uri.Scheme != "http"))
+        return (null, null, false, $"--url: '{url}' is not an http(s) URL (e.g. https://node1:8443/)");
+    if (string.IsNullOrEmpty(token)) return (null, null, false, "--url needs an API token: --token TOKEN or APPLIANCE_TOKEN (appliance token create)");
+    return (uri, token, insecure, null);
 }
 
 static (string Command, string[] Others, string? Config, string? Data) ParseGlobal(string[] args)
@@ -149,5 +178,6 @@ static void PrintUsage(TextWriter w) => w.WriteLine("""
            appliance cluster status | switchover UNIT | standby NODE | online NODE
            appliance witness --listen ADDR:PORT [--lease SECONDS]   (tie-breaker for a pair without fencing)
            appliance version
-    management commands take the same --data/--config as run and talk to the running node.
+    management commands take the same --data/--config as run and talk to the running node;
+    or, from anywhere, to a node's API: --url https://NODE:8443/ --token TOKEN (or APPLIANCE_TOKEN) [--insecure]
     """);

@@ -5,19 +5,52 @@ using Appliance.Hosting;
 
 namespace Appliance.Cli;
 
-/// <summary>The CLI side of the control socket: forwards the arguments (and stdin when the command reads it) to the running node.</summary>
+/// <summary>
+/// The CLI side of the management commands: forwards the arguments (and stdin when the command
+/// reads it) to the running node over its control socket, or runs them against a node's API
+/// with a token (<c>--url</c>).
+/// </summary>
 public static class ControlClient
 {
-    public static async Task<int> RunAsync(string socketPath, string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    /// <summary>What the command reads locally: a password line, or the CSV file of an import; null when the usage is wrong (said on stderr).</summary>
+    private static async Task<(bool Ok, string? Input)> ReadInputAsync(string[] args, TextReader stdin, TextWriter stderr)
     {
         string? input = null;
         if (args.Contains("--password-stdin")) input = await stdin.ReadLineAsync() ?? "";
         if (args.Length > 0 && args[0] == "import")
         {
-            if (args.Length < 2) { await stderr.WriteLineAsync("import: missing CSV file"); return 2; }
-            if (!File.Exists(args[1])) { await stderr.WriteLineAsync($"import: {args[1]}: no such file"); return 2; }
+            if (args.Length < 2) { await stderr.WriteLineAsync("import: missing CSV file"); return (false, null); }
+            if (!File.Exists(args[1])) { await stderr.WriteLineAsync($"import: {args[1]}: no such file"); return (false, null); }
             input = await File.ReadAllTextAsync(args[1]);
         }
+        return (true, input);
+    }
+
+    /// <summary>
+    /// Runs the command here against the node's API (<paramref name="url"/>, e.g.
+    /// https://node1:8443/) with an API token: the same commands, output and exit codes as over
+    /// the control socket; 3 when the node cannot be reached.
+    /// </summary>
+    public static async Task<int> RunOverApiAsync(Uri url, string token, bool insecure, string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var (ok, input) = await ReadInputAsync(args, stdin, stderr);
+        if (!ok) return 2;
+        using var api = new ApiCommands(url, token, insecure);
+        try
+        {
+            return await new ControlCommands(api).ExecuteAsync(args, input, (text, error) => (error ? stderr : stdout).WriteLine(text));
+        }
+        catch (ApiUnreachableException ex)
+        {
+            await stderr.WriteLineAsync(ex.Message);
+            return 3;
+        }
+    }
+
+    public static async Task<int> RunAsync(string socketPath, string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var (ok, input) = await ReadInputAsync(args, stdin, stderr);
+        if (!ok) return 2;
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try { await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath)); }
         catch (SocketException)

@@ -8,7 +8,7 @@ namespace Appliance.Hosting;
 /// forwards its arguments). Changes go through the provisioning journal like the API's. A refused
 /// change prints one line and exits 1; bad usage exits 2.
 /// </summary>
-public sealed class ControlCommands(ProvisioningService provisioning, Cluster.ClusterManager? cluster = null)
+public sealed class ControlCommands(IProvisioningCommands provisioning, Cluster.ClusterManager? cluster = null)
 {
     public delegate void Output(string text, bool error);
 
@@ -24,7 +24,7 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
             {
                 if (cluster is null)
                 {
-                    output("this node is not part of a pair (no Cluster:Peer configured)", true);
+                    output(provisioning is ProvisioningService ? "this node is not part of a pair (no Cluster:Peer configured)" : "cluster commands run on a node, not through --url", true);
                     return 1;
                 }
                 var (exit, lines) = await cluster.ExecuteAsync(clusterArgs, forwarded: false, CancellationToken.None);
@@ -43,7 +43,7 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
                     break;
                 case ("domain", "list"):
                     a.EnsureDone();
-                    foreach (var d in provisioning.Directory.ListDomains()) output(d, false);
+                    foreach (var d in await provisioning.ListDomainsAsync()) output(d, false);
                     break;
                 case ("domain", "remove"):
                     var domain = a.Next("domain");
@@ -64,7 +64,7 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
                 case ("mailbox", "list"):
                     var dom = a.Optional();
                     a.EnsureDone();
-                    foreach (var m in provisioning.Directory.ListMailboxes(dom?.ToLowerInvariant()))
+                    foreach (var m in await provisioning.ListMailboxesAsync(dom))
                         output($"{m.Address}\t{(m.Enabled ? "enabled" : "disabled")}\tquota={Sizes.Format(m.QuotaBytes)}\tpartition={m.Partition}", false);
                     break;
                 case ("mailbox", "set"):
@@ -84,15 +84,14 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
                         var removed = a.Next("address");
                         var purge = a.Flag("--purge");
                         a.EnsureDone();
-                        var request = await provisioning.RemoveMailboxAsync(removed, purge, Actor);
-                        output(request.Summary(), false);
+                        output(await provisioning.RemoveMailboxAsync(removed, purge, Actor), false);
                         break;
                     }
                 case ("mailbox", "purge"):
                     {
                         var purged = a.Next("address");
                         a.EnsureDone();
-                        output((await provisioning.RemoveMailboxAsync(purged, purge: true, Actor)).Summary(), false);
+                        output(await provisioning.RemoveMailboxAsync(purged, purge: true, Actor), false);
                         break;
                     }
                 case ("alias", "add"):
@@ -108,7 +107,7 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
                 case ("alias", "list"):
                     var ad = a.Optional();
                     a.EnsureDone();
-                    foreach (var al in provisioning.Directory.ListAliases(ad?.ToLowerInvariant())) output($"{al.Source}\t{al.Target}", false);
+                    foreach (var al in await provisioning.ListAliasesAsync(ad)) output($"{al.Source}\t{al.Target}", false);
                     break;
                 case ("alias", "remove"):
                     {
@@ -140,20 +139,16 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
                         a.Next("CSV file");
                         a.EnsureDone();
                         if (input is null) throw new UsageException("import: the CSV content was not sent");
-                        var (entries, errors) = ProvisioningService.ParseCsv(input);
-                        var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                        var job = provisioning.StartBulk(entries, errors, Actor, _ => finished.TrySetResult());
+                        var job = await provisioning.StartImportAsync(input, Actor);
                         output($"job {job.Id}: {job.Total} lines", false);
-                        return await FollowAsync(job, finished.Task, output);
+                        return await FollowAsync(job, output);
                     }
                 case ("domain", "quota"):
                     {
                         var quotaDomain = a.Next("domain");
                         var size = ParseSize(a.Next("quota"));
                         a.EnsureDone();
-                        var job = provisioning.StartDomainQuota(quotaDomain, size, Actor);
-                        var finished = Task.Run(async () => { while (provisioning.GetJob(job.Id) is { State: "running" }) await Task.Delay(100); });
-                        return await FollowAsync(job, finished, output);
+                        return await FollowAsync(await provisioning.StartDomainQuotaAsync(quotaDomain, size, Actor), output);
                     }
                 default:
                     throw new UsageException($"unknown command '{noun} {verb}'".TrimEnd());
@@ -173,20 +168,19 @@ public sealed class ControlCommands(ProvisioningService provisioning, Cluster.Cl
     }
 
     /// <summary>Prints a job's progress as it changes, then its outcome; exit 0 when done, 1 when failed.</summary>
-    private async Task<int> FollowAsync(Provisioning.Job job, Task finished, Output output)
+    private async Task<int> FollowAsync(Provisioning.Job job, Output output)
     {
         var last = "";
+        var final = job;
         while (true)
         {
-            var done = finished.IsCompleted;
-            var current = provisioning.GetJob(job.Id) ?? job;
-            var line = $"{current.Phase}: {current.Done}/{current.Total}";
-            if (line != last && current.State == "running") output(line, false);
+            final = await provisioning.GetJobAsync(job.Id) ?? final;
+            if (final.State != "running") break;
+            var line = $"{final.Phase}: {final.Done}/{final.Total}";
+            if (line != last) output(line, false);
             last = line;
-            if (done) break;
-            await Task.WhenAny(finished, Task.Delay(500));
+            await Task.Delay(250);
         }
-        var final = provisioning.GetJob(job.Id) ?? job;
         foreach (var e in final.Errors)
             output((e.Line is { } l ? $"line {l}: " : e.Index is { } i ? $"entry {i}: " : "") + e.Reason, true);
         if (final.State != "done")

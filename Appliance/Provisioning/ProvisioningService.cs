@@ -33,7 +33,7 @@ public interface IProvisioningPeer
     Task<long> ForwardProvisionAsync(string payload, string actor, CancellationToken ct);
 }
 
-public sealed class ProvisioningService
+public sealed class ProvisioningService : IProvisioningCommands
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("provisioning");
     private readonly MailDirectory _directory;
@@ -219,6 +219,24 @@ public sealed class ProvisioningService
         MailDirectory.CheckPassword(password);
         return await Task.Run(() => PasswordHasher.Hash(password));
     }
+
+    // ---- the CLI's view (IProvisioningCommands) ----
+
+    public Task<IReadOnlyList<string>> ListDomainsAsync() => Task.FromResult(_directory.ListDomains());
+    public Task<IReadOnlyList<MailboxRecord>> ListMailboxesAsync(string? domain) => Task.FromResult(_directory.ListMailboxes(domain?.ToLowerInvariant()));
+    public Task<IReadOnlyList<AliasRecord>> ListAliasesAsync(string? domain) => Task.FromResult(_directory.ListAliases(domain?.ToLowerInvariant()));
+    public Task<Job> StartDomainQuotaAsync(string domain, long quotaBytes, string actor) => Task.FromResult(StartDomainQuota(domain, quotaBytes, actor));
+    public Task<Job?> GetJobAsync(string id) => Task.FromResult(GetJob(id));
+
+    public Task<Job> StartImportAsync(string csv, string actor)
+    {
+        var (entries, errors) = ParseCsv(csv);
+        if (entries.Count == 0 && errors.Count == 0) throw new DirectoryException("the CSV has no lines (address,password[,quota])");
+        return Task.FromResult(StartBulk(entries, errors, actor));
+    }
+
+    async Task<string> IProvisioningCommands.RemoveMailboxAsync(string address, bool purge, string actor) =>
+        (await RemoveMailboxAsync(address, purge, actor)).Summary();
 
     // ---- bulk jobs ----
 

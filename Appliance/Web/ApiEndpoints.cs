@@ -124,6 +124,20 @@ public sealed class ApiEndpoints(ProvisioningService provisioning, MailStore sto
             return Results.NoContent();
         }));
 
+        api.MapPost("/tokens", Handle("admin", async (ctx, caller) =>
+        {
+            var body = await Body(ctx, WebJson.Default.TokenCreate);
+            var token = await provisioning.CreateTokenAsync(Need(body.Name, "name"), body.Scopes ?? "read", caller.Actor);
+            return Results.Json(new TokenCreated(token), WebJson.Default.TokenCreated, statusCode: 201);
+        }));
+        api.MapPut("/admins/{name}/password", Handle("admin", async (ctx, caller) =>
+        {
+            var name = Route(ctx, "name");
+            var body = await Body(ctx, WebJson.Default.PasswordChange);
+            await provisioning.SetAdminPasswordAsync(name, Need(body.Password, "password"), caller.Actor);
+            return Results.NoContent();
+        }));
+
         api.MapGet("/provisioning", Handle("read", (ctx, _) =>
         {
             var limit = Math.Clamp(Int(ctx.Request.Query["limit"], 20), 1, MaxPageSize);

@@ -41,6 +41,13 @@ public sealed class SessionLogin
     public string? Totp { get; set; }
 }
 public sealed class TotpCode { public string? Code { get; set; } }
+public sealed class TokenCreate
+{
+    public string? Name { get; set; }
+    public string? Scopes { get; set; }
+}
+public sealed class PasswordChange { public string? Password { get; set; } }
+public sealed record TokenCreated(string Token);
 
 public sealed record MailboxView(string Address, string Domain, long QuotaBytes, long? UsedBytes, bool Enabled, string Partition);
 public sealed record MailboxPage(long Total, int Offset, int Limit, IReadOnlyList<MailboxView> Items);
@@ -65,6 +72,11 @@ public sealed record Problem(string Type, string Title, int Status, string? Deta
 [JsonSerializable(typeof(AliasCreate))]
 [JsonSerializable(typeof(SessionLogin))]
 [JsonSerializable(typeof(TotpCode))]
+[JsonSerializable(typeof(TokenCreate))]
+[JsonSerializable(typeof(PasswordChange))]
+[JsonSerializable(typeof(TokenCreated))]
+[JsonSerializable(typeof(List<DomainSummary>))]
+[JsonSerializable(typeof(List<AliasRecord>))]
 [JsonSerializable(typeof(MailboxView))]
 [JsonSerializable(typeof(MailboxPage))]
 [JsonSerializable(typeof(List<AliasView>))]
