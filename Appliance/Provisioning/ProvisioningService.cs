@@ -270,7 +270,7 @@ public sealed class ProvisioningService : IProvisioningCommands
     }
 
     /// <summary>Starts creating mailboxes in one request; the job ends failed, with every reason, if any entry is bad.</summary>
-    public Job StartBulk(IReadOnlyList<BulkEntry> entries, IReadOnlyList<JobError> parseErrors, string actor, Action<Job>? finished = null)
+    public Job StartBulk(IReadOnlyList<BulkEntry> entries, IReadOnlyList<JobError> parseErrors, string actor)
     {
         var job = NewJob(RequestKinds.MailboxBulk, actor, entries.Count + parseErrors.Count);
         _ = Task.Run(async () =>
@@ -281,7 +281,6 @@ public sealed class ProvisioningService : IProvisioningCommands
                 Log.Error(ex, "bulk job {0} failed", job.Id);
                 Finish(job, "failed", [new JobError { Reason = "internal error: " + ex.Message }]);
             }
-            finished?.Invoke(job);
         });
         return job;
     }

@@ -92,9 +92,7 @@ public sealed class ApiEndpoints(ProvisioningService provisioning, MailStore sto
         {
             using var reader = new StreamReader(ctx.Request.Body, System.Text.Encoding.UTF8);
             var text = await reader.ReadToEndAsync(ctx.RequestAborted);
-            var (entries, errors) = ProvisioningService.ParseCsv(text);
-            if (entries.Count == 0 && errors.Count == 0) throw new DirectoryException("the CSV has no lines (address,password[,quota])");
-            return Accepted(provisioning.StartBulk(entries, errors, caller.Actor));
+            return Accepted(await provisioning.StartImportAsync(text, caller.Actor));
         }));
         api.MapGet("/jobs/{id}", Handle("read", (ctx, _) =>
         {
