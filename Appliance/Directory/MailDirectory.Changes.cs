@@ -30,6 +30,8 @@ public sealed class DirectoryTransaction(SqliteConnection connection, SqliteTran
 
 public sealed partial class MailDirectory
 {
+    private const string SelectDeleted = "SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes";
+
     /// <summary>Mailbox partitions new mailboxes are spread over.</summary>
     public IReadOnlyList<string> Partitions => _partitions;
 
@@ -100,7 +102,7 @@ public sealed partial class MailDirectory
             throw new DirectoryException($"mailbox {a} already exists", DirectoryError.Conflict);
         if (c.ExecuteScalar<long>("SELECT count(*) FROM aliases WHERE source = @a", new { a }, tx) > 0)
             throw new DirectoryException($"{a} is an alias; remove the alias first", DirectoryError.Conflict);
-        if (c.QuerySingleOrDefault<DeletedMailbox>("SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes WHERE address = @a", new { a }, tx) is { } old)
+        if (c.QuerySingleOrDefault<DeletedMailbox>(SelectDeleted + " WHERE address = @a", new { a }, tx) is { } old)
             throw new DirectoryException($"{a} was removed and its mail is kept until {DateTimeOffset.FromUnixTimeSeconds(old.PurgeAfter):yyyy-MM-dd}; purge it first (appliance mailbox purge {a})", DirectoryError.Conflict);
         var counts = t.PartitionCounts ??= c.Query<PartitionCount>("SELECT partition AS Partition, count(*) AS Count FROM mailboxes GROUP BY partition", transaction: tx)
             .ToDictionary(p => p.Partition, p => p.Count);
@@ -190,7 +192,7 @@ public sealed partial class MailDirectory
     public IReadOnlyList<DeletedMailbox> DeletedMailboxes()
     {
         using var c = Open();
-        return c.Query<DeletedMailbox>("SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes ORDER BY purge_after").AsList();
+        return c.Query<DeletedMailbox>(SelectDeleted + " ORDER BY purge_after").AsList();
     }
 
     /// <summary>Whether the address is a removed mailbox whose mail is still kept.</summary>
@@ -204,7 +206,7 @@ public sealed partial class MailDirectory
     public DeletedMailbox ForgetDeleted(DirectoryTransaction t, string address)
     {
         var a = address.Trim().ToLowerInvariant();
-        var deleted = t.Connection.QuerySingleOrDefault<DeletedMailbox>("SELECT address AS Address, partition AS Partition, deleted AS Deleted, purge_after AS PurgeAfter FROM deleted_mailboxes WHERE address = @a",
+        var deleted = t.Connection.QuerySingleOrDefault<DeletedMailbox>(SelectDeleted + " WHERE address = @a",
             new { a }, t.Transaction) ?? throw new DirectoryException($"{a} is not a removed mailbox with kept mail", DirectoryError.NotFound);
         t.Connection.Execute("DELETE FROM deleted_mailboxes WHERE address = @a", new { a }, t.Transaction);
         return deleted;

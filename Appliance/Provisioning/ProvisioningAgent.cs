@@ -30,10 +30,19 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("provisioning");
     private readonly SemaphoreSlim _lock = new(1, 1);
-    private long _appliedSeq = directory.ReadProvisioningState().AppliedSeq;
+    /// <summary>The last request applied here and its digest (the directory has the durable values).</summary>
+    private sealed record Applied(long Seq, string? Digest);
 
-    /// <summary>The last request applied here (for the heartbeat; the directory has the durable value).</summary>
-    public long AppliedSeq => Interlocked.Read(ref _appliedSeq);
+    private volatile Applied _applied = LastApplied(directory);
+
+    private static Applied LastApplied(MailDirectory directory)
+    {
+        var seq = directory.ReadProvisioningState().AppliedSeq;
+        return new(seq, directory.AppliedSince(seq).FirstOrDefault(a => a.Seq == seq)?.Digest);
+    }
+
+    /// <summary>The last request applied here (for the heartbeat).</summary>
+    public long AppliedSeq => _applied.Seq;
 
     /// <summary>
     /// Applies what arrives in this node's copy of the journal: requests made here are applied
@@ -83,7 +92,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
                 {
                     await ApplyAsync(r);
                     state.AppliedSeq = r.Seq;
-                    Interlocked.Exchange(ref _appliedSeq, r.Seq);
+                    _applied = new(r.Seq, r.Digest);
                 }
             }
         }
@@ -100,12 +109,10 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
     /// </summary>
     private bool Diverged()
     {
-        var applied = AppliedSeq;
-        if (applied == 0) return false;
-        var recorded = directory.AppliedSince(applied).FirstOrDefault(a => a.Seq == applied);
+        var applied = _applied;
         // A copy that does not reach that far yet (being rebuilt, resynced) is not evidence:
         // only another request under the same sequence is.
-        return recorded is not null && journal.DigestAt(applied) is { } digest && digest != recorded.Digest;
+        return applied is { Seq: > 0, Digest: { } recorded } && journal.DigestAt(applied.Seq) is { } digest && digest != recorded;
     }
 
     /// <summary>
@@ -123,7 +130,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
             + "their changes stay in this node's directory: make them again if they are wanted";
         Log.Error(error);
         directory.RewindProvisioning(common, error);
-        Interlocked.Exchange(ref _appliedSeq, common);
+        _applied = LastApplied(directory);
     }
 
     private async Task ApplyAsync(JournalRequest r)
@@ -178,7 +185,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
                 break;
             case RequestKinds.MailboxSet: directory.UpdateMailbox(t, Need(r.Address), r.PasswordHash, r.QuotaBytes, r.Enabled); break;
             case RequestKinds.MailboxRemove:
-                r.Partition = directory.RemoveMailbox(t, Need(r.Address), r.Purge || r.RetainUntil is null ? null : DateTimeOffset.FromUnixTimeSeconds(r.RetainUntil.Value)).Partition;
+                r.Partition = directory.RemoveMailbox(t, Need(r.Address), r.RetainUntil is { } until ? DateTimeOffset.FromUnixTimeSeconds(until) : null).Partition;
                 break;
             case RequestKinds.MailboxPurge:
                 r.Partition = directory.ForgetDeleted(t, Need(r.Address)).Partition;
@@ -206,7 +213,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
     {
         var purged = r.Kind switch
         {
-            RequestKinds.MailboxRemove when r.Purge || r.RetainUntil is null => true,
+            RequestKinds.MailboxRemove when r.RetainUntil is null => true,
             RequestKinds.MailboxPurge => true,
             _ => false,
         };

@@ -37,9 +37,7 @@ public sealed class ProvisioningRequest
     public bool? Enabled { get; set; }
     /// <summary>mailbox.add: the partition chosen when the request was made.</summary>
     public string? Partition { get; set; }
-    /// <summary>mailbox.remove: delete the mail now instead of keeping it for the retention period.</summary>
-    public bool Purge { get; set; }
-    /// <summary>mailbox.remove: kept until (unix seconds), unless purged.</summary>
+    /// <summary>mailbox.remove: the mail is kept until then (unix seconds); null deletes it at once.</summary>
     public long? RetainUntil { get; set; }
     /// <summary>alias.*: the alias ("user@domain" or "@domain").</summary>
     public string? Source { get; set; }
@@ -75,7 +73,7 @@ public sealed class ProvisioningRequest
         RequestKinds.MailboxAdd => $"mailbox {Address} added (quota {Sizes.Format(QuotaBytes ?? 0)}, partition {Partition})",
         RequestKinds.MailboxSet => $"mailbox {Address} changed:" + (PasswordHash is null ? "" : " password reset")
             + (QuotaBytes is { } q ? $" quota {Sizes.Format(q)}" : "") + (Enabled is { } e ? (e ? " enabled" : " disabled") : ""),
-        RequestKinds.MailboxRemove => $"mailbox {Address} removed" + (Purge ? ", mail deleted" : RetainUntil is { } r ? $", mail kept until {DateTimeOffset.FromUnixTimeSeconds(r):yyyy-MM-dd}" : ""),
+        RequestKinds.MailboxRemove => $"mailbox {Address} removed" + (RetainUntil is { } r ? $", mail kept until {DateTimeOffset.FromUnixTimeSeconds(r):yyyy-MM-dd}" : ", mail deleted"),
         RequestKinds.MailboxPurge => $"kept mail of removed mailbox {Address} deleted",
         RequestKinds.MailboxBulk => $"{Mailboxes?.Count ?? 0} mailboxes added" + (Mailboxes is { Count: > 0 } m ? $" ({m[0].Address}{(m.Count > 1 ? " … " + m[^1].Address : "")})" : ""),
         RequestKinds.AliasAdd => $"alias {Source} -> {string.Join(", ", Targets ?? [])}",

@@ -163,7 +163,7 @@ public sealed class ProvisioningService : IProvisioningCommands
         }
         var request = new ProvisioningRequest
         {
-            Kind = RequestKinds.MailboxRemove, Address = a, Purge = purge || _retention <= TimeSpan.Zero,
+            Kind = RequestKinds.MailboxRemove, Address = a,
             RetainUntil = purge || _retention <= TimeSpan.Zero ? null : DateTimeOffset.UtcNow.Add(_retention).ToUnixTimeSeconds(),
         };
         await SubmitAsync(request, actor);

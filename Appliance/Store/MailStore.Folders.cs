@@ -24,9 +24,11 @@ public sealed partial class MailStore
     {
         var p = For(user);
         var folders = await p.ListFolderInfosAsync(user.Address, ct);
-        if (folders.Count > 0 && folders[0].Name == Inbox && folders.Any(f => f.SpecialUse is not null)) return folders;
-        await EnsureMailboxAsync(user);
-        if (folders.Count == 0 || folders[0].Name != Inbox) await p.CreateFoldersAsync(user.Address, [(Inbox, null)]);
+        var hasInbox = folders.Count > 0 && folders[0].Name == Inbox;
+        var hasSpecial = folders.Any(f => f.SpecialUse is not null);
+        if (hasInbox && hasSpecial) return folders;
+        if (!hasSpecial) await CreateMailboxAsync(user); // INBOX and the defaults (existing ones are kept)
+        else await p.CreateFoldersAsync(user.Address, [(Inbox, null)]);
         return await p.ListFolderInfosAsync(user.Address, ct);
     }
 
