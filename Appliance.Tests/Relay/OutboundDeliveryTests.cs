@@ -130,11 +130,17 @@ public sealed class OutboundDeliveryTests
     public async Task Temporary_failures_are_retried_and_a_stalled_host_times_out()
     {
         await using var dns = TestDns.Start();
-        await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
+        var mxes = await TestMx.StartSamePortAsync([IPAddress.Parse("127.0.0.2"), IPAddress.Parse("127.0.0.7")]);
+        await using var mx = mxes[0];
+        await using var slow = mxes[1];
         dns.Add("remote.test", "MX", "10 mx.remote.test");
         dns.Add("mx.remote.test", "A", "127.0.0.2");
+        dns.Add("slow.test", "MX", "10 mx.slow.test");
+        dns.Add("mx.slow.test", "A", "127.0.0.7");
         var refusals = 0;
         mx.OnRcpt = _ => Interlocked.Increment(ref refusals) <= 2 ? "450 4.2.0 Greylisted, try again later" : null;
+        // A host that accepts connections and never greets: the attempt times out and is tried again.
+        slow.StallGreeting = true;
         await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
 
         await SubmitAsync(node, Mailkit.Text(Alice, "frank@remote.test", "greylisted", "b"));
@@ -142,16 +148,34 @@ public sealed class OutboundDeliveryTests
         Assert.Equal(["frank@remote.test"], got.To);
         Assert.True(refusals >= 3);
 
-        // A host that accepts and never greets: the attempt times out and is tried again.
-        mx.StallGreeting = true;
-        await SubmitAsync(node, Mailkit.Text(Alice, "grace@remote.test", "stalled", "b"));
+        await SubmitAsync(node, Mailkit.Text(Alice, "grace@slow.test", "stalled", "b"));
         await WaitUntilAsync(async () => (await node.Host.Queue.ListQueueAsync()) is [{ Attempts: >= 1 } e] && e.LastError.Length > 0, "a failed attempt");
         var entry = Assert.Single(await node.Host.Queue.ListQueueAsync());
         Assert.Equal(RecipientState.Queued, entry.Recipients[0].State);
-        mx.StallGreeting = false;
-        await mx.WaitAsync(m => m.To.Contains("grace@remote.test"));
+        Assert.Contains("mx.slow.test", entry.LastError);
+        slow.StallGreeting = false;
+        await slow.WaitAsync(m => m.To.Contains("grace@slow.test"));
         await WaitForEmptyQueueAsync(node);
         Assert.Empty(await ReportsAsync(node));
+    }
+
+    [Fact]
+    public async Task A_burst_to_one_host_reuses_its_sessions()
+    {
+        await using var dns = TestDns.Start();
+        await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
+        dns.Add("remote.test", "MX", "10 mx.remote.test");
+        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        await using var node = await StartNodeAsync(dns, mx.Endpoint.Port, o => o.Relay.MaxParallelDeliveries = 2);
+        using var client = new SmtpClient { ServerCertificateValidationCallback = (_, _, _, _) => true };
+        await client.ConnectAsync(node.Submission.Address.ToString(), node.Submission.Port, SecureSocketOptions.StartTls);
+        await client.AuthenticateAsync(Alice, TestNode.Password);
+        for (var i = 0; i < 20; i++) await client.SendAsync(Mailkit.Text(Alice, $"r{i}@remote.test", $"burst {i}", "b"));
+        await WaitUntilAsync(() => Task.FromResult(mx.Received.Count == 20), "20 messages at the MX");
+        // At most 2 deliveries at a time: a few sessions carry all 20 messages, each whole.
+        Assert.InRange(mx.Connections, 1, 10);
+        Assert.Equal(20, mx.Received.Select(m => m.To.Single()).Distinct().Count());
+        await WaitForEmptyQueueAsync(node);
     }
 
     [Fact]

@@ -124,10 +124,12 @@ public sealed partial class OutboundQueue : IQueueCommands
             {
                 Log.Warn("queue scan: {0}", ex.Message);
             }
+            await _transport.CloseIdleAsync();
             try { await _kick.WaitAsync(TimeSpan.FromSeconds(1), ct); }
             catch (OperationCanceledException) { break; }
         }
         await Task.WhenAll(attempts);
+        await _transport.CloseIdleAsync(all: true);
     }
 
     private async Task AttemptAsync(Partition partition, QueueEntry entry, CancellationToken ct)

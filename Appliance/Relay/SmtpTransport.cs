@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
@@ -73,40 +75,16 @@ public sealed partial class SmtpTransport(RelayOptions options, string hostname,
     private async Task<IReadOnlyList<RecipientOutcome>> TryHostAsync(string host, IPAddress address, int port, bool smartHost, string sender,
         IReadOnlyList<QueuedRecipient> recipients, byte[] data, string? envId, string? ret, CancellationToken ct)
     {
-        using var client = new RelayClient(recipients, envId)
-        {
-            LocalDomain = hostname,
-            Timeout = Math.Max(1, options.TimeoutSeconds) * 1000,
-            CheckCertificateRevocation = false,
-            DeliveryStatusNotificationType = ret?.ToUpperInvariant() switch
-            {
-                "HDRS" => DeliveryStatusNotificationType.HeadersOnly,
-                "FULL" => DeliveryStatusNotificationType.Full,
-                _ => DeliveryStatusNotificationType.Unspecified,
-            },
-        };
-        var verify = smartHost && options.SmartHostVerifyCertificate;
-        if (!verify) client.ServerCertificateValidationCallback = (_, _, _, _) => true;
-        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        var key = $"{host}|{address}|{port}";
+        var client = TakeIdle(key);
+        var reused = client is not null;
+        client ??= await ConnectAsync(host, address, port, smartHost, ct);
+        client.Prepare(recipients, envId, ret);
+        var remote = host;
+        var keep = false;
         try
         {
-            using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            connect.CancelAfter(TimeSpan.FromSeconds(Math.Max(1, options.ConnectTimeoutSeconds)));
-            await socket.ConnectAsync(address, port, connect.Token);
-            var tls = smartHost && port == 465 ? SecureSocketOptions.SslOnConnect : SecureSocketOptions.StartTlsWhenAvailable;
-            await client.ConnectAsync(socket, host, port, tls, ct);
-        }
-        catch (Exception ex) when (ex is SocketException or IOException or SmtpCommandException or SmtpProtocolException or SslHandshakeException or TimeoutException
-            || ex is OperationCanceledException && !ct.IsCancellationRequested)
-        {
-            socket.Dispose();
-            throw new NextHostException(ex is OperationCanceledException ? "connection timed out" : Describe(ex));
-        }
-
-        var remote = client.IsConnected ? host : null;
-        try
-        {
-            if (smartHost && options.SmartHostUser.Length > 0)
+            if (!reused && smartHost && options.SmartHostUser.Length > 0)
             {
                 if (!client.IsSecure)
                     return All(recipients, RecipientState.Queued, "4.7.0", $"smart host {host} offers no TLS: the password is not sent in clear", remote);
@@ -120,7 +98,7 @@ public sealed partial class SmtpTransport(RelayOptions options, string hostname,
             var message = MimeMessage.Load(new MemoryStream(data, writable: false), ct);
             var mailboxes = recipients.Select(r => new MailboxAddress("", r.Address)).ToList();
             var reply = await client.SendAsync(FormatOptions.Default, message, new MailboxAddress("", sender), mailboxes, ct);
-            await client.DisconnectAsync(quit: true, ct);
+            keep = true;
             return [.. recipients.Select(r => client.Rejected.TryGetValue(r.Address, out var no)
                 ? Outcome(r.Address, no.Code, no.Text, remote)
                 : new RecipientOutcome(r.Address, RecipientState.Sent, "2.0.0", "250 " + reply, remote))];
@@ -138,13 +116,101 @@ public sealed partial class SmtpTransport(RelayOptions options, string hostname,
                 ? Outcome(r.Address, no.Code, no.Text, remote)
                 : Outcome(r.Address, (int)ex.StatusCode, ex.Message, remote))];
         }
-        catch (Exception ex) when (ex is IOException or SmtpProtocolException or TimeoutException or SocketException or SslHandshakeException
+        catch (Exception ex) when (reused && ex is IOException or SmtpProtocolException or ServiceNotConnectedException or SocketException)
+        {
+            // A cached connection the host had closed meanwhile: once more on a fresh one.
+            client.Dispose();
+            client = null;
+            return await TryHostAsync(host, address, port, smartHost, sender, recipients, data, envId, ret, ct);
+        }
+        catch (Exception ex) when (ex is IOException or SmtpProtocolException or TimeoutException or SocketException or SslHandshakeException or ServiceNotConnectedException
             || ex is OperationCanceledException && !ct.IsCancellationRequested)
         {
             // The session broke during the transaction: whether the host kept the message is
             // unknown, so it is tried again (a duplicate is better than a loss).
             return All(recipients, RecipientState.Queued, "4.4.2", $"connection to {host} lost: {Describe(ex)}", remote);
         }
+        finally
+        {
+            if (client is not null)
+            {
+                if (keep && client.IsConnected) PutIdle(key, client);
+                else client.Dispose();
+            }
+        }
+    }
+
+    /// <summary>A new session with the host (greeting, EHLO, STARTTLS when offered); NextHostException when it cannot be had.</summary>
+    private async Task<RelayClient> ConnectAsync(string host, IPAddress address, int port, bool smartHost, CancellationToken ct)
+    {
+        var client = new RelayClient
+        {
+            LocalDomain = hostname,
+            Timeout = Math.Max(1, options.TimeoutSeconds) * 1000,
+            CheckCertificateRevocation = false,
+        };
+        if (!(smartHost && options.SmartHostVerifyCertificate)) client.ServerCertificateValidationCallback = (_, _, _, _) => true;
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            connect.CancelAfter(TimeSpan.FromSeconds(Math.Max(1, options.ConnectTimeoutSeconds)));
+            await socket.ConnectAsync(address, port, connect.Token);
+            var tls = smartHost && port == 465 ? SecureSocketOptions.SslOnConnect : SecureSocketOptions.StartTlsWhenAvailable;
+            await client.ConnectAsync(socket, host, port, tls, ct);
+            return client;
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or SmtpCommandException or SmtpProtocolException or SslHandshakeException or TimeoutException
+            || ex is OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            socket.Dispose();
+            client.Dispose();
+            throw new NextHostException(ex is OperationCanceledException ? "connection timed out" : Describe(ex));
+        }
+    }
+
+    // Sessions kept open after a transaction, per host address, for the next message to the
+    // same place (as Postfix's connection cache): a burst to one domain or the smart host pays
+    // for one greeting, EHLO and TLS handshake per parallel delivery, not one per message.
+    private const int MaxIdlePerHost = 20;
+    private static readonly TimeSpan MaxIdle = TimeSpan.FromSeconds(5);
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<(RelayClient Client, long Since)>> _idle = new();
+
+    private RelayClient? TakeIdle(string key)
+    {
+        if (!_idle.TryGetValue(key, out var queue)) return null;
+        while (queue.TryDequeue(out var idle))
+        {
+            if (idle.Client.IsConnected && Stopwatch.GetElapsedTime(idle.Since) < MaxIdle) return idle.Client;
+            _ = CloseAsync(idle.Client);
+        }
+        return null;
+    }
+
+    private void PutIdle(string key, RelayClient client)
+    {
+        var queue = _idle.GetOrAdd(key, _ => new ConcurrentQueue<(RelayClient, long)>());
+        if (queue.Count >= MaxIdlePerHost) _ = CloseAsync(client);
+        else queue.Enqueue((client, Stopwatch.GetTimestamp()));
+    }
+
+    /// <summary>Closes cached sessions idle for too long (all of them with <paramref name="all"/>): called about once a second.</summary>
+    public async Task CloseIdleAsync(bool all = false)
+    {
+        foreach (var queue in _idle.Values)
+            for (var n = queue.Count; n > 0 && queue.TryPeek(out var oldest) && (all || Stopwatch.GetElapsedTime(oldest.Since) >= MaxIdle); n--)
+                if (queue.TryDequeue(out var idle)) await CloseAsync(idle.Client);
+    }
+
+    private static async Task CloseAsync(RelayClient client)
+    {
+        try
+        {
+            using var quit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            if (client.IsConnected) await client.DisconnectAsync(quit: true, quit.Token);
+        }
+        catch (Exception ex) when (ex is IOException or SmtpProtocolException or SmtpCommandException or OperationCanceledException or ServiceNotConnectedException or SocketException) { }
+        finally { client.Dispose(); }
     }
 
     private static RecipientOutcome Outcome(string address, int code, string text, string? remote)
@@ -185,20 +251,37 @@ public sealed partial class SmtpTransport(RelayOptions options, string hostname,
     private sealed class NoRecipientsAcceptedException() : Exception("no recipient accepted");
 
     /// <summary>Records refused recipients instead of failing the whole send, and passes DSN parameters on (RFC 3461).</summary>
-    private sealed class RelayClient(IReadOnlyList<QueuedRecipient> recipients, string? envId) : SmtpClient
+    private sealed class RelayClient : SmtpClient
     {
+        private IReadOnlyList<QueuedRecipient> _recipients = [];
+        private string? _envId;
+
         public Dictionary<string, (int Code, string Text)> Rejected { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+        /// <summary>For the next message on this session.</summary>
+        public void Prepare(IReadOnlyList<QueuedRecipient> recipients, string? envId, string? ret)
+        {
+            _recipients = recipients;
+            _envId = envId;
+            Rejected.Clear();
+            DeliveryStatusNotificationType = ret?.ToUpperInvariant() switch
+            {
+                "HDRS" => DeliveryStatusNotificationType.HeadersOnly,
+                "FULL" => DeliveryStatusNotificationType.Full,
+                _ => DeliveryStatusNotificationType.Unspecified,
+            };
+        }
 
         protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
             Rejected[mailbox.Address] = ((int)response.StatusCode, response.Response);
 
         protected override void OnNoRecipientsAccepted(MimeMessage message) => throw new NoRecipientsAcceptedException();
 
-        protected override string? GetEnvelopeId(MimeMessage message) => envId;
+        protected override string? GetEnvelopeId(MimeMessage message) => _envId;
 
         protected override DeliveryStatusNotification? GetDeliveryStatusNotifications(MimeMessage message, MailboxAddress mailbox)
         {
-            var notify = recipients.FirstOrDefault(r => r.Address.Equals(mailbox.Address, StringComparison.OrdinalIgnoreCase))?.Notify;
+            var notify = _recipients.FirstOrDefault(r => r.Address.Equals(mailbox.Address, StringComparison.OrdinalIgnoreCase))?.Notify;
             if (string.IsNullOrEmpty(notify)) return null;
             DeliveryStatusNotification flags = 0;
             foreach (var word in notify.Split(',', StringSplitOptions.TrimEntries))
