@@ -117,7 +117,14 @@ public sealed class DirectoryTests : IDisposable
         _directory.AddAlias("team@example.test", ["alice@example.test"]);
 
         Assert.Contains("itself", Assert.Throws<DirectoryException>(() => _directory.AddAlias("self@example.test", ["self@example.test"])).Message);
-        Assert.Contains("not a local address", Assert.Throws<DirectoryException>(() => _directory.AddAlias("fwd@example.test", ["someone@elsewhere.test"])).Message);
+        // Forwarding outside is an explicit target; the route keeps hosted mailboxes and outside targets apart.
+        _directory.AddAlias("fwd@example.test", ["someone@elsewhere.test", "team@example.test"]);
+        var route = _directory.Route("fwd@example.test");
+        Assert.Equal(["alice@example.test"], route.Mailboxes.Select(b => b.Address));
+        Assert.Equal(["someone@elsewhere.test"], route.Forwards);
+        Assert.Equal(["alice@example.test"], _directory.Resolve("fwd@example.test").Select(b => b.Address));
+        Assert.False(_directory.MaySendAs("alice@example.test", "someone@elsewhere.test"));
+        _directory.RemoveAlias("fwd@example.test", null);
         Assert.Contains("neither a mailbox nor an alias", Assert.Throws<DirectoryException>(() => _directory.AddAlias("x@example.test", ["ghost@example.test"])).Message);
         Assert.Contains("is a mailbox", Assert.Throws<DirectoryException>(() => _directory.AddAlias("alice@example.test", ["team@example.test"])).Message);
         Assert.Contains("is an alias", Assert.Throws<DirectoryException>(() => _directory.AddMailbox("team@example.test", Password, 0)).Message);

@@ -264,6 +264,43 @@ public sealed class OutboundDeliveryTests
     }
 
     [Fact]
+    public async Task An_alias_forwarding_outside_sends_a_copy_there_and_loops_are_cut()
+    {
+        await using var dns = TestDns.Start();
+        await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
+        dns.Add("remote.test", "MX", "10 mx.remote.test");
+        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
+        await node.Host.Provisioning.AddAliasAsync("team@" + TestNode.Domain, [Alice, "boss@remote.test"], "test");
+
+        // Anyone, unauthenticated on the MX, may write to the alias: the administrator chose where it goes.
+        await using (var smtp = await RawSmtp.ConnectAsync(node.Smtp))
+        {
+            await smtp.SendAsync("EHLO outside.test");
+            Assert.StartsWith("250", await smtp.SendAsync("MAIL FROM:<customer@outside.test>"));
+            Assert.StartsWith("250", await smtp.SendAsync($"RCPT TO:<team@{TestNode.Domain}>"));
+            Assert.StartsWith("250", await smtp.DataAsync("From: customer@outside.test\r\nSubject: question\r\n\r\nhello team\r\n"u8.ToArray()));
+
+            // Around and around: 50 Received headers is a loop, refused.
+            Assert.StartsWith("250", await smtp.SendAsync("MAIL FROM:<customer@outside.test>"));
+            Assert.StartsWith("250", await smtp.SendAsync($"RCPT TO:<team@{TestNode.Domain}>"));
+            var looped = string.Concat(Enumerable.Repeat("Received: from a by b; Thu, 26 Nov 2026 10:00:00 +0000\r\n", 50)) + "Subject: loop\r\n\r\nx\r\n";
+            Assert.StartsWith("554 5.4.6", await smtp.DataAsync(Encoding.ASCII.GetBytes(looped)));
+        }
+        var forwarded = await mx.WaitAsync();
+        Assert.Equal("customer@outside.test", forwarded.From);
+        Assert.Equal(["boss@remote.test"], forwarded.To);
+        Assert.Contains("hello team", Encoding.UTF8.GetString(forwarded.Data));
+        Assert.Single(await node.InboxAsync("alice"));
+        await WaitForEmptyQueueAsync(node);
+
+        // Mail queued for the alias (here: from alice's submission) is expanded by the queue the same way.
+        await SubmitAsync(node, Mailkit.Text(Alice, "team@" + TestNode.Domain, "internal", "to the team"));
+        await mx.WaitAsync(m => Encoding.UTF8.GetString(m.Data).Contains("Subject: internal"));
+        await WaitForEmptyQueueAsync(node);
+    }
+
+    [Fact]
     public async Task The_sender_hears_of_a_delay_once_and_of_the_failure_when_the_queue_lifetime_ends()
     {
         await using var dns = TestDns.Start();

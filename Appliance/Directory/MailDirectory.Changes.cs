@@ -163,14 +163,11 @@ public sealed partial class MailDirectory
         {
             var tg = Addresses.NormalizeAddress(target, out reason) ?? throw new DirectoryException(reason);
             if (tg == s) throw new DirectoryException("an alias cannot point to itself");
+            // A target outside the hosted domains is forwarding: the administrator's explicit
+            // choice, and the only way mail from anyone leaves for elsewhere (never an open relay).
             var local = c.ExecuteScalar<long>("SELECT (SELECT count(*) FROM mailboxes WHERE address = @tg) + (SELECT count(*) FROM aliases WHERE source = @tg)", new { tg }, tx);
-            if (local == 0)
-            {
-                var external = c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @d", new { d = Addresses.DomainOf(tg) }, tx) == 0;
-                throw new DirectoryException(external
-                    ? $"target {tg} is not a local address (forwarding outside needs the outbound relay)"
-                    : $"target {tg} is neither a mailbox nor an alias");
-            }
+            var hosted = c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @d", new { d = Addresses.DomainOf(tg) }, tx) > 0;
+            if (local == 0 && hosted) throw new DirectoryException($"target {tg} is neither a mailbox nor an alias");
             c.Execute("INSERT OR IGNORE INTO aliases(source, target, domain) VALUES (@s, @tg, @domain)", new { s, tg, domain }, tx);
         }
         return s;

@@ -178,17 +178,26 @@ public sealed partial class MailDirectory : IMailAuthenticator
     /// (recursively), else the same for the address without its +detail, else the domain's
     /// catch-all. Empty when the address is unknown (the caller answers 550 5.1.1).
     /// </summary>
-    public IReadOnlyList<MailboxRecord> Resolve(string address)
+    public IReadOnlyList<MailboxRecord> Resolve(string address) => Route(address).Mailboxes;
+
+    /// <summary>Where mail for an address goes: hosted mailboxes, and addresses outside that aliases forward it to.</summary>
+    public readonly record struct Routing(IReadOnlyList<MailboxRecord> Mailboxes, IReadOnlyList<string> Forwards)
+    {
+        public bool IsEmpty => Mailboxes.Count == 0 && Forwards.Count == 0;
+    }
+
+    /// <summary>As <see cref="Resolve"/>, with the outside targets of the aliases on the way (forwarding).</summary>
+    public Routing Route(string address)
     {
         var a = address.Trim().ToLowerInvariant();
         using var c = Open();
         var result = new Dictionary<string, MailboxRecord>();
-        if (Expand(c, a, result, 0)) return result.Values.ToList();
+        var forwards = new List<string>();
         var at = a.LastIndexOf('@');
         var plus = at > 0 ? a.IndexOf('+', 0, at) : -1;
-        if (plus > 0 && Expand(c, a[..plus] + a[at..], result, 0)) return result.Values.ToList();
-        if (at > 0) Expand(c, a[at..], result, 0);
-        return result.Values.ToList();
+        if (!Expand(c, a, result, forwards, 0) && !(plus > 0 && Expand(c, a[..plus] + a[at..], result, forwards, 0)) && at > 0)
+            Expand(c, a[at..], result, forwards, 0);
+        return new Routing([.. result.Values], [.. forwards.Distinct()]);
     }
 
     /// <summary>
@@ -208,12 +217,12 @@ public sealed partial class MailDirectory : IMailAuthenticator
             if (candidate == m) return true;
             if (c.QuerySingleOrDefault<MailboxRecord>(SelectMailbox, new { address = candidate }) is not null) return false;
             var into = new Dictionary<string, MailboxRecord>();
-            if (Expand(c, candidate, into, 0)) return into.ContainsKey(m);
+            if (Expand(c, candidate, into, null, 0)) return into.ContainsKey(m);
         }
         return false;
     }
 
-    private static bool Expand(SqliteConnection c, string address, Dictionary<string, MailboxRecord> into, int depth)
+    private static bool Expand(SqliteConnection c, string address, Dictionary<string, MailboxRecord> into, List<string>? forwards, int depth)
     {
         if (depth > MaxAliasDepth) return false;
         var box = c.QuerySingleOrDefault<MailboxRecord>(
@@ -225,7 +234,19 @@ public sealed partial class MailDirectory : IMailAuthenticator
             return true;
         }
         var targets = c.Query<string>("SELECT target FROM aliases WHERE source = @address", new { address }).AsList();
-        foreach (var t in targets) Expand(c, t, into, depth + 1);
+        foreach (var t in targets)
+        {
+            if (depth > 0 || !t.StartsWith('@'))
+            {
+                var domain = Addresses.DomainOf(t);
+                if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }) == 0)
+                {
+                    forwards?.Add(t);
+                    continue;
+                }
+            }
+            Expand(c, t, into, forwards, depth + 1);
+        }
         return targets.Count > 0;
     }
 

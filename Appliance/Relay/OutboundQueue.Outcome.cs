@@ -9,9 +9,9 @@ namespace Appliance.Relay;
 // waited Relay:DelayWarningHours. A null sender (a bounce itself) is never sent a report.
 public sealed partial class OutboundQueue
 {
-    private async Task RecordAsync(Partition partition, string id, IReadOnlyList<RecipientOutcome> outcomes, byte[] data)
+    private async Task RecordAsync(Partition partition, string id, IReadOnlyList<RecipientOutcome> outcomes, byte[] data, IReadOnlyList<(QueueEntry, byte[])> forwarded)
     {
-        var reports = new List<(QueueEntry, byte[])>();
+        var reports = new List<(QueueEntry, byte[])>(forwarded);
         QueueEntry? next = null;
         // The plan runs in the write transaction on the entry as it stands then (an admin may
         // have held or retried it meanwhile); reports are built from it there too.

@@ -110,10 +110,13 @@ public sealed partial class OutboundQueue : IQueueCommands
                 {
                     var partition = _store.Partition(name);
                     if (!partition.IsPrimary) continue;
-                    foreach (var entry in partition.DueQueue(Now, 256))
+                    // Due entries not being attempted already, as slots free up: each attempt's
+                    // end wakes this loop (Kick), so a long queue drains without waiting for the tick.
+                    foreach (var entry in partition.DueQueue(Now, _slots.CurrentCount + _inFlight.Count))
                     {
-                        if (!_inFlight.TryAdd(entry.Id, 0)) continue;
-                        await _slots.WaitAsync(ct);
+                        if (_inFlight.ContainsKey(entry.Id)) continue;
+                        if (!await _slots.WaitAsync(0, ct)) break;
+                        if (!_inFlight.TryAdd(entry.Id, 0)) { _slots.Release(); continue; }
                         attempts.Add(AttemptAsync(partition, entry, ct));
                     }
                 }
@@ -141,8 +144,9 @@ public sealed partial class OutboundQueue : IQueueCommands
             if (data is null) return;
             var open = entry.Recipients.Where(r => r.State == RecipientState.Queued).ToList();
             var outcomes = new List<RecipientOutcome>();
+            var forwarded = new List<(QueueEntry, byte[])>();
             var local = open.Where(r => _directory.DomainExists(Addresses.DomainOf(r.Address))).ToList();
-            foreach (var r in local) outcomes.Add(await DeliverLocallyAsync(entry, r, data, ct));
+            foreach (var r in local) outcomes.Add(await DeliverLocallyAsync(entry, r, data, forwarded, ct));
             var remote = open.Except(local).ToList();
             var groups = _options.SmartHost.Trim().Length > 0
                 ? remote.Count > 0 ? [remote] : []
@@ -152,7 +156,7 @@ public sealed partial class OutboundQueue : IQueueCommands
             foreach (var o in outcomes)
                 Log.Info("relay id={0} to=<{1}> relay={2} status={3} result=\"{4}\"", entry.Id, o.Address, o.RemoteMta ?? "local",
                     o.State switch { RecipientState.Sent => "sent", RecipientState.Failed => "bounced", _ => "deferred" }, o.Reply);
-            await RecordAsync(partition, entry.Id, outcomes, data);
+            await RecordAsync(partition, entry.Id, outcomes, data, forwarded);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
         catch (Exception ex)
@@ -163,31 +167,48 @@ public sealed partial class OutboundQueue : IQueueCommands
         {
             _inFlight.TryRemove(entry.Id, out _);
             _slots.Release();
+            Kick();
         }
     }
 
-    /// <summary>Into a hosted mailbox (here or, in a pair, on the node where its partition is active).</summary>
-    private async Task<RecipientOutcome> DeliverLocallyAsync(QueueEntry entry, QueuedRecipient r, byte[] data, CancellationToken ct)
+    /// <summary>
+    /// Into a hosted mailbox (here or, in a pair, on the node where its partition is active). An
+    /// alias forwarding outside adds a queue entry for its outside targets to <paramref name="forwarded"/>
+    /// (queued in the same journal record as this attempt's outcome).
+    /// </summary>
+    private async Task<RecipientOutcome> DeliverLocallyAsync(QueueEntry entry, QueuedRecipient r, byte[] data, List<(QueueEntry, byte[])> forwarded, CancellationToken ct)
     {
-        var boxes = _directory.Resolve(r.Address);
-        if (boxes.Count == 0)
+        var route = _directory.Route(r.Address);
+        if (route.IsEmpty)
             return _directory.FindMailbox(r.Address.ToLowerInvariant()) is { Enabled: false }
                 ? new(r.Address, RecipientState.Failed, "5.2.1", "550 5.2.1 Mailbox disabled, not accepting messages", null)
                 : new(r.Address, RecipientState.Failed, "5.1.1", "550 5.1.1 User unknown in local recipient table", null);
-        var bytes = Concat(Encoding.UTF8.GetBytes($"Return-Path: <{entry.Sender}>\r\n"), data);
-        MessageStructure structure;
-        using (var ms = new MemoryStream(bytes, writable: false)) structure = MessageStructure.Parse(ms);
-        foreach (var box in boxes)
+        if (route.Mailboxes.Count > 0)
         {
-            try
+            var bytes = Concat(Encoding.UTF8.GetBytes($"Return-Path: <{entry.Sender}>\r\n"), data);
+            MessageStructure structure;
+            using (var ms = new MemoryStream(bytes, writable: false)) structure = MessageStructure.Parse(ms);
+            foreach (var box in route.Mailboxes)
             {
-                if (await _store.DeliverAsync(box.ToUser(), MailStore.Inbox, bytes, structure, ct) is null)
-                    return new(r.Address, RecipientState.Queued, "4.2.2", "452 4.2.2 Mailbox full", null);
+                try
+                {
+                    if (await _store.DeliverAsync(box.ToUser(), MailStore.Inbox, bytes, structure, ct) is null)
+                        return new(r.Address, RecipientState.Queued, "4.2.2", "452 4.2.2 Mailbox full", null);
+                }
+                catch (Exception ex) when (ex is IOException or UnitUnavailableException or InvalidOperationException)
+                {
+                    return new(r.Address, RecipientState.Queued, "4.3.0", "451 4.3.0 Mailbox temporarily unavailable: " + ex.Message, null);
+                }
             }
-            catch (Exception ex) when (ex is IOException or UnitUnavailableException or InvalidOperationException)
-            {
-                return new(r.Address, RecipientState.Queued, "4.3.0", "451 4.3.0 Mailbox temporarily unavailable: " + ex.Message, null);
-            }
+        }
+        if (route.Forwards.Count > 0)
+        {
+            var now = Now;
+            var copy = new QueueEntry(NewId(), now, entry.Sender, entry.Account, data.Length, Held: false, Attempts: 0, NextAttempt: now, DelayNotified: false,
+                LastError: "", entry.EnvId, entry.Ret, [.. route.Forwards.Select(f => new QueuedRecipient(f, RecipientState.Queued, "", now, r.Orcpt, r.Notify))]);
+            forwarded.Add((copy, data));
+            Log.Info("relay id={0}: <{1}> forwarded to <{2}> as {3}", entry.Id, r.Address, string.Join(">,<", route.Forwards), copy.Id);
+            return new(r.Address, RecipientState.Sent, "2.0.0", $"250 2.0.0 forwarded to {string.Join(", ", route.Forwards)} (queued as {copy.Id})", null);
         }
         return new(r.Address, RecipientState.Sent, "2.0.0", "250 2.0.0 delivered to the local mailbox", null);
     }

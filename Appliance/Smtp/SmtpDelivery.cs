@@ -70,6 +70,11 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         buffer.CopyTo(body);
         if (crlf > 0) "\r\n"u8.CopyTo(body.AsSpan(body.Length - 2));
 
+        // A message that went round too many times is a loop (forwarding aliases pointing at each
+        // other across servers): refused, as Postfix does past its hop count (RFC 5321 §6.3).
+        if (CountReceived(body) >= MaxHops)
+            return new SmtpResponse(SmtpReplyCode.TransactionFailed, $"5.4.6 Too many hops ({MaxHops} Received headers): mail loop?");
+
         var received = Received(context, transaction, id);
         byte[] message;
         if (role == SmtpRole.Submission)
@@ -117,6 +122,25 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
             return new SmtpResponse(SmtpReplyCode.Ok, $"2.0.0 Ok: queued as {id}");
         }
         return new SmtpResponse(SmtpReplyCode.Ok, $"2.0.0 Ok: delivered as {id}");
+    }
+
+    private const int MaxHops = 50;
+
+    /// <summary>The Received headers of a message's header block.</summary>
+    private static int CountReceived(ReadOnlySpan<byte> message)
+    {
+        var count = 0;
+        var atLineStart = true;
+        for (var i = 0; i < message.Length; i++)
+        {
+            if (atLineStart)
+            {
+                if (message[i] is (byte)'\r' or (byte)'\n') break; // the empty line ends the header
+                if (message.Length - i >= 9 && Ascii.EqualsIgnoreCase(message.Slice(i, 9), "Received:"u8)) count++;
+            }
+            atLineStart = message[i] == (byte)'\n';
+        }
+        return count;
     }
 
     private static byte[] Concat(params byte[][] parts)

@@ -23,6 +23,8 @@ internal enum SmtpRole { Mx, Submission }
 /// (the part after the last "@", source routes dropped as RFC 5321 §3.6.1 allows): a "%" hack
 /// or a quoted local part with an "@" in it stays a local part of a hosted domain (and is
 /// unknown there), a trailing dot or an address literal is not a hosted domain.
+/// Forwarding is the one exception, and an explicit one: an alias the administrator pointed
+/// outside has its outside targets queued (SmtpSessionState.Outbound), whoever sends.
 /// On submission the envelope sender must be the user's own address or an alias that delivers
 /// to them (RFC 6409 §6.1), and the per-user hourly limits apply.
 /// </summary>
@@ -81,8 +83,9 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
 
     private void AcceptHosted(ISessionContext context, SmtpSessionState state, string address, IMailbox from)
     {
-        var boxes = directory.Resolve(address);
-        if (boxes.Count == 0)
+        var route = directory.Route(address);
+        var boxes = route.Mailboxes;
+        if (route.IsEmpty)
         {
             // A disabled mailbox is known but must not receive: a permanent, explicit error.
             if (directory.FindMailbox(address.ToLowerInvariant()) is { Enabled: false })
@@ -90,7 +93,7 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
             throw Reject(context, SmtpReplyCode.MailboxUnavailable, "5.1.1 User unknown in local recipient table", from, address);
         }
         // A declared size over the whole quota can never fit: permanent, like the same case at DATA.
-        if (state.DeclaredSize > 0 && boxes.All(b => b.QuotaBytes > 0 && state.DeclaredSize > b.QuotaBytes))
+        if (state.DeclaredSize > 0 && boxes.Count > 0 && route.Forwards.Count == 0 && boxes.All(b => b.QuotaBytes > 0 && state.DeclaredSize > b.QuotaBytes))
             throw Reject(context, SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota", from, address);
         foreach (var box in boxes)
         {
@@ -100,6 +103,9 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
                 throw Reject(context, SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full", from, address);
         }
         foreach (var box in boxes) state.Mailboxes.TryAdd(box.Address, box);
+        // An alias that forwards outside (set by the administrator): those copies are queued.
+        foreach (var forward in route.Forwards)
+            if (!state.Outbound.Contains(forward, StringComparer.OrdinalIgnoreCase)) state.Outbound.Add(forward);
     }
 
     private bool IsTrusted(ISessionContext context)
