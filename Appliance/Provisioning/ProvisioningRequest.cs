@@ -73,7 +73,7 @@ public sealed class ProvisioningRequest
     /// <summary>One line for the audit log; never a password, its hash or a private key.</summary>
     public string Summary() => Kind switch
     {
-        RequestKinds.DomainAdd => $"domain {Domain} added" + (DkimSelector is null ? "" : $" (DKIM selector {DkimSelector})"),
+        RequestKinds.DomainAdd => $"domain {Domain} added",
         RequestKinds.DomainDkim => $"new DKIM key for {Domain} (selector {DkimSelector})",
         RequestKinds.DomainRemove => $"domain {Domain} removed",
         RequestKinds.DomainQuota => $"quota of every mailbox of {Domain} set to {Sizes.Format(QuotaBytes ?? 0)}",

@@ -144,10 +144,7 @@ public static class DkimSigning
         return new(isPrivate: true, new Org.BouncyCastle.Math.BigInteger(1, p.Modulus), new Org.BouncyCastle.Math.BigInteger(1, p.Exponent));
     }
 
-    /// <summary>
-    /// MimeKit's DKIM signer with the RSA operation done by .NET (OpenSSL) rather than
-    /// BouncyCastle's managed code (a few times slower).
-    /// </summary>
+    /// <summary>MimeKit's DKIM signer with the RSA operation done by .NET (OpenSSL) rather than BouncyCastle's managed code.</summary>
     private sealed class NativeRsaDkimSigner(RSA rsa, Org.BouncyCastle.Crypto.AsymmetricKeyParameter marker, string domain, string selector)
         : DkimSigner(marker, domain, selector, DkimSignatureAlgorithm.RsaSha256)
     {
