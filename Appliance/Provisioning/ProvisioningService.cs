@@ -132,8 +132,8 @@ public sealed class ProvisioningService : IProvisioningCommands
     }
 
     /// <summary>
-    /// A new DKIM key for an existing domain, on every node: mail is signed with it from now on,
-    /// so its record should be published first where mail must not fail DKIM meanwhile.
+    /// A new DKIM key for an existing domain (a new selector), on every node. Mail is signed with
+    /// it from now on: until its record is published, receivers cannot verify the signatures.
     /// </summary>
     public async Task<Relay.DkimRecord> NewDkimKeyAsync(string name, string actor)
     {
