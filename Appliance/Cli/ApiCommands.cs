@@ -95,6 +95,19 @@ public sealed class ApiCommands : IProvisioningCommands, IDisposable
     public async Task<Job> StartDomainQuotaAsync(string domain, long quotaBytes, string actor) =>
         await StartJobAsync(await SendAsync(HttpMethod.Put, $"domains/{E(domain)}/quota", JsonContent.Create(new QuotaChange { QuotaBytes = quotaBytes }, WebJson.Default.QuotaChange)));
 
+    public async Task<Relay.DkimRecord?> GetDkimRecordAsync(string domain)
+    {
+        // 404 is both "no such domain" and "no key yet"; NewDkimKeyAsync tells them apart.
+        try { return await GetAsync($"domains/{E(domain)}/dkim", WebJson.Default.DkimRecord); }
+        catch (DirectoryException ex) when (ex.Kind == DirectoryError.NotFound) { return null; }
+    }
+
+    public async Task<Relay.DkimRecord> NewDkimKeyAsync(string domain, string actor)
+    {
+        using var response = await SendAsync(HttpMethod.Post, $"domains/{E(domain)}/dkim");
+        return await response.Content.ReadFromJsonAsync(WebJson.Default.DkimRecord) ?? throw new DirectoryException("empty answer from the node");
+    }
+
     public async Task<MailboxRecord> AddMailboxAsync(string address, string? password, string? passwordHash, long? quotaBytes, string actor)
     {
         if (passwordHash is not null)

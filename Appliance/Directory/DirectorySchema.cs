@@ -58,6 +58,10 @@ internal static class DirectorySchema
     public static readonly (string Table, string Column, string Definition)[] AddedColumns =
     [
         ("admins", "totp_secret", "TEXT"),
+        // The domain's DKIM key (MailDirectory.Dkim.cs): selector, PKCS#8 PEM, when it was made.
+        ("domains", "dkim_selector", "TEXT"),
+        ("domains", "dkim_private_key", "TEXT"),
+        ("domains", "dkim_created", "INTEGER"),
     ];
 }
 

@@ -18,8 +18,16 @@ public sealed class DirectoryTransaction(SqliteConnection connection, SqliteTran
     public SqliteTransaction Transaction { get; } = transaction;
     /// <summary>Mailboxes per partition, counted once per transaction for placing new mailboxes.</summary>
     internal Dictionary<string, long>? PartitionCounts { get; set; }
+    private List<Action>? _afterCommit;
 
-    public void Commit() => Transaction.Commit();
+    /// <summary>Runs <paramref name="action"/> once the transaction has committed (not when it is rolled back).</summary>
+    internal void AfterCommit(Action action) => (_afterCommit ??= []).Add(action);
+
+    public void Commit()
+    {
+        Transaction.Commit();
+        foreach (var action in _afterCommit ?? []) action();
+    }
 
     public void Dispose()
     {
@@ -49,7 +57,7 @@ public sealed partial class MailDirectory
         using var tx = c.BeginTransaction();
         var t = new DirectoryTransaction(c, tx);
         var result = change(t);
-        tx.Commit();
+        t.Commit();
         return result;
     }
 
@@ -71,6 +79,7 @@ public sealed partial class MailDirectory
         if (boxes > 0) throw new DirectoryException($"domain {domain} still has {boxes} mailbox(es); remove them first", DirectoryError.Conflict);
         c.Execute("DELETE FROM aliases WHERE domain = @domain", new { domain }, tx);
         c.Execute("DELETE FROM domains WHERE name = @domain", new { domain }, tx);
+        t.AfterCommit(ForgetDkimKeys); // its DKIM key goes with it
         return domain;
     }
 

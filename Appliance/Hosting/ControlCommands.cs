@@ -51,6 +51,18 @@ public sealed class ControlCommands(IProvisioningCommands provisioning, Cluster.
                     await provisioning.RemoveDomainAsync(domain, Actor);
                     output($"domain {domain} removed", false);
                     break;
+                case ("domain", "dkim"):
+                    {
+                        var dkimDomain = a.Next("domain");
+                        var renew = a.Flag("--new");
+                        a.EnsureDone();
+                        // The first key is made when asked for (domains added before DKIM signing have none).
+                        var record = (renew ? null : await provisioning.GetDkimRecordAsync(dkimDomain))
+                            ?? await provisioning.NewDkimKeyAsync(dkimDomain, Actor);
+                        output(Relay.DkimSigning.ZoneLine(record), false);
+                        output($"; publish this TXT record in the DNS zone of {record.Domain}: mail from {record.Domain} is signed with selector {record.Selector}", false);
+                        break;
+                    }
                 case ("mailbox", "add"):
                     {
                         var address = a.Next("address");

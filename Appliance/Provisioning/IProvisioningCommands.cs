@@ -14,6 +14,10 @@ public interface IProvisioningCommands
     Task<IReadOnlyList<string>> ListDomainsAsync();
     Task RemoveDomainAsync(string name, string actor);
     Task<Job> StartDomainQuotaAsync(string domain, long quotaBytes, string actor);
+    /// <summary>The DNS record of the domain's DKIM key; null when it has none (NotFound when the domain does not exist).</summary>
+    Task<Relay.DkimRecord?> GetDkimRecordAsync(string domain);
+    /// <summary>Gives the domain a new DKIM key (its first, or a rotation to a new selector); returns its record.</summary>
+    Task<Relay.DkimRecord> NewDkimKeyAsync(string domain, string actor);
     Task<MailboxRecord> AddMailboxAsync(string address, string? password, string? passwordHash, long? quotaBytes, string actor);
     Task<IReadOnlyList<MailboxRecord>> ListMailboxesAsync(string? domain);
     Task<MailboxRecord> UpdateMailboxAsync(string address, string? password, long? quotaBytes, bool? enabled, string actor);

@@ -177,7 +177,11 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
     {
         switch (r.Kind)
         {
-            case RequestKinds.DomainAdd: directory.AddDomain(t, Need(r.Domain)); break;
+            case RequestKinds.DomainAdd:
+                var added = directory.AddDomain(t, Need(r.Domain));
+                if (r.DkimSelector is not null) directory.SetDkimKey(t, added, r.DkimSelector, Need(r.DkimPrivateKey));
+                break;
+            case RequestKinds.DomainDkim: directory.SetDkimKey(t, Need(r.Domain), Need(r.DkimSelector), Need(r.DkimPrivateKey)); break;
             case RequestKinds.DomainRemove: directory.RemoveDomain(t, Need(r.Domain)); break;
             case RequestKinds.DomainQuota: directory.SetDomainQuota(t, Need(r.Domain), r.QuotaBytes ?? 0); break;
             case RequestKinds.MailboxAdd:

@@ -8,6 +8,8 @@ public static class RequestKinds
     public const string DomainAdd = "domain.add";
     public const string DomainRemove = "domain.remove";
     public const string DomainQuota = "domain.quota";
+    /// <summary>A new DKIM key for an existing domain (its first, or a rotation).</summary>
+    public const string DomainDkim = "domain.dkim";
     public const string MailboxAdd = "mailbox.add";
     public const string MailboxSet = "mailbox.set";
     public const string MailboxRemove = "mailbox.remove";
@@ -53,21 +55,26 @@ public sealed class ProvisioningRequest
     public string? TotpSecret { get; set; }
     /// <summary>mailbox.bulk: every mailbox, created together or not at all.</summary>
     public List<BulkMailbox>? Mailboxes { get; set; }
+    /// <summary>domain.add, domain.dkim: the domain's DKIM key, made once by the service so every node signs with it.</summary>
+    public string? DkimSelector { get; set; }
+    /// <summary>The DKIM private key (PKCS#8 PEM); like a password hash, never in a summary.</summary>
+    public string? DkimPrivateKey { get; set; }
 
     /// <summary>What the request is about, for the audit log.</summary>
     public string TargetName() => Kind switch
     {
-        RequestKinds.DomainAdd or RequestKinds.DomainRemove or RequestKinds.DomainQuota => Domain ?? "",
+        RequestKinds.DomainAdd or RequestKinds.DomainRemove or RequestKinds.DomainQuota or RequestKinds.DomainDkim => Domain ?? "",
         RequestKinds.MailboxBulk => Mailboxes is { Count: > 0 } m ? $"{m.Count} mailboxes" : "",
         RequestKinds.AliasAdd or RequestKinds.AliasRemove => Source ?? "",
         RequestKinds.TokenCreate or RequestKinds.AdminPassword or RequestKinds.AdminTotp => Name ?? "",
         _ => Address ?? "",
     };
 
-    /// <summary>One line for the audit log; never a password or its hash.</summary>
+    /// <summary>One line for the audit log; never a password, its hash or a private key.</summary>
     public string Summary() => Kind switch
     {
         RequestKinds.DomainAdd => $"domain {Domain} added",
+        RequestKinds.DomainDkim => $"new DKIM key for {Domain} (selector {DkimSelector})",
         RequestKinds.DomainRemove => $"domain {Domain} removed",
         RequestKinds.DomainQuota => $"quota of every mailbox of {Domain} set to {Sizes.Format(QuotaBytes ?? 0)}",
         RequestKinds.MailboxAdd => $"mailbox {Address} added (quota {Sizes.Format(QuotaBytes ?? 0)}, partition {Partition})",

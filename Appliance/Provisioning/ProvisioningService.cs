@@ -121,11 +121,35 @@ public sealed class ProvisioningService : IProvisioningCommands
 
     // ---- the changes, as the CLI and the API ask for them ----
 
+    /// <summary>Adds a domain with a DKIM key of its own (made here, carried in the request so every node has the same).</summary>
     public async Task<string> AddDomainAsync(string name, string actor)
     {
         var domain = Addresses.NormalizeDomain(name, out var reason) ?? throw new DirectoryException(reason);
-        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.DomainAdd, Domain = domain }, actor);
+        if (_directory.DomainExists(domain)) throw new DirectoryException($"domain {domain} already exists", DirectoryError.Conflict);
+        var key = await Task.Run(() => DkimKey.Generate(domain, DateTimeOffset.UtcNow, null));
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.DomainAdd, Domain = domain, DkimSelector = key.Selector, DkimPrivateKey = key.PrivateKeyPem }, actor);
         return domain;
+    }
+
+    /// <summary>
+    /// A new DKIM key for an existing domain (a new selector), on every node. Mail is signed with
+    /// it from now on: until its record is published, receivers cannot verify the signatures.
+    /// </summary>
+    public async Task<Relay.DkimRecord> NewDkimKeyAsync(string name, string actor)
+    {
+        var domain = Addresses.NormalizeDomain(name, out var reason) ?? throw new DirectoryException(reason);
+        if (!_directory.DomainExists(domain)) throw new DirectoryException($"no such domain {domain}", DirectoryError.NotFound);
+        var current = _directory.DkimKey(domain)?.Selector;
+        var key = await Task.Run(() => DkimKey.Generate(domain, DateTimeOffset.UtcNow, current));
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.DomainDkim, Domain = domain, DkimSelector = key.Selector, DkimPrivateKey = key.PrivateKeyPem }, actor);
+        return Relay.DkimSigning.Record(key);
+    }
+
+    public Task<Relay.DkimRecord?> GetDkimRecordAsync(string name)
+    {
+        var domain = Addresses.NormalizeDomain(name, out var reason) ?? throw new DirectoryException(reason);
+        if (!_directory.DomainExists(domain)) throw new DirectoryException($"no such domain {domain}", DirectoryError.NotFound);
+        return Task.FromResult(_directory.DkimKey(domain) is { } key ? Relay.DkimSigning.Record(key) : null);
     }
 
     public Task RemoveDomainAsync(string name, string actor) =>

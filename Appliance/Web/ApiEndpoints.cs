@@ -45,6 +45,17 @@ public sealed class ApiEndpoints(ProvisioningService provisioning, MailStore sto
             var job = provisioning.StartDomainQuota(name, body.QuotaBytes ?? throw new DirectoryException("quotaBytes is required"), caller.Actor);
             return Accepted(job);
         }));
+        api.MapGet("/domains/{name}/dkim", Handle("read", async (ctx, _) =>
+        {
+            var name = Route(ctx, "name");
+            var record = await provisioning.GetDkimRecordAsync(name) ?? throw new DirectoryException($"domain {name} has no DKIM key yet (POST to make one)", DirectoryError.NotFound);
+            return Results.Json(record, WebJson.Default.DkimRecord);
+        }));
+        api.MapPost("/domains/{name}/dkim", Handle("provision", async (ctx, caller) =>
+        {
+            var record = await provisioning.NewDkimKeyAsync(Route(ctx, "name"), caller.Actor);
+            return Results.Json(record, WebJson.Default.DkimRecord, statusCode: 201);
+        }));
 
         api.MapGet("/mailboxes", Handle("read", (ctx, _) =>
         {

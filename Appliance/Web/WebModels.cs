@@ -91,5 +91,6 @@ public sealed record Problem(string Type, string Title, int Status, string? Deta
 [JsonSerializable(typeof(DomainName))]
 [JsonSerializable(typeof(IReadOnlyList<DomainSummary>))]
 [JsonSerializable(typeof(Problem))]
+[JsonSerializable(typeof(Relay.DkimRecord))]
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 public sealed partial class WebJson : JsonSerializerContext;
