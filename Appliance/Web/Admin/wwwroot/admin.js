@@ -730,7 +730,7 @@
           el('div', { class: 'muted', testid: 'queue-size' }, formatBytes(m.size))),
         el('td', { class: 'nowrap', title: `${formatTime(m.created)} (${m.created})`, testid: 'queue-age' }, formatAge(m.created)),
         el('td', { testid: 'queue-sender' }, m.sender ? m.sender : el('span', { class: 'muted', title: 'null sender: a bounce' }, '<>'),
-          m.account ? el('div', { class: 'muted', testid: 'queue-account' }, `by ${m.account}`) : null),
+          m.account && m.account !== m.sender ? el('div', { class: 'muted', testid: 'queue-account' }, `by ${m.account}`) : null),
         el('td', { testid: 'queue-recipients' },
           ...(m.recipients || []).map(r => el('div', { class: 'rcpt', testid: 'queue-recipient', data: { address: r.address, state: r.state } },
             el('span', { testid: 'queue-recipient-address' }, r.address),
