@@ -22,6 +22,8 @@ public sealed class TestNode : IAsyncDisposable
     public IPEndPoint Smtp => Host.Endpoints["smtp"];
     public IPEndPoint Imap => Host.Endpoints["imap"];
     public IPEndPoint Imaps => Host.Endpoints["imaps"];
+    public IPEndPoint Submission => Host.Endpoints["submission"];
+    public IPEndPoint Smtps => Host.Endpoints["smtps"];
     public MailDirectory Directory => Host.Directory;
     public MailStore Store => Host.Store;
 

@@ -40,10 +40,18 @@ public sealed partial class ClusterManager
                 else File.Delete(StandbyMarker);
                 Log.Info("node {0} is now {1}", _self, _standby ? "in standby: its units move to the peer when it can take them" : "online");
                 return (0, [$"node {_self} {(_standby ? "in standby; its units move to " + _options.Peer + " once it is in sync" : "online")}"]);
+            case "queue" when forwarded && QueueHandler is { } queue:
+                return await queue(args[1..]);
             default:
                 return (2, ["usage: appliance cluster status | switchover UNIT | standby NODE | online NODE"]);
         }
     }
+
+    /// <summary>Set by the host: runs a queue change the peer forwarded (the entry's unit is active here).</summary>
+    public Func<string[], Task<(int Exit, List<string> Lines)>>? QueueHandler { get; set; }
+
+    /// <summary>Runs a queue change on the peer (its <see cref="QueueHandler"/>).</summary>
+    public Task<(int Exit, List<string> Lines)> ForwardQueueCommandAsync(string[] args, CancellationToken ct) => ForwardAsync(["queue", .. args], ct);
 
     private async Task<(int Exit, List<string> Lines)> ForwardAsync(string[] args, CancellationToken ct)
     {

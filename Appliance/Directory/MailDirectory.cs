@@ -191,6 +191,28 @@ public sealed partial class MailDirectory : IMailAuthenticator
         return result.Values.ToList();
     }
 
+    /// <summary>
+    /// Whether the mailbox may use <paramref name="address"/> as its sender (RFC 6409 §6.1): its
+    /// own address (with or without a +detail), or an alias whose targets lead to it. Not a
+    /// catch-all's arbitrary addresses, and never another mailbox's address.
+    /// </summary>
+    public bool MaySendAs(string mailbox, string address)
+    {
+        var m = mailbox.Trim().ToLowerInvariant();
+        var a = address.Trim().ToLowerInvariant();
+        var at = a.LastIndexOf('@');
+        var plus = at > 0 ? a.IndexOf('+', 0, at) : -1;
+        using var c = Open();
+        foreach (var candidate in plus > 0 ? [a, a[..plus] + a[at..]] : new[] { a })
+        {
+            if (candidate == m) return true;
+            if (c.QuerySingleOrDefault<MailboxRecord>(SelectMailbox, new { address = candidate }) is not null) return false;
+            var into = new Dictionary<string, MailboxRecord>();
+            if (Expand(c, candidate, into, 0)) return into.ContainsKey(m);
+        }
+        return false;
+    }
+
     private static bool Expand(SqliteConnection c, string address, Dictionary<string, MailboxRecord> into, int depth)
     {
         if (depth > MaxAliasDepth) return false;

@@ -34,6 +34,8 @@ public sealed class ApplianceHost : IAsyncDisposable
     public Provisioner Provisioner { get; }
     /// <summary>Every administrative change: journal, agent, bulk jobs.</summary>
     public ProvisioningService Provisioning { get; }
+    /// <summary>The outbound queue: what submission and trusted relays send elsewhere, bounces, and its delivery.</summary>
+    public Relay.OutboundQueue Queue { get; }
     private readonly ProvisioningAgent _agent;
     /// <summary>This node's provisioning agent (tests drive its purge).</summary>
     public ProvisioningAgent Agent => _agent;
@@ -87,6 +89,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         Provisioning = new ProvisioningService(Directory, journal, _agent, options.Store.DefaultQuotaBytes,
             TimeSpan.FromDays(Math.Max(0, options.Provisioning.DeletedRetentionDays)), options.Node.Name);
         FirstAdminPassword = Directory.EnsureFirstAdmin("admin");
+        Queue = new Relay.OutboundQueue(Store, Directory, options.Relay, options.Node.Hostname, options.Dns.Servers);
         if (fence is not null)
         {
             var ips = _floatingIps!;
@@ -124,12 +127,30 @@ public sealed class ApplianceHost : IAsyncDisposable
         control.Start();
         _stops.Add(async () => await control.DisposeAsync());
 
+        // The outbound queue delivers the queues of the partitions active here (all of them on a
+        // single node); it starts before the listeners that fill it.
+        var queueStop = new CancellationTokenSource();
+        var queueLoop = Queue.RunAsync(queueStop.Token);
+        _stops.Add(async () => { await queueStop.CancelAsync(); await queueLoop; });
+        Func<byte[], byte[]> sign = m => m;
+
         if (Options.Listen.Smtp >= 0)
         {
-            var mx = new SmtpMxServer(new IPEndPoint(address, Options.Listen.Smtp), Certificate, hostname, Options.Smtp, Directory, Store);
+            var mx = SmtpService.Mx(new IPEndPoint(address, Options.Listen.Smtp), Certificate, hostname, Options, Directory, Store, Queue, sign);
             await mx.StartAsync(ct);
-            _endpoints["smtp"] = mx.Endpoints[0];
+            _endpoints["smtp"] = mx.Endpoints[0].Endpoint;
             _stops.Add(mx.StopAsync);
+        }
+
+        List<(IPEndPoint, bool)> submission = [];
+        if (Options.Listen.Submission >= 0) submission.Add((new IPEndPoint(address, Options.Listen.Submission), false));
+        if (Options.Listen.Smtps >= 0) submission.Add((new IPEndPoint(address, Options.Listen.Smtps), true));
+        if (submission.Count > 0)
+        {
+            var msa = SmtpService.Submission(submission, Certificate, hostname, Options, Directory, Store, Queue, sign);
+            await msa.StartAsync(ct);
+            foreach (var (ep, implicitTls) in msa.Endpoints) _endpoints[implicitTls ? "smtps" : "submission"] = ep;
+            _stops.Add(msa.StopAsync);
         }
 
         if (Options.Listen.Pop3 >= 0 || Options.Listen.Pop3s >= 0)
@@ -166,6 +187,8 @@ public sealed class ApplianceHost : IAsyncDisposable
             // Last: a unit becomes active only once the services that serve it are listening;
             // stopping demotes the units (and drops their addresses) before the listeners close.
             Store.Remote = cluster;
+            Queue.Cluster = cluster;
+            cluster.QueueHandler = Queue.HandleForwardedAsync;
             Provisioning.Peer = cluster;
             cluster.ProvisionedSeq = () => _agent.AppliedSeq;
             cluster.ProvisionHandler = Provisioning.SubmitForwardedAsync;

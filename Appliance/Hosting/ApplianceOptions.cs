@@ -15,6 +15,7 @@ public sealed class ApplianceOptions
     public StoreOptions Store { get; set; } = new();
     public TlsOptions Tls { get; set; } = new();
     public RelayOptions Relay { get; set; } = new();
+    public SubmissionOptions Submission { get; set; } = new();
     public DnsOptions Dns { get; set; } = new();
     public SecurityOptions Security { get; set; } = new();
     public ProvisioningOptions Provisioning { get; set; } = new();
@@ -109,10 +110,38 @@ public sealed class TlsOptions
 
 public sealed class RelayOptions
 {
+    /// <summary>"host:port" (587 when no port; 465 means implicit TLS) to hand all outgoing mail to; empty = direct MX delivery.</summary>
     public string SmartHost { get; set; } = "";
     public string SmartHostUser { get; set; } = "";
     public string SmartHostPassword { get; set; } = "";
+    /// <summary>Check the smart host's certificate (it gets our credentials). MX hosts are never checked (opportunistic TLS).</summary>
+    public bool SmartHostVerifyCertificate { get; set; } = true;
+    /// <summary>Networks (CIDR) whose clients may relay through the MX port without authentication. Empty by default, loopback included.</summary>
     public string[] TrustedNetworks { get; set; } = [];
+    /// <summary>Port of the MX hosts we deliver to (25; other values only for labs and tests).</summary>
+    public int Port { get; set; } = 25;
+    public int ConnectTimeoutSeconds { get; set; } = 30;
+    /// <summary>Each command of an outgoing session (RFC 5321 §4.5.3.2 suggests minutes).</summary>
+    public int TimeoutSeconds { get; set; } = 300;
+    /// <summary>First retry after a temporary failure; each next one waits twice as long, up to RetryMaxSeconds.</summary>
+    public double RetryMinSeconds { get; set; } = 300;
+    public double RetryMaxSeconds { get; set; } = 3600;
+    /// <summary>How long a message is retried before it bounces (RFC 5321 §4.5.4.1: 4–5 days).</summary>
+    public double QueueLifetimeHours { get; set; } = 120;
+    /// <summary>When the sender is told that a message is still waiting (once).</summary>
+    public double DelayWarningHours { get; set; } = 4;
+    public int MaxParallelDeliveries { get; set; } = 20;
+}
+
+public sealed class SubmissionOptions
+{
+    /// <summary>Largest message an authenticated user may send.</summary>
+    public long MaxMessageSize { get; set; } = 50 * 1024 * 1024;
+    public int MaxRecipients { get; set; } = 100;
+    /// <summary>Messages one user may send per hour (0 = no limit).</summary>
+    public int MaxMessagesPerHour { get; set; } = 300;
+    /// <summary>Recipients one user may address per hour, all messages together (0 = no limit).</summary>
+    public int MaxRecipientsPerHour { get; set; } = 1000;
 }
 
 public sealed class DnsOptions

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Text;
 using Appliance.Directory;
+using Appliance.Relay;
 using Appliance.Store;
 using SmtpServer;
 using SmtpServer.Protocol;
@@ -10,15 +11,23 @@ using SmtpServer.Storage;
 namespace Appliance.Smtp;
 
 /// <summary>
-/// Final delivery of an accepted message (the DATA reply). The 250 is returned only after the
-/// message is durable in every recipient mailbox (file fsynced, journal fsynced, index
-/// committed). A recipient whose quota no longer fits turns the whole transaction into a
-/// temporary 452 4.2.2 (nothing is half-delivered silently; on retry the RCPT check refuses just
-/// that recipient), or 552 5.2.2 when the message can never fit (RFC 5321 §4.5.3.1.10).
+/// Final handling of an accepted message (the DATA reply). The 250 is returned only after the
+/// message is durable in every hosted recipient's mailbox (file fsynced, journal fsynced, index
+/// committed) and, for recipients elsewhere, in the outbound queue. A hosted recipient whose
+/// quota no longer fits turns the whole transaction into a temporary 452 4.2.2 (nothing is
+/// half-delivered silently; on retry the RCPT check refuses just that recipient), or 552 5.2.2
+/// when the message can never fit (RFC 5321 §4.5.3.1.10).
+/// On submission (RFC 6409) the From header must name addresses the user may send as (550
+/// 5.7.1 otherwise), a missing Date or Message-ID is added (§8.1, §8.3), and the message is
+/// DKIM-signed for its From domain before it is stored or queued.
 /// </summary>
-internal sealed class SmtpDelivery(MailStore store, string hostname, long maxMessageSize) : IMessageStore
+internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, string hostname, long maxMessageSize, SmtpRole role,
+    OutboundQueue? queue, SubmissionLimits? limits) : IMessageStore
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("smtp");
+
+    /// <summary>Signs a message about to leave (DKIM), or returns it as it is.</summary>
+    public Func<byte[], byte[]> Sign { get; init; } = m => m;
 
     public async Task<SmtpResponse> SaveAsync(ISessionContext context, IMessageTransaction transaction, ReadOnlySequence<byte> buffer, CancellationToken cancellationToken)
     {
@@ -26,7 +35,7 @@ internal sealed class SmtpDelivery(MailStore store, string hostname, long maxMes
         var state = SmtpSessionState.Of(context);
         var from = transaction.From.AsAddress();
         var rcpts = transaction.To.Select(t => t.AsAddress()).ToList();
-        var id = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
+        var id = OutboundQueue.NewId();
         SmtpResponse response;
         try
         {
@@ -37,6 +46,7 @@ internal sealed class SmtpDelivery(MailStore store, string hostname, long maxMes
             Log.Error(ex, "smtp delivery failed id={0}", id);
             response = new SmtpResponse((SmtpReplyCode)451, "4.3.0 Temporary local problem, try again later");
         }
+        if (response.ReplyCode == SmtpReplyCode.Ok && state.User is { } user) limits?.Sent(user.Address, rcpts.Count);
         Log.Info("smtp {0} id={1} from=<{2}> to=<{3}> size={4} result=\"{5} {6}\" ms={7:F1}",
             state.Describe(context), id, from, string.Join(">,<", rcpts), buffer.Length, (int)response.ReplyCode, response.Message,
             Stopwatch.GetElapsedTime(started).TotalMilliseconds);
@@ -48,45 +58,92 @@ internal sealed class SmtpDelivery(MailStore store, string hostname, long maxMes
         if (buffer.Length > maxMessageSize)
             return new SmtpResponse(SmtpReplyCode.SizeLimitExceeded, $"5.3.4 Message size exceeds fixed maximum message size ({maxMessageSize} bytes)");
 
-        var boxes = SmtpSessionState.Of(context).Mailboxes; // resolved once, at RCPT
-        if (boxes.Count == 0) return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, "5.1.1 No valid recipients");
+        var state = SmtpSessionState.Of(context);
+        var boxes = state.Mailboxes; // resolved once, at RCPT
+        if (boxes.Count == 0 && state.Outbound.Count == 0) return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, "5.1.1 No valid recipients");
 
-        var trace = TraceHeaders(context, transaction, id);
         // SmtpServer hands over the data without the CRLF of "<CRLF>.<CRLF>", but that CRLF ends
         // the message's last line (RFC 5321 §4.1.1.4): put it back so the stored message is
         // byte-identical to what the client sent.
         var crlf = buffer.Length > 0 ? 2 : 0;
-        var data = new byte[trace.Length + buffer.Length + crlf];
-        trace.CopyTo(data, 0);
-        buffer.CopyTo(data.AsSpan(trace.Length));
-        if (crlf > 0) "\r\n"u8.CopyTo(data.AsSpan(data.Length - 2));
-        MessageStructure structure;
-        using (var ms = new MemoryStream(data, writable: false)) structure = MessageStructure.Parse(ms);
+        var body = new byte[buffer.Length + crlf];
+        buffer.CopyTo(body);
+        if (crlf > 0) "\r\n"u8.CopyTo(body.AsSpan(body.Length - 2));
 
-        var full = boxes.Values.Where(b => b.QuotaBytes > 0 && store.UsedBytes(b.ToUser()) + data.Length > b.QuotaBytes).ToList();
-        if (full.Count > 0)
+        var received = Received(context, transaction, id);
+        byte[] message;
+        if (role == SmtpRole.Submission)
         {
-            return full.Count == boxes.Count && full.All(b => data.Length > b.QuotaBytes)
-                ? new SmtpResponse(SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota")
-                : new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
+            var user = state.User!;
+            var headers = SubmissionHeaders.Check(body, user.Address, directory, hostname);
+            if (headers.Refusal is { } refusal) return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, refusal);
+            message = Sign(Concat(received, headers.Added, body));
+        }
+        else
+        {
+            message = Concat(received, body);
+            if (state.Outbound.Count > 0) message = Sign(message); // a trusted network's mail for elsewhere
         }
 
-        var results = await Task.WhenAll(boxes.Values.Select(b => store.DeliverAsync(b.ToUser(), MailStore.Inbox, data, structure, ct)));
-        if (results.Any(r => r is null))
-            return new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
+        if (boxes.Count > 0)
+        {
+            var local = Concat(ReturnPath(transaction), message);
+            MessageStructure structure;
+            using (var ms = new MemoryStream(local, writable: false)) structure = MessageStructure.Parse(ms);
+            var full = boxes.Values.Where(b => b.QuotaBytes > 0 && store.UsedBytes(b.ToUser()) + local.Length > b.QuotaBytes).ToList();
+            if (full.Count > 0)
+            {
+                return full.Count == boxes.Count && state.Outbound.Count == 0 && full.All(b => local.Length > b.QuotaBytes)
+                    ? new SmtpResponse(SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota")
+                    : new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
+            }
+            var results = await Task.WhenAll(boxes.Values.Select(b => store.DeliverAsync(b.ToUser(), MailStore.Inbox, local, structure, ct)));
+            if (results.Any(r => r is null))
+                return new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
+        }
+        if (state.Outbound.Count > 0)
+        {
+            if (queue is null) return new SmtpResponse((SmtpReplyCode)451, "4.3.0 Outbound queue not available, try again later");
+            try
+            {
+                await queue.EnqueueAsync(state.User?.Partition, transaction.From.AsAddress(), state.User?.Address ?? "",
+                    [.. state.Outbound.Select(r => new OutboundQueue.Recipient(r))], null, null, message, id);
+            }
+            catch (UnitUnavailableException ex)
+            {
+                Log.Warn("smtp id={0}: cannot queue: {1}", id, ex.Message);
+                return new SmtpResponse((SmtpReplyCode)451, "4.3.0 Outbound queue not available on this server, try again later");
+            }
+            return new SmtpResponse(SmtpReplyCode.Ok, $"2.0.0 Ok: queued as {id}");
+        }
         return new SmtpResponse(SmtpReplyCode.Ok, $"2.0.0 Ok: delivered as {id}");
     }
 
-    /// <summary>Return-Path (RFC 5321 §4.4) and Received (RFC 5321 §4.4, "with ESMTPS" per RFC 3848).</summary>
-    private byte[] TraceHeaders(ISessionContext context, IMessageTransaction transaction, string id)
+    private static byte[] Concat(params byte[][] parts)
+    {
+        var all = new byte[parts.Sum(p => p.Length)];
+        var at = 0;
+        foreach (var p in parts)
+        {
+            p.CopyTo(all, at);
+            at += p.Length;
+        }
+        return all;
+    }
+
+    /// <summary>Return-Path (RFC 5321 §4.4): added at final delivery only.</summary>
+    private static byte[] ReturnPath(IMessageTransaction transaction) =>
+        Encoding.UTF8.GetBytes($"Return-Path: <{transaction.From.AsAddress()}>\r\n");
+
+    /// <summary>Received (RFC 5321 §4.4; "with ESMTPS", "ESMTPSA" and "ESMTPA" per RFC 3848).</summary>
+    private byte[] Received(ISessionContext context, IMessageTransaction transaction, string id)
     {
         var state = SmtpSessionState.Of(context);
         var remote = SmtpSessionState.Remote(context);
-        var with = context.Pipe is { IsSecure: true } ? "ESMTPS" : "ESMTP";
+        var with = (context.Pipe is { IsSecure: true } ? "ESMTPS" : "ESMTP") + (state.User is not null ? "A" : "");
         var helo = Sanitize(state.Helo.Length > 0 ? state.Helo : "unknown");
         var forClause = transaction.To.Count == 1 ? $"\r\n\tfor <{transaction.To[0].AsAddress()}>" : "";
         var sb = new StringBuilder();
-        sb.Append("Return-Path: <").Append(transaction.From.AsAddress()).Append(">\r\n");
         sb.Append("Received: from ").Append(helo).Append(" ([").Append(remote?.Address.ToString() ?? "unknown").Append("])\r\n\tby ")
           .Append(hostname).Append(" (Appliance) with ").Append(with).Append(" id ").Append(id).Append(forClause).Append(";\r\n\t")
           .Append(MimeKit.Utils.DateUtils.FormatDate(DateTimeOffset.Now)).Append("\r\n");

@@ -1,31 +1,51 @@
+using System.Net;
 using Appliance.Directory;
 using Appliance.Store;
 using SmtpServer;
-using SmtpOptions = Appliance.Hosting.SmtpOptions;
 using SmtpServer.Mail;
 using SmtpServer.Protocol;
 using SmtpServer.Storage;
 
 namespace Appliance.Smtp;
 
+/// <summary>Which port a session came in on: the MX (anyone, for hosted domains) or submission (authenticated users, anywhere).</summary>
+internal enum SmtpRole { Mx, Submission }
+
 /// <summary>
-/// MX policy at MAIL and RCPT time (RFC 5321 §4.1.1.2–3): only existing local recipients are
-/// accepted (550 5.1.1 otherwise, so nothing is accepted that would later bounce), disabled
-/// mailboxes get 550 5.2.1, a full mailbox 452 4.2.2, a declared SIZE over the whole quota 552
-/// 5.2.2, too many recipients 452 4.5.3.
+/// Policy at MAIL and RCPT time (RFC 5321 §4.1.1.2–3). Hosted recipients must exist (550 5.1.1
+/// otherwise, so nothing is accepted that would later bounce); disabled mailboxes get 550
+/// 5.2.1, a full mailbox 452 4.2.2, a declared SIZE over the whole quota 552 5.2.2, too many
+/// recipients 452 4.5.3.
+/// Never an open relay: a recipient outside the hosted domains is accepted only from an
+/// authenticated user on the submission port or, on the MX, from a network the administrator
+/// listed in Relay:TrustedNetworks (none by default, loopback included); anyone else gets 550
+/// 5.7.1 whatever the address looks like. The decision is made on the domain the engine parsed
+/// (the part after the last "@", source routes dropped as RFC 5321 §3.6.1 allows): a "%" hack
+/// or a quoted local part with an "@" in it stays a local part of a hosted domain (and is
+/// unknown there), a trailing dot or an address literal is not a hosted domain.
+/// On submission the envelope sender must be the user's own address or an alias that delivers
+/// to them (RFC 6409 §6.1), and the per-user hourly limits apply.
 /// </summary>
-internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore store, SmtpOptions options) : IMailboxFilter
+internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore store, SmtpRole role, long maxMessageSize, int maxRecipients,
+    IReadOnlyList<IPNetwork> trustedNetworks, SubmissionLimits? limits) : IMailboxFilter
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("smtp");
 
     public Task<bool> CanAcceptFromAsync(ISessionContext context, IMailbox from, int size, CancellationToken cancellationToken)
     {
-        if (size > options.MaxMessageSize)
-            throw Reject(context, SmtpReplyCode.SizeLimitExceeded, $"5.3.4 Message size exceeds fixed maximum message size ({options.MaxMessageSize} bytes)", from, null);
+        if (size > maxMessageSize)
+            throw Reject(context, SmtpReplyCode.SizeLimitExceeded, $"5.3.4 Message size exceeds fixed maximum message size ({maxMessageSize} bytes)", from, null);
         var state = SmtpSessionState.Of(context);
-        state.DeclaredSize = size;
-        state.Recipients = 0;
-        state.Mailboxes.Clear();
+        if (role == SmtpRole.Submission)
+        {
+            var user = state.User ?? throw Reject(context, SmtpReplyCode.AuthenticationRequired, "5.7.0 Authentication required", from, null);
+            var sender = from.AsAddress();
+            if (sender.Length == 0 || !directory.MaySendAs(user.Address, sender))
+                throw Reject(context, (SmtpReplyCode)553, $"5.7.1 Sender address <{sender}> is not yours to send from (logged in as {user.Address})", from, null);
+            if (limits!.MessageRefusal(user.Address) is { } refusal)
+                throw Reject(context, (SmtpReplyCode)450, refusal, from, null);
+        }
+        state.BeginTransaction(size);
         return Task.FromResult(true);
     }
 
@@ -33,10 +53,34 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
     {
         var state = SmtpSessionState.Of(context);
         var address = to.AsAddress();
-        if (state.Recipients >= options.MaxRecipients)
+        if (state.Recipients >= maxRecipients)
             throw Reject(context, SmtpReplyCode.InsufficientStorage, "4.5.3 Too many recipients", from, address);
-        if (string.IsNullOrEmpty(to.Host) || !directory.DomainExists(to.Host.ToLowerInvariant()))
+        var host = to.Host ?? "";
+        if (host.Length > 0 && !host.StartsWith('[') && directory.DomainExists(host.ToLowerInvariant()))
+        {
+            AcceptHosted(context, state, address, from);
+        }
+        else if (role == SmtpRole.Submission || IsTrusted(context))
+        {
+            if (host.Length == 0 || host.StartsWith('[') || string.IsNullOrEmpty(to.User))
+                throw Reject(context, SmtpReplyCode.MailboxUnavailable, "5.1.3 Address literals and empty domains are not accepted here", from, address);
+            state.Outbound.Add(address);
+        }
+        else
+        {
             throw Reject(context, SmtpReplyCode.MailboxUnavailable, "5.7.1 Relay access denied", from, address);
+        }
+        if (state.User is { } user && limits!.RecipientRefusal(user.Address, state.Recipients + 1) is { } refusal)
+        {
+            state.Outbound.Remove(address);
+            throw Reject(context, (SmtpReplyCode)450, refusal, from, address);
+        }
+        state.Recipients++;
+        return Task.FromResult(true);
+    }
+
+    private void AcceptHosted(ISessionContext context, SmtpSessionState state, string address, IMailbox from)
+    {
         var boxes = directory.Resolve(address);
         if (boxes.Count == 0)
         {
@@ -55,9 +99,14 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
             if (box.QuotaBytes > 0 && store.UsedBytes(box.ToUser()) + Math.Max(state.DeclaredSize, 0) > box.QuotaBytes)
                 throw Reject(context, SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full", from, address);
         }
-        state.Recipients++;
         foreach (var box in boxes) state.Mailboxes.TryAdd(box.Address, box);
-        return Task.FromResult(true);
+    }
+
+    private bool IsTrusted(ISessionContext context)
+    {
+        if (trustedNetworks.Count == 0 || SmtpSessionState.Remote(context)?.Address is not { } ip) return false;
+        if (ip.IsIPv4MappedToIPv6) ip = ip.MapToIPv4();
+        return trustedNetworks.Any(n => n.Contains(ip));
     }
 
     private static SmtpResponseException Reject(ISessionContext context, SmtpReplyCode code, string text, IMailbox from, string? rcpt)

@@ -13,6 +13,10 @@ internal sealed class SmtpSessionState
     public int Recipients { get; set; }
     /// <summary>The distinct mailboxes the accepted recipients of this transaction resolved to at RCPT.</summary>
     public Dictionary<string, Appliance.Directory.MailboxRecord> Mailboxes { get; } = [];
+    /// <summary>Accepted recipients outside the hosted domains (submission, or a trusted network on the MX): queued.</summary>
+    public List<string> Outbound { get; } = [];
+    /// <summary>The mailbox that authenticated (submission), or null.</summary>
+    public Appliance.Directory.MailUser? User { get; set; }
 
     public static SmtpSessionState Of(ISessionContext context)
     {
@@ -26,5 +30,14 @@ internal sealed class SmtpSessionState
         context.Properties.TryGetValue(EndpointListener.RemoteEndPointKey, out var ep) ? ep as IPEndPoint : null;
 
     public string Describe(ISessionContext context) =>
-        $"session={context.SessionId.ToString("N")[..8]} ip={Remote(context)?.Address} helo={Helo}";
+        $"session={context.SessionId.ToString("N")[..8]} ip={Remote(context)?.Address} helo={Helo}" + (User is { } u ? $" user={u.Address}" : "");
+
+    /// <summary>A new transaction (MAIL): what the previous one resolved is forgotten.</summary>
+    public void BeginTransaction(int declaredSize)
+    {
+        DeclaredSize = declaredSize;
+        Recipients = 0;
+        Mailboxes.Clear();
+        Outbound.Clear();
+    }
 }

@@ -26,6 +26,9 @@ public abstract record JournalOp
         JournalOpType.Expunge => ExpungeOp.ReadBody(r),
         JournalOpType.DeleteAccount => new DeleteAccountOp(r.ReadString()),
         JournalOpType.Provision => new ProvisionOp(r.ReadInt64(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
+        JournalOpType.QueueAdd => QueueAddOp.ReadBody(r),
+        JournalOpType.QueueState => new QueueStateOp(QueueAddOp.ReadEntry(r)),
+        JournalOpType.QueueRemove => new QueueRemoveOp(r.ReadString()),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
     /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
@@ -83,6 +86,9 @@ public enum JournalOpType : byte
     Copy = 10,
     Batch = 11,
     Provision = 12,
+    QueueAdd = 13,
+    QueueState = 14,
+    QueueRemove = 15,
 }
 
 /// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
@@ -242,6 +248,71 @@ public sealed record ProvisionOp(long ProvisionSeq, long Time, string Actor, str
     {
         w.Write(ProvisionSeq); w.Write(Time); w.Write(Actor); w.Write(Kind); w.Write(Target); w.Write(Summary); w.Write(Payload);
     }
+}
+
+/// <summary>
+/// A message put in the outbound queue of this partition (issue 5): the entry as the primary
+/// decided it (id, recipients, first attempt) and the message bytes, so a replica needs nothing else.
+/// </summary>
+public sealed record QueueAddOp(QueueEntry Entry, byte[] Data) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.QueueAdd;
+    public override void Write(BinaryWriter w)
+    {
+        WriteEntry(w, Entry);
+        w.Write(Data.Length); w.Write(Data);
+    }
+
+    internal static QueueAddOp ReadBody(BinaryReader r)
+    {
+        var entry = ReadEntry(r);
+        var n = r.ReadInt32();
+        if (n < 0) throw new InvalidDataException("bad message length");
+        return new(entry, r.ReadBytes(n));
+    }
+
+    internal static void WriteEntry(BinaryWriter w, QueueEntry e)
+    {
+        w.Write(e.Id); w.Write(e.Created); w.Write(e.Sender); w.Write(e.Account); w.Write(e.Size); w.Write(e.Held);
+        w.Write(e.Attempts); w.Write(e.NextAttempt); w.Write(e.DelayNotified); w.Write(e.LastError);
+        w.Write(e.EnvId ?? ""); w.Write(e.Ret ?? "");
+        w.Write(e.Recipients.Length);
+        foreach (var r in e.Recipients)
+        {
+            w.Write(r.Address); w.Write((byte)r.State); w.Write(r.Reply); w.Write(r.Updated); w.Write(r.Orcpt ?? ""); w.Write(r.Notify ?? "");
+        }
+    }
+
+    internal static QueueEntry ReadEntry(BinaryReader r)
+    {
+        var id = r.ReadString(); var created = r.ReadInt64(); var sender = r.ReadString(); var account = r.ReadString();
+        var size = r.ReadInt64(); var held = r.ReadBoolean(); var attempts = r.ReadInt32(); var next = r.ReadInt64();
+        var notified = r.ReadBoolean(); var error = r.ReadString(); var envid = r.ReadString(); var ret = r.ReadString();
+        var n = r.ReadInt32();
+        if (n is < 0 or > 1 << 16) throw new InvalidDataException("bad recipient count");
+        var rcpts = new QueuedRecipient[n];
+        for (var i = 0; i < n; i++)
+        {
+            var address = r.ReadString(); var state = (RecipientState)r.ReadByte(); var reply = r.ReadString(); var updated = r.ReadInt64();
+            var orcpt = r.ReadString(); var notify = r.ReadString();
+            rcpts[i] = new(address, state, reply, updated, orcpt.Length == 0 ? null : orcpt, notify.Length == 0 ? null : notify);
+        }
+        return new(id, created, sender, account, size, held, attempts, next, notified, error, envid.Length == 0 ? null : envid, ret.Length == 0 ? null : ret, rcpts);
+    }
+}
+
+/// <summary>The whole new state of a queued message after an attempt or an admin's change (absolute, not a delta).</summary>
+public sealed record QueueStateOp(QueueEntry Entry) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.QueueState;
+    public override void Write(BinaryWriter w) => QueueAddOp.WriteEntry(w, Entry);
+}
+
+/// <summary>A queued message leaves the queue (every recipient done, or deleted by an admin).</summary>
+public sealed record QueueRemoveOp(string Id) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.QueueRemove;
+    public override void Write(BinaryWriter w) => w.Write(Id);
 }
 
 /// <summary>An op with its place in the partition's history.</summary>

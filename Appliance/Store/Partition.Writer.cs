@@ -196,7 +196,7 @@ public sealed partial class Partition
     /// The planning view of a batch: reads see the batch's own uncommitted writes, and every op
     /// emitted is applied at once and numbered with the next journal sequence.
     /// </summary>
-    internal sealed class WriteContext(SqliteConnection c, SqliteTransaction tx, long nextSeq)
+    internal sealed partial class WriteContext(SqliteConnection c, SqliteTransaction tx, long nextSeq)
     {
         internal static string UidJson(IEnumerable<long> uids) => "[" + string.Join(',', uids) + "]";
 
@@ -340,6 +340,9 @@ public sealed partial class Partition
                 case ProvisionOp pr:
                     c.Execute("INSERT OR IGNORE INTO provisioning(seq, time, actor, kind, target, summary, payload) VALUES (@ProvisionSeq, @Time, @Actor, @Kind, @Target, @Summary, @Payload)",
                         new { pr.ProvisionSeq, pr.Time, pr.Actor, pr.Kind, pr.Target, pr.Summary, pr.Payload }, tx);
+                    break;
+                case QueueAddOp or QueueStateOp or QueueRemoveOp:
+                    ApplyQueue(op);
                     break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));

@@ -371,6 +371,11 @@ public sealed partial class Partition : IAsyncDisposable
             sb.Append("account ").Append(a.Account).Append(' ').Append(a.UsedBytes).Append(' ').Append(a.Messages).Append('\n');
         foreach (var s in await c.QueryAsync<TextRow>("SELECT 0 AS Uid, account || ' ' || name AS Text FROM subscriptions ORDER BY account, name"))
             sb.Append("subscribed ").Append(s.Text).Append('\n');
+        foreach (var q in await c.QueryAsync<QueueRow>("SELECT " + QueueRow.Columns + " FROM outbound ORDER BY id"))
+        {
+            var data = c.ExecuteScalar<byte[]>("SELECT data FROM outbound_data WHERE id = @Id", new { q.Id });
+            sb.Append($"queued {q.Id} {q.Created} <{q.Sender}> {q.Size} held={q.Held} attempts={q.Attempts} next={q.NextAttempt} {q.Recipients} {Convert.ToHexStringLower(SHA256.HashData(data ?? []))}\n");
+        }
         var folders = await c.QueryAsync<FolderRow>("SELECT " + FolderRow.Columns + " FROM folders ORDER BY account, name");
         foreach (var f in folders)
         {

@@ -74,6 +74,23 @@ internal static class PartitionSchema
             target TEXT NOT NULL,
             summary TEXT NOT NULL,
             payload TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS outbound(
+            id TEXT PRIMARY KEY,
+            created INTEGER NOT NULL,
+            sender TEXT NOT NULL,
+            account TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            held INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt INTEGER NOT NULL,
+            delay_notified INTEGER NOT NULL,
+            last_error TEXT NOT NULL,
+            envid TEXT,
+            ret TEXT,
+            recipients TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS outbound_data(
+            id TEXT PRIMARY KEY,
+            data BLOB NOT NULL);
         CREATE TABLE IF NOT EXISTS accounts(
             account TEXT PRIMARY KEY,
             used_bytes INTEGER NOT NULL DEFAULT 0,

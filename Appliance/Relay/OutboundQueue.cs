@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Appliance.Directory;
+using Appliance.Hosting;
+using Appliance.Store;
+
+namespace Appliance.Relay;
+
+/// <summary>
+/// The outbound queue of this node and its delivery (issue 5).
+/// Implementation notes (invariants):
+/// - A message is queued in a partition active on this node (the sender's own when it is here),
+///   as a QueueAddOp: on disk and, in a pair, on the peer before the submission's 250. The queue
+///   thus moves with its unit: the node where a partition is active delivers that partition's
+///   queue, and after a failover the other node goes on from the last journaled state.
+/// - One attempt at a time per entry (<see cref="_inFlight"/>); its outcome is written with
+///   UpdateQueuedAsync, which reads the entry in the write transaction, so an admin's hold,
+///   retry or delete made meanwhile is kept (a deleted entry stays deleted).
+/// - An entry leaves the queue in the same journal record that queues the reports it causes
+///   (bounce, delay notice): a crash never loses a bounce nor sends it twice.
+/// - Delivery is at least once: a session lost after DATA is retried, since whether the remote
+///   kept the message cannot be known.
+/// </summary>
+public sealed partial class OutboundQueue : IQueueCommands
+{
+    private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("relay");
+    private readonly MailStore _store;
+    private readonly MailDirectory _directory;
+    private readonly RelayOptions _options;
+    private readonly string _hostname;
+    private readonly SmtpTransport _transport;
+    private readonly ConcurrentDictionary<string, byte> _inFlight = new();
+    private readonly SemaphoreSlim _slots;
+    private readonly SemaphoreSlim _kick = new(0, 1);
+
+    public OutboundQueue(MailStore store, MailDirectory directory, RelayOptions options, string hostname, IReadOnlyList<string> dnsServers)
+    {
+        _store = store;
+        _directory = directory;
+        _options = options;
+        _hostname = hostname;
+        _transport = new SmtpTransport(options, hostname, new MxResolver(dnsServers));
+        _slots = new SemaphoreSlim(Math.Max(1, options.MaxParallelDeliveries));
+    }
+
+    /// <summary>In a pair: runs queue changes for entries whose unit is active on the other node.</summary>
+    public Cluster.ClusterManager? Cluster { get; set; }
+
+    private static long Now => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    public static string NewId() => Convert.ToHexString(RandomNumberGenerator.GetBytes(6));
+
+    /// <summary>A recipient as the client gave it, with its RFC 3461 parameters.</summary>
+    public sealed record Recipient(string Address, string? Orcpt = null, string? Notify = null);
+
+    /// <summary>
+    /// Queues a message; returns its queue id once it is durable. The partition is
+    /// <paramref name="preferredPartition"/> when active here, else the first one that is.
+    /// </summary>
+    public async Task<string> EnqueueAsync(string? preferredPartition, string sender, string account, IReadOnlyList<Recipient> recipients,
+        string? envId, string? ret, byte[] data, string? id = null)
+    {
+        var partition = PickPartition(preferredPartition)
+            ?? throw new UnitUnavailableException("no mailbox partition is active on this node to queue the message in");
+        var now = Now;
+        var entry = new QueueEntry(id ?? NewId(), now, sender, account, data.Length, Held: false, Attempts: 0, NextAttempt: now, DelayNotified: false,
+            LastError: "", envId, ret, [.. recipients.Select(r => new QueuedRecipient(r.Address, RecipientState.Queued, "", now, r.Orcpt, r.Notify))]);
+        await partition.EnqueueAsync(entry, data);
+        Log.Info("queued id={0} partition={1} from=<{2}> to=<{3}> size={4}", entry.Id, partition.Name, sender, string.Join(">,<", recipients.Select(r => r.Address)), data.Length);
+        Kick();
+        return entry.Id;
+    }
+
+    private Partition? PickPartition(string? preferred)
+    {
+        if (preferred is not null && _store.Hosts(preferred) && _store.Partition(preferred).IsPrimary) return _store.Partition(preferred);
+        // Mailbox partitions before the monitor unit's, whose node is busy with the journal.
+        return _store.PartitionNames.OrderBy(n => n == MailStore.MonitorPartition).Select(_store.Partition).FirstOrDefault(p => p.IsPrimary);
+    }
+
+    /// <summary>Wakes the delivery loop (a new entry, a retry).</summary>
+    public void Kick()
+    {
+        try { _kick.Release(); }
+        catch (SemaphoreFullException) { }
+    }
+
+    /// <summary>Delivers due entries of the partitions active here until stopped.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var attempts = new List<Task>();
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                foreach (var name in _store.PartitionNames)
+                {
+                    var partition = _store.Partition(name);
+                    if (!partition.IsPrimary) continue;
+                    foreach (var entry in partition.DueQueue(Now, 256))
+                    {
+                        if (!_inFlight.TryAdd(entry.Id, 0)) continue;
+                        await _slots.WaitAsync(ct);
+                        attempts.Add(AttemptAsync(partition, entry, ct));
+                    }
+                }
+                attempts.RemoveAll(t => t.IsCompleted);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { break; }
+            catch (Exception ex) when (ex is IOException or UnitUnavailableException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+            {
+                Log.Warn("queue scan: {0}", ex.Message);
+            }
+            try { await _kick.WaitAsync(TimeSpan.FromSeconds(1), ct); }
+            catch (OperationCanceledException) { break; }
+        }
+        await Task.WhenAll(attempts);
+    }
+
+    private async Task AttemptAsync(Partition partition, QueueEntry entry, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Yield();
+            var data = partition.QueuedData(entry.Id);
+            if (data is null) return;
+            var open = entry.Recipients.Where(r => r.State == RecipientState.Queued).ToList();
+            var outcomes = new List<RecipientOutcome>();
+            var local = open.Where(r => _directory.DomainExists(Addresses.DomainOf(r.Address))).ToList();
+            foreach (var r in local) outcomes.Add(await DeliverLocallyAsync(entry, r, data, ct));
+            var remote = open.Except(local).ToList();
+            var groups = _options.SmartHost.Trim().Length > 0
+                ? remote.Count > 0 ? [remote] : []
+                : remote.GroupBy(r => Addresses.DomainOf(r.Address), StringComparer.OrdinalIgnoreCase).Select(g => g.ToList()).ToList();
+            var results = await Task.WhenAll(groups.Select(g => _transport.DeliverAsync(Addresses.DomainOf(g[0].Address), entry.Sender, g, data, entry.EnvId, entry.Ret, ct)));
+            foreach (var result in results) outcomes.AddRange(result);
+            foreach (var o in outcomes)
+                Log.Info("relay id={0} to=<{1}> relay={2} status={3} result=\"{4}\"", entry.Id, o.Address, o.RemoteMta ?? "local",
+                    o.State switch { RecipientState.Sent => "sent", RecipientState.Failed => "bounced", _ => "deferred" }, o.Reply);
+            await RecordAsync(partition, entry.Id, outcomes, data);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        catch (Exception ex)
+        {
+            Log.Error(ex, "relay id={0}: attempt failed", entry.Id);
+        }
+        finally
+        {
+            _inFlight.TryRemove(entry.Id, out _);
+            _slots.Release();
+        }
+    }
+
+    /// <summary>Into a hosted mailbox (here or, in a pair, on the node where its partition is active).</summary>
+    private async Task<RecipientOutcome> DeliverLocallyAsync(QueueEntry entry, QueuedRecipient r, byte[] data, CancellationToken ct)
+    {
+        var boxes = _directory.Resolve(r.Address);
+        if (boxes.Count == 0)
+            return _directory.FindMailbox(r.Address.ToLowerInvariant()) is { Enabled: false }
+                ? new(r.Address, RecipientState.Failed, "5.2.1", "550 5.2.1 Mailbox disabled, not accepting messages", null)
+                : new(r.Address, RecipientState.Failed, "5.1.1", "550 5.1.1 User unknown in local recipient table", null);
+        var bytes = Concat(Encoding.UTF8.GetBytes($"Return-Path: <{entry.Sender}>\r\n"), data);
+        MessageStructure structure;
+        using (var ms = new MemoryStream(bytes, writable: false)) structure = MessageStructure.Parse(ms);
+        foreach (var box in boxes)
+        {
+            try
+            {
+                if (await _store.DeliverAsync(box.ToUser(), MailStore.Inbox, bytes, structure, ct) is null)
+                    return new(r.Address, RecipientState.Queued, "4.2.2", "452 4.2.2 Mailbox full", null);
+            }
+            catch (Exception ex) when (ex is IOException or UnitUnavailableException or InvalidOperationException)
+            {
+                return new(r.Address, RecipientState.Queued, "4.3.0", "451 4.3.0 Mailbox temporarily unavailable: " + ex.Message, null);
+            }
+        }
+        return new(r.Address, RecipientState.Sent, "2.0.0", "250 2.0.0 delivered to the local mailbox", null);
+    }
+
+    private static byte[] Concat(byte[] a, byte[] b)
+    {
+        var all = new byte[a.Length + b.Length];
+        a.CopyTo(all, 0);
+        b.CopyTo(all, a.Length);
+        return all;
+    }
+}
