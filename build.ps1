@@ -3,13 +3,15 @@
 #
 #   publish   native-AOT publish to artifacts/publish; fails on any warning
 #   bench-provisioning  only bench's provisioning figures
+#   bench-relay  only bench's relay figure (outbound relaying to a smart host)
 #   lab       build the two-node lab in network namespaces and start a pair in it (lab-down)
 #   ha-suite  run the HA fault scenarios in the lab, one line per scenario
 #   firmware-check  (root) the firmware/ checks CI runs: firewall, VPN, scripts, and
 #             install.sh into debootstrapped roots forming a pair in namespaces
 #   bench     publish, then measure against the appliance and a Postfix+Dovecot peer;
 #             prints one line per figure: bench NAME VALUE UNIT peer=VALUE ratio=R
-#             (SMTP figures with bench/SmtpLoad, IMAP figures with bench/ImapLoad)
+#             (SMTP figures with bench/SmtpLoad, IMAP figures with bench/ImapLoad, the relay
+#             figure with bench/SmtpLoad into bench/SmtpSink as the smart host)
 #
 # Implementation notes
 # - stdout carries results only (the publish size line, the bench lines); progress and
@@ -49,6 +51,7 @@ $SkipPublish = $Exe -ne ''
 if (-not $SkipPublish) { $Exe = $PublishedExe } else { $Exe = (Resolve-Path $Exe).Path }
 $LoadDir = Join-Path $Root 'artifacts/bench/SmtpLoad'
 $ImapLoadDir = Join-Path $Root 'artifacts/bench/ImapLoad'
+$SinkDir = Join-Path $Root 'artifacts/bench/SmtpSink'
 $PeerScript = Join-Path $Root 'bench/peer-postfix-dovecot.sh'
 $Inv = [Globalization.CultureInfo]::InvariantCulture
 
@@ -59,6 +62,11 @@ $AppPorts = [ordered]@{
 }
 $PeerSmtpPort = 12525
 $PeerImapPort = 12143
+# bench/SmtpSink, the smart host of relay_throughput (SMTP; control: counts, wait for N).
+$SinkPort = 12625
+$SinkControlPort = 12626
+# The relay figure's recipients u1..uN: a domain neither side hosts.
+$RelayDomain = 'remote.bench'
 $BenchDomain = 'bench.test'
 # Same password for the appliance's mailboxes and the peer's (bench/peer-postfix-dovecot.sh).
 $BenchPassword = 'bench-password'
@@ -467,6 +475,164 @@ function Measure-Peer([hashtable]$Results) {
     }
 }
 
+# ---- relay_throughput: outbound relaying to a smart host (bench/SmtpSink) ----
+
+# Starts bench/SmtpSink (output appended to LogFile) and waits for its banner.
+function Start-Sink([string]$LogFile) {
+    Assert-PortFree $SinkPort
+    Assert-PortFree $SinkControlPort
+    $psi = [Diagnostics.ProcessStartInfo]::new('/bin/sh')
+    foreach ($a in @('-c', 'exec "$0" "$@" >>"$APPLIANCE_BENCH_LOG" 2>&1', 'dotnet', (Join-Path $SinkDir 'SmtpSink.dll'),
+            '--port', $SinkPort, '--control', $SinkControlPort)) {
+        $psi.ArgumentList.Add([string]$a)
+    }
+    $psi.UseShellExecute = $false
+    $psi.Environment['APPLIANCE_BENCH_LOG'] = $LogFile
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    $proc = [Diagnostics.Process]::Start($psi)
+    while (-not (Test-SmtpBanner $SinkPort)) {
+        if ($proc.HasExited) { throw "SmtpSink exited with code $($proc.ExitCode); log: $(Get-LogTail $LogFile)" }
+        if ($sw.ElapsedMilliseconds -gt 30000) {
+            Stop-Sink $proc
+            throw "no banner from SmtpSink on 127.0.0.1:$SinkPort within 30 s; log: $(Get-LogTail $LogFile)"
+        }
+        Start-Sleep -Milliseconds 50
+    }
+    return $proc
+}
+
+function Stop-Sink([Diagnostics.Process]$Proc) {
+    if ($null -eq $Proc -or $Proc.HasExited) { return }
+    & kill -s TERM $Proc.Id 2>$null
+    if (-not $Proc.WaitForExit(5000)) {
+        $Proc.Kill()
+        $null = $Proc.WaitForExit(5000)
+    }
+}
+
+# The sink's counters now: messages, unique (distinct Message-IDs), duplicates, recipients, sessions.
+function Get-SinkCounts {
+    $client = [Net.Sockets.TcpClient]::new()
+    try {
+        $client.Connect('127.0.0.1', $SinkControlPort)
+        $stream = $client.GetStream()
+        $stream.ReadTimeout = 5000
+        $request = [Text.Encoding]::ASCII.GetBytes("count`n")
+        $stream.Write($request, 0, $request.Length)
+        $line = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII).ReadLine()
+        $counts = @{}
+        foreach ($pair in "$line" -split ' ') {
+            $k, $v = $pair -split '=', 2
+            if ($null -ne $v) { $counts[$k] = [long]$v }
+        }
+        if (-not $counts.ContainsKey('unique')) { throw "SmtpSink answered '$line' to count" }
+        return $counts
+    }
+    finally { $client.Dispose() }
+}
+
+# The relay's own log: delivery attempts by status (sent, deferred, bounced); $Pattern names it (?<status>…).
+function Get-RelayLogStatus([string]$LogFile, [string]$Pattern) {
+    $status = @{ sent = 0; deferred = 0; bounced = 0 }
+    if (Test-Path $LogFile) {
+        foreach ($m in (Select-String -Path $LogFile -Pattern $Pattern)) { $status[$m.Matches[0].Groups['status'].Value]++ }
+    }
+    return $status
+}
+
+# One relay run against the server on $Port (trusted client, mail for $RelayDomain): SmtpLoad
+# times from its first connect until the sink holds all $Messages; then, 2 s later, the sink
+# must hold exactly those (none lost; a duplicate, possible with at-least-once delivery, is
+# logged) and the relay's log ($LogFile, $Pattern) must show each of them sent. Returns msgs/s.
+function Invoke-RelayRun([string]$Who, [int]$Port, [string]$LogFile, [string]$Pattern) {
+    Write-Log "$($Who): relaying $Messages messages for u1..u$Mailboxes@$RelayDomain over $Sessions sessions, until the sink has them all"
+    $r = Invoke-SmtpLoad $Port @('--domain', $RelayDomain, '--wait-sink', "127.0.0.1:$SinkControlPort", '--expect', $Messages, '--wait-timeout', 900)
+    Start-Sleep -Seconds 2
+    $c = Get-SinkCounts
+    $s = Get-RelayLogStatus $LogFile $Pattern
+    Write-Log ("{0}: sink messages={1} unique={2} duplicates={3} sessions={4}; relay log sent={5} deferred={6} bounced={7}" -f
+        $Who, $c.messages, $c.unique, $c.duplicates, $c.sessions, $s.sent, $s.deferred, $s.bounced)
+    if ($c.unique -ne $Messages) { throw "the sink holds $($c.unique) distinct messages, not $Messages" }
+    if ($c.duplicates -gt 0) { Write-Log "$($Who): note: $($c.duplicates) message(s) reached the sink twice" }
+    if ($s.sent -lt $Messages) { throw "the relay's log shows $($s.sent) messages sent, not $Messages ($LogFile)" }
+    return [double]::Parse($r.rate, $Inv)
+}
+
+# Appliance half of relay_throughput: a fresh node hosting $BenchDomain, its smart host the sink,
+# 127.0.0.0/8 a trusted network (relays on the MX port without AUTH, as Postfix's mynetworks).
+function Measure-RelayAppliance([hashtable]$Results) {
+    $tmp = New-TempDir 'appliance-relay-'
+    $data = Join-Path $tmp 'data'
+    $log = Join-Path $tmp 'appliance.log'
+    $saved = Set-BenchEnvironment ([ordered]@{ 'Relay__SmartHost' = "127.0.0.1:$SinkPort"; 'Relay__TrustedNetworks__0' = '127.0.0.0/8' })
+    $sink = $null
+    $app = $null
+    try {
+        foreach ($p in $AppPorts.Values) { if ($p -gt 0) { Assert-PortFree $p } }
+        $sink = Start-Sink (Join-Path $tmp 'sink.log')
+        Write-Log "appliance: starting with a fresh data directory $data, smart host 127.0.0.1:$SinkPort (SmtpSink)"
+        $app = Start-Appliance $data $log
+        Invoke-ApplianceCli @('domain', 'add', $BenchDomain, '--data', $data)
+        Start-Sleep -Seconds 3
+        if ((Get-RejectedRecipients $AppPorts.Smtp @("u1@$RelayDomain")).Count -gt 0) {
+            throw "SMTP on 127.0.0.1:$($AppPorts.Smtp) does not relay for 127.0.0.1 (RCPT TO:<u1@$RelayDomain> refused)"
+        }
+        $Results.relay_throughput = Invoke-RelayRun 'appliance' $AppPorts.Smtp (Join-Path $data 'logs/appliance.log') `
+            ' relay: relay id=\S+ to=<[^>]*> relay=\S+ status=(?<status>sent|deferred|bounced) '
+    }
+    catch {
+        Write-Log "appliance relay: $($_.Exception.Message) log: $(Get-LogTail $log)"
+        $Results.failed = $true
+    }
+    finally {
+        if ($null -ne $app) { Stop-Appliance $app.Process }
+        Stop-Sink $sink
+        Restore-Environment $saved
+        Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $tmp
+    }
+}
+
+# Peer half: the bench's Postfix (bench/peer-postfix-dovecot.sh) with relayhost = the sink.
+function Measure-RelayPeer([hashtable]$Results) {
+    $work = New-TempDir 'peer-relay-'
+    $sink = $null
+    try {
+        & bash $PeerScript install
+        if ($LASTEXITCODE -ne 0) { throw 'installing postfix/dovecot failed' }
+        Assert-PortFree $PeerSmtpPort
+        Assert-PortFree $PeerImapPort
+        $sink = Start-Sink (Join-Path $work 'sink.log')
+        Write-Log "peer: starting Postfix on 127.0.0.1:$PeerSmtpPort with relayhost [127.0.0.1]:$SinkPort (SmtpSink)"
+        & bash $PeerScript up $work $PeerSmtpPort $BenchDomain $Mailboxes $PeerImapPort "[127.0.0.1]:$SinkPort"
+        if ($LASTEXITCODE -ne 0) { throw 'peer did not start' }
+        Start-Sleep -Seconds 3
+        $Results.relay_throughput = Invoke-RelayRun 'peer' $PeerSmtpPort (Join-Path $work 'postfix.log') `
+            ' postfix/smtp\[\d+\]: \w+: to=<[^>]*>, relay=.* status=(?<status>sent|deferred|bounced) '
+    }
+    catch {
+        Write-Log "peer relay: $($_.Exception.Message)"
+        $Results.failed = $true
+    }
+    finally {
+        & bash $PeerScript down $work
+        Stop-Sink $sink
+        Remove-Item -Recurse -Force -ErrorAction SilentlyContinue $work
+    }
+}
+
+# Only the relay figure.
+function Invoke-BenchRelay {
+    if ($SkipPublish) { Write-Log "bench: using $Exe (no publish)" } else { Write-Log (Invoke-Publish) }
+    Build-LoadTool 'SmtpLoad' $LoadDir
+    Build-LoadTool 'SmtpSink' $SinkDir
+    $app = @{}
+    $peer = @{}
+    Measure-RelayAppliance $app
+    Measure-RelayPeer $peer
+    Write-Result (Format-Figure $app $peer 'relay_throughput' 'msgs/s' 'F1')
+    return $(if ($app.ContainsKey('relay_throughput') -and -not $app.ContainsKey('failed') -and -not $peer.ContainsKey('failed')) { 0 } else { 1 })
+}
+
 function Format-Figure([hashtable]$App, [hashtable]$Peer, [string]$Name, [string]$Unit, [string]$Fmt) {
     $v = if ($App.ContainsKey($Name)) { $App[$Name].ToString($Fmt, $Inv) } else { '-' }
     $p = if ($Peer.ContainsKey($Name)) { $Peer[$Name].ToString($Fmt, $Inv) } else { '-' }
@@ -582,19 +748,23 @@ function Invoke-Bench {
     if ($SkipPublish) { Write-Log "bench: using $Exe (no publish)" } else { Write-Log (Invoke-Publish) }
     Build-LoadTool 'SmtpLoad' $LoadDir
     Build-LoadTool 'ImapLoad' $ImapLoadDir
+    Build-LoadTool 'SmtpSink' $SinkDir
     $app = @{}
     $peer = @{}
     Measure-Appliance $app
     Measure-Peer $peer
+    Measure-RelayAppliance $app
+    Measure-RelayPeer $peer
     Write-Result (Format-Figure $app $peer 'smtp_ingest' 'msgs/s' 'F1')
     Write-Result (Format-Figure $app $peer 'idle_rss' 'MB' 'F1')
     Write-Result (Format-Figure $app @{} 'start_to_smtp' 'ms' 'F0')
     Write-Result (Format-Figure $app $peer 'imap_mixed' 'cmds/s' 'F1')
     Write-Result (Format-Figure $app $peer 'imap_idle_conn_mem' 'KB/conn' 'F0')
     Write-Result (Format-Figure $app $peer $SearchFigure 'ms' 'F1')
+    Write-Result (Format-Figure $app $peer 'relay_throughput' 'msgs/s' 'F1')
     if ((Invoke-BenchProvisioningFigures) -ne 0) { $app.failed = $true }
     $pairOk = Measure-Pair
-    $missing = @('smtp_ingest', 'idle_rss', 'start_to_smtp', 'imap_mixed', 'imap_idle_conn_mem', $SearchFigure |
+    $missing = @('smtp_ingest', 'idle_rss', 'start_to_smtp', 'imap_mixed', 'imap_idle_conn_mem', $SearchFigure, 'relay_throughput' |
             Where-Object { -not $app.ContainsKey($_) })
     if (-not $pairOk) { $missing += 'pair' }
     if ($app.ContainsKey('failed') -or $peer.ContainsKey('failed') -or $missing.Count -gt 0) {
@@ -696,6 +866,8 @@ tasks:
             -Exe PATH  bench an existing executable instead of publishing
   bench-provisioning  publish, then only the provisioning figures (10,000 mailboxes in
             one bulk call, end to end; the plain-password rate)
+  bench-relay  publish, then only relay_throughput (-Messages -Sessions -Mailboxes
+            -MessageSize -Exe as for bench): outbound relaying to a smart host, against Postfix
   lab       (root) publish, build the two-node lab in network namespaces, start the pair
   lab-down  stop the lab's nodes and remove its namespaces
   ha-suite  (root) publish, run the HA fault scenarios; prints one line per scenario:
@@ -711,6 +883,7 @@ try {
         'publish' { Write-Result (Invoke-Publish); exit 0 }
         'bench' { exit (Invoke-Bench) }
         'bench-provisioning' { exit (Invoke-BenchProvisioning) }
+        'bench-relay' { exit (Invoke-BenchRelay) }
         'lab' { exit (Invoke-Lab) }
         'lab-down' { exit (Invoke-LabDown) }
         'ha-suite' { exit (Invoke-HaSuite) }

@@ -6,10 +6,14 @@
 # never read or changed.
 #
 #   peer-postfix-dovecot.sh install                      apt-get the packages if missing (root)
-#   peer-postfix-dovecot.sh up WORKDIR PORT DOMAIN N [IMAPPORT]
+#   peer-postfix-dovecot.sh up WORKDIR PORT DOMAIN N [IMAPPORT [RELAYHOST]]
 #                                                        start; mailboxes u1..uN@DOMAIN and
 #                                                        big@DOMAIN (IMAP only), password
-#                                                        bench-password; IMAP default 12143
+#                                                        bench-password; IMAP default 12143;
+#                                                        mail for other domains from
+#                                                        127.0.0.0/8 goes to RELAYHOST (Postfix
+#                                                        syntax, e.g. [127.0.0.1]:12625), or
+#                                                        by MX when it is empty (the default)
 #   peer-postfix-dovecot.sh maildir WORKDIR              print the mail store root (maildirs)
 #   peer-postfix-dovecot.sh dovecot-pid WORKDIR          print Dovecot's master pid
 #   peer-postfix-dovecot.sh count WORKDIR                print delivered message files
@@ -35,7 +39,7 @@ cmd_install() {
 }
 
 write_postfix() {
-    local w=$1 port=$2 domain=$3 n=$4 pf=$1/postfix
+    local w=$1 port=$2 domain=$3 n=$4 relayhost=$5 pf=$1/postfix
     # Queue and data outside the config dir: postfix-script wants the config tree root-owned.
     mkdir -p "$pf" "$w/postfix-queue" "$w/postfix-data"
     chown postfix:postfix "$w/postfix-data"
@@ -57,7 +61,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions =
 biff = no
 append_dot_mydomain = no
-relayhost =
+relayhost = $relayhost
 virtual_mailbox_domains = $domain
 virtual_mailbox_maps = texthash:$pf/vmailbox
 virtual_transport = lmtp:unix:$w/dovecot/run/lmtp
@@ -157,14 +161,14 @@ EOF
 }
 
 cmd_up() {
-    local w=${1:?WORKDIR} port=${2:?PORT} domain=${3:?DOMAIN} n=${4:?MAILBOXES} imap_port=${5:-12143}
+    local w=${1:?WORKDIR} port=${2:?PORT} domain=${3:?DOMAIN} n=${4:?MAILBOXES} imap_port=${5:-12143} relayhost=${6:-}
     [[ $(id -u) -eq 0 ]] || die "must run as root (postfix and dovecot drop privileges themselves)"
     cmd_install
     mkdir -p "$w"
     chmod 0755 "$w"
     trap 'cmd_down "$w"' ERR
     write_dovecot "$w" "$domain" "$n" "$imap_port"
-    write_postfix "$w" "$port" "$domain" "$n"
+    write_postfix "$w" "$port" "$domain" "$n" "$relayhost"
     dovecot -c "$w/dovecot/dovecot.conf"
     postfix -c "$w/postfix" check
     postfix -c "$w/postfix" start 
@@ -259,5 +263,5 @@ case ${1:-} in
     dovecot-pid) shift; cmd_dovecot_pid "$@" ;;
     count) shift; cmd_count "$@" ;;
     rss) shift; cmd_rss "$@" ;;
-    *) echo "usage: $0 install | up WORKDIR PORT DOMAIN N [IMAPPORT] | down WORKDIR | maildir WORKDIR | dovecot-pid WORKDIR | count WORKDIR | rss WORKDIR" >&2; exit 2 ;;
+    *) echo "usage: $0 install | up WORKDIR PORT DOMAIN N [IMAPPORT [RELAYHOST]] | down WORKDIR | maildir WORKDIR | dovecot-pid WORKDIR | count WORKDIR | rss WORKDIR" >&2; exit 2 ;;
 esac

@@ -32,15 +32,25 @@ public enum DnsFault { ServFail, Refused, Timeout }
 public sealed class TestDns : IAsyncDisposable
 {
     private const ushort TypeCname = 5, TypeSoa = 6, TypeOpt = 41, TypeAny = 255;
-    private const int ClassIn = 1;
+    private const int ClassIn = 1, ClassAny = 255;
     private const int RcodeFormErr = 1, RcodeServFail = 2, RcodeNxDomain = 3, RcodeNotImp = 4, RcodeRefused = 5;
     private const int MaxCnameHops = 8;
     private const ushort OurUdpPayloadSize = 4096;
 
     private static readonly Dictionary<string, ushort> TypeCodes = new(StringComparer.OrdinalIgnoreCase)
     {
-        ["A"] = 1, ["NS"] = 2, ["CNAME"] = 5, ["SOA"] = 6, ["PTR"] = 12, ["MX"] = 15, ["TXT"] = 16,
-        ["AAAA"] = 28, ["SRV"] = 33, ["TLSA"] = 52, ["ANY"] = 255, ["CAA"] = 257,
+        ["A"] = 1,
+        ["NS"] = 2,
+        ["CNAME"] = 5,
+        ["SOA"] = 6,
+        ["PTR"] = 12,
+        ["MX"] = 15,
+        ["TXT"] = 16,
+        ["AAAA"] = 28,
+        ["SRV"] = 33,
+        ["TLSA"] = 52,
+        ["ANY"] = 255,
+        ["CAA"] = 257,
     };
 
     private sealed record Record(ushort Type, int Ttl, byte[] Data, string? Target);
@@ -294,7 +304,7 @@ public sealed class TestDns : IAsyncDisposable
                 if (fault == DnsFault.Timeout) return null;
                 rcode = fault == DnsFault.ServFail ? RcodeServFail : RcodeRefused;
             }
-            else if (qclass != ClassIn && qclass != TypeAny)
+            else if (qclass != ClassIn && qclass != ClassAny)
             {
                 rcode = RcodeRefused;
             }

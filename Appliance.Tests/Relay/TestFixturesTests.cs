@@ -53,6 +53,7 @@ public sealed class TestFixturesTests : IAsyncLifetime
         Assert.Equal(["mx1.example.test.", "mx2.example.test."], mx.Select(r => r.Exchange.Value));
         Assert.Equal([(ushort)10, (ushort)20], mx.Select(r => r.Preference));
         Assert.Equal(300, mx[0].InitialTimeToLive);
+        Assert.All(mx, r => Assert.Equal("example.test.", r.DomainName.Value));
         Assert.Equal("127.0.0.1:" + _dns.Port, _dns.Server);
     }
 
@@ -138,7 +139,10 @@ public sealed class TestFixturesTests : IAsyncLifetime
         var dangling = await client.QueryAsync("dangling.example.test", QueryType.A);
 
         Assert.Equal("host.example.test.", Assert.Single(followed.Answers.CnameRecords()).CanonicalName.Value);
-        Assert.Equal("127.0.0.5", Assert.Single(followed.Answers.ARecords()).Address.ToString());
+        var a = Assert.Single(followed.Answers.ARecords());
+        Assert.Equal("127.0.0.5", a.Address.ToString());
+        Assert.Equal("host.example.test.", a.DomainName.Value);
+        Assert.Equal("alias.example.test.", followed.Answers.CnameRecords().Single().DomainName.Value);
         Assert.Equal(DnsHeaderResponseCode.NotExistentDomain, dangling.Header.ResponseCode);
         Assert.Single(dangling.Answers.CnameRecords());
     }
@@ -193,7 +197,7 @@ public sealed class TestFixturesTests : IAsyncLifetime
 
     [Theory]
     [InlineData(40, 512)] // over plain DNS's 512 bytes
-    [InlineData(300, null)] // over DnsClient's default EDNS size of 4096 bytes
+    [InlineData(300, null)] // over DnsClient's default EDNS size of 4096 bytes (as the appliance will query)
     public async Task Dns_BigAnswer_IsTruncatedOverUdp_AndWholeOverTcp(int count, int? ednsBufferSize)
     {
         for (var i = 0; i < count; i++) _dns.Add("many.example.test", "A", $"10.0.{i / 256}.{i % 256}");
@@ -205,27 +209,32 @@ public sealed class TestFixturesTests : IAsyncLifetime
         Assert.Equal(2, _dns.QueryCount("many.example.test", "A")); // once over UDP, once over TCP
     }
 
-    [Fact]
-    public async Task Dns_RawUdp_TruncatesToTheEdnsSize_AndEchoesOpt()
+    [Theory]
+    [InlineData(40, null)] // no EDNS: 512 bytes, and no OPT in the answer
+    [InlineData(40, (ushort)512)]
+    [InlineData(300, (ushort)4096)]
+    public async Task Dns_RawUdp_TruncatesToTheRequestorsSize_AndEchoesOpt(int count, ushort? ednsSize)
     {
-        for (var i = 0; i < 40; i++) _dns.Add("many.example.test", "A", $"10.0.0.{i}");
+        for (var i = 0; i < count; i++) _dns.Add("many.example.test", "A", $"10.0.{i / 256}.{i % 256}");
         _dns.Add("one.example.test", "A", "10.0.0.1");
 
-        var big = await RawUdpQueryAsync("many.example.test", type: 1, ednsSize: 512);
-        var small = await RawUdpQueryAsync("ONE.example.test", type: 1, ednsSize: 512);
+        var big = await RawUdpQueryAsync("many.example.test", type: 1, ednsSize);
+        var small = await RawUdpQueryAsync("ONE.example.test", type: 1, ednsSize);
 
+        var opt = ednsSize is null ? 0 : 1;
         Assert.Equal(0x1234, BinaryPrimitives.ReadUInt16BigEndian(big));
         var flags = BinaryPrimitives.ReadUInt16BigEndian(big.AsSpan(2));
         Assert.True((flags & 0x8000) != 0, "QR");
         Assert.True((flags & 0x0400) != 0, "AA");
         Assert.True((flags & 0x0200) != 0, "TC");
         Assert.Equal(0, BinaryPrimitives.ReadUInt16BigEndian(big.AsSpan(6))); // no answers
-        Assert.Equal(1, BinaryPrimitives.ReadUInt16BigEndian(big.AsSpan(10))); // the OPT
-        Assert.True(big.Length <= 512);
+        Assert.Equal(opt, BinaryPrimitives.ReadUInt16BigEndian(big.AsSpan(10)));
+        Assert.True(big.Length <= (ednsSize ?? 512));
 
         var smallFlags = BinaryPrimitives.ReadUInt16BigEndian(small.AsSpan(2));
         Assert.Equal(0, smallFlags & 0x0200);
         Assert.Equal(1, BinaryPrimitives.ReadUInt16BigEndian(small.AsSpan(6)));
+        Assert.Equal(opt, BinaryPrimitives.ReadUInt16BigEndian(small.AsSpan(10)));
         Assert.Equal("ONE", Encoding.ASCII.GetString(small, 13, 3)); // the question keeps the asker's case
     }
 
@@ -244,16 +253,16 @@ public sealed class TestFixturesTests : IAsyncLifetime
         Assert.Equal(0, _dns.QueryCount("example.test", "TXT"));
     }
 
-    private async Task<byte[]> RawUdpQueryAsync(string name, ushort type, ushort ednsSize)
+    private async Task<byte[]> RawUdpQueryAsync(string name, ushort type, ushort? ednsSize)
     {
-        var q = new List<byte> { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1 };
+        var q = new List<byte> { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, (byte)(ednsSize is null ? 0 : 1) };
         foreach (var label in name.Split('.'))
         {
             q.Add((byte)label.Length);
             q.AddRange(Encoding.ASCII.GetBytes(label));
         }
         q.AddRange([0, (byte)(type >> 8), (byte)type, 0, 1]);
-        q.AddRange([0, 0, 41, (byte)(ednsSize >> 8), (byte)ednsSize, 0, 0, 0, 0, 0, 0]);
+        if (ednsSize is { } size) q.AddRange([0, 0, 41, (byte)(size >> 8), (byte)size, 0, 0, 0, 0, 0, 0]);
         using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
         await udp.SendAsync(q.ToArray(), new IPEndPoint(IPAddress.Loopback, _dns.Port));
         var result = await udp.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(10));

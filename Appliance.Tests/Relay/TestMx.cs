@@ -200,7 +200,8 @@ public sealed class TestMx : IAsyncDisposable
             {
                 socket = await _listener.AcceptSocketAsync(_stop.Token);
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            // InvalidOperationException: stopped before the first accept began (disposed at once).
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
             {
                 if (_stop.IsCancellationRequested) return;
                 continue;

@@ -16,6 +16,9 @@ namespace Appliance.Cluster;
 ///   (UIDs keep growing, so UIDVALIDITY stays), arrives unflagged, and a message whose
 ///   Message-ID the folder already holds is skipped (an SMTP client's retry of a 250 it never
 ///   saw was delivered again on the other side).
+/// - Every message the tail put in the outbound queue and had not finished there is saved
+///   the same way (queue/ID.op: the whole entry as queued) and queued anew, under its id unless
+///   the surviving copy holds it already (<see cref="Requeue"/>): sent at least once, never lost.
 /// - Flag changes, expunges and folder operations of the tail are dropped: the surviving
 ///   copy's state wins (a message expunged in the tail is back, a message moved in the tail
 ///   is in its old folder).
@@ -26,12 +29,35 @@ public sealed partial class ClusterManager
     private const string PendingManifest = "pending.tsv";
     private const string DoneManifest = "done.tsv";
     private const string Progress = "redelivered.tsv";
+    /// <summary>The manifest's mark of a saved queue entry ("FILE\tqueue", where a message's line has three fields).</summary>
+    private const string QueueLine = "queue";
+
+    /// <summary>Set by the host: queues a message of a diverged tail anew (entry as it was queued, bytes).</summary>
+    public Func<QueueEntry, byte[], Task>? Requeue { get; set; }
 
     /// <summary>Saves the messages added after <paramref name="fromSeq"/> and their manifest; returns the count.</summary>
     private static async Task<int> SaveDivergedTailAsync(Partition p, long fromSeq, string kept)
     {
         var manifest = new StringBuilder();
         var saved = 0;
+        var queued = new Dictionary<string, QueueAddOp>();
+        foreach (var record in p.ReadJournal(fromSeq))
+        {
+            foreach (var add in JournalOp.QueueAddsOf(record.Op)) queued[add.Entry.Id] = add;
+            foreach (var id in JournalOp.QueueRemovalsOf(record.Op)) queued.Remove(id);
+        }
+        foreach (var add in queued.Values)
+        {
+            var file = Path.Combine("queue", Sanitize(add.Entry.Id) + ".op");
+            System.IO.Directory.CreateDirectory(Path.Combine(kept, "queue"));
+            using (var ms = new MemoryStream())
+            {
+                using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true)) add.Write(w);
+                await File.WriteAllBytesAsync(Path.Combine(kept, file), ms.ToArray());
+            }
+            manifest.Append(file).Append('\t').Append(QueueLine).Append('\n');
+            saved++;
+        }
         foreach (var record in p.ReadJournal(fromSeq))
             foreach (var append in JournalOp.AppendsOf(record.Op))
             {
@@ -98,6 +124,20 @@ public sealed partial class ClusterManager
         foreach (var line in await File.ReadAllLinesAsync(Path.Combine(tail, PendingManifest), ct))
         {
             var fields = line.Split('\t');
+            if (fields.Length == 2 && fields[1] == QueueLine && !done.Contains(fields[0]))
+            {
+                QueueAddOp op;
+                using (var r = new BinaryReader(File.OpenRead(Path.Combine(tail, fields[0])), Encoding.UTF8)) op = QueueAddOp.ReadBody(r);
+                if (_store.PartitionNames.Any(n => _store.Partition(n).Queued(op.Entry.Id) is not null)) skipped++;
+                else
+                {
+                    await (Requeue ?? throw new UnitUnavailableException("the outbound queue is not ready"))(op.Entry, op.Data);
+                    delivered++;
+                }
+                await progress.WriteLineAsync(fields[0].AsMemory(), ct);
+                await progress.FlushAsync(ct);
+                continue;
+            }
             if (fields.Length != 3 || done.Contains(fields[0])) continue;
             var account = Unescape(fields[1]);
             var user = new MailUser(account, copy.Name, 0); // accepted once already: no quota refusal now

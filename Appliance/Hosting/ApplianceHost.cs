@@ -188,6 +188,7 @@ public sealed class ApplianceHost : IAsyncDisposable
             Store.Remote = cluster;
             Queue.Cluster = cluster;
             cluster.QueueHandler = Queue.HandleForwardedAsync;
+            cluster.Requeue = Queue.RequeueAsync;
             Provisioning.Peer = cluster;
             cluster.ProvisionedSeq = () => _agent.AppliedSeq;
             cluster.ProvisionHandler = Provisioning.SubmitForwardedAsync;

@@ -72,6 +72,18 @@ public sealed partial class OutboundQueue : IQueueCommands
         return entry.Id;
     }
 
+    /// <summary>
+    /// Queues again an entry a rolled-back copy had (a diverged tail, see
+    /// <see cref="Cluster.ClusterManager.Requeue"/>): same id, same recipients, due now.
+    /// </summary>
+    public async Task RequeueAsync(QueueEntry entry, byte[] data)
+    {
+        var partition = PickPartition(null) ?? throw new UnitUnavailableException("no partition is active on this node to queue the message in");
+        await partition.EnqueueAsync(entry with { NextAttempt = Now, Held = false, Partition = "" }, data);
+        Log.Warn("queued again id={0} partition={1} from=<{2}>: it was in the rolled-back history of a copy", entry.Id, partition.Name, entry.Sender);
+        Kick();
+    }
+
     private Partition? PickPartition(string? preferred)
     {
         if (preferred is not null && _store.Hosts(preferred) && _store.Partition(preferred).IsPrimary) return _store.Partition(preferred);

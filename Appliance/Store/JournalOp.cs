@@ -39,6 +39,24 @@ public abstract record JournalOp
         _ => [],
     };
 
+    /// <summary>
+    /// The messages an op puts in the outbound queue, and the queue entries it ends (an op or
+    /// the ops inside a batch).
+    /// </summary>
+    public static IEnumerable<QueueAddOp> QueueAddsOf(JournalOp op) => op switch
+    {
+        QueueAddOp q => [q],
+        BatchOp b => b.Ops.OfType<QueueAddOp>(),
+        _ => [],
+    };
+
+    public static IEnumerable<string> QueueRemovalsOf(JournalOp op) => op switch
+    {
+        QueueRemoveOp q => [q.Id],
+        BatchOp b => b.Ops.OfType<QueueRemoveOp>().Select(r => r.Id),
+        _ => [],
+    };
+
     // Shared encodings: a count, then the items (counts bounded so a corrupt record cannot allocate wildly).
 
     protected static void WriteStrings(BinaryWriter w, string[] values)

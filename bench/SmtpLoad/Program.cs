@@ -11,7 +11,9 @@
 //   to one address (how the appliance's search folder is filled).
 // - The clock runs from the first connect until every session has its last 250
 //   and, with --wait-maildir, until the maildir tree under that directory holds
-//   --expect files (for servers that answer 250 before delivery, e.g. Postfix).
+//   --expect files (for servers that answer 250 before delivery, e.g. Postfix), or,
+//   with --wait-sink, until bench/SmtpSink (its control port) has --expect distinct
+//   messages (for relaying: the 250 only means queued, the sink is the destination).
 // - Output is one line of key=value pairs; exit 0 only if every message got 250
 //   (and, with --wait-maildir, was seen delivered in time).
 using System.Diagnostics;
@@ -52,7 +54,17 @@ internal static class Program
 
         var delivered = -1;
         var waitFailed = false;
-        if (o.WaitMaildir is not null)
+        if (o.WaitSink is not null)
+        {
+            var expect = o.Expect ?? (o.Messages - failures);
+            delivered = await WaitSinkAsync(o.WaitSink, expect, o.WaitTimeoutSeconds).ConfigureAwait(false);
+            if (delivered < expect)
+            {
+                Console.Error.WriteLine($"SmtpLoad: the sink has only {delivered} of {expect} messages after {o.WaitTimeoutSeconds} s");
+                waitFailed = true;
+            }
+        }
+        else if (o.WaitMaildir is not null)
         {
             var expect = o.Expect ?? (o.Messages - failures);
             var deadline = sw.Elapsed + TimeSpan.FromSeconds(o.WaitTimeoutSeconds);
@@ -214,6 +226,38 @@ internal static class Program
         }
     }
 
+    /// <summary>
+    /// Asks SmtpSink's control port to answer once it holds <paramref name="expect"/> distinct
+    /// messages (or the time is up); returns how many it holds then (-1 when it cannot be asked).
+    /// </summary>
+    private static async Task<int> WaitSinkAsync(string endpoint, int expect, int seconds)
+    {
+        var colon = endpoint.LastIndexOf(':');
+        try
+        {
+            using var client = new TcpClient { NoDelay = true };
+            await client.ConnectAsync(endpoint[..colon], int.Parse(endpoint[(colon + 1)..], CultureInfo.InvariantCulture)).ConfigureAwait(false);
+            var stream = client.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"wait {expect} {seconds}\n"))).ConfigureAwait(false);
+            using var reader = new StreamReader(stream, Encoding.ASCII);
+            var line = await reader.ReadLineAsync().ConfigureAwait(false) ?? "";
+            Console.Error.WriteLine($"SmtpLoad: sink: {line}");
+            foreach (var pair in line.Split(' '))
+            {
+                if (pair.StartsWith("unique=", StringComparison.Ordinal))
+                {
+                    return int.Parse(pair["unique=".Length..], CultureInfo.InvariantCulture);
+                }
+            }
+            return -1;
+        }
+        catch (Exception e) when (e is IOException or SocketException or FormatException)
+        {
+            Console.Error.WriteLine($"SmtpLoad: sink at {endpoint}: {e.Message}");
+            return -1;
+        }
+    }
+
     /// <summary>Counts delivered messages: files in directories named new or cur under root.</summary>
     private static int CountMaildirFiles(string root)
     {
@@ -242,7 +286,8 @@ internal sealed class Options
     public const string Usage =
         "usage: SmtpLoad --port N [--host 127.0.0.1] [--sessions 10] [--messages 2000] [--size 4096]\n" +
         "                [--domain bench.test] [--mailboxes 10] [--user-prefix u] [--from load@load.test]\n" +
-        "                [--wait-maildir DIR [--expect N] [--wait-timeout 120]] [--corpus yes] [--to ADDRESS]";
+        "                [--wait-maildir DIR | --wait-sink HOST:CONTROLPORT] [--expect N] [--wait-timeout 120]\n" +
+        "                [--corpus yes] [--to ADDRESS]";
 
     public string Host { get; private set; } = "127.0.0.1";
     public int Port { get; private set; }
@@ -254,6 +299,8 @@ internal sealed class Options
     public string UserPrefix { get; private set; } = "u";
     public string From { get; private set; } = "load@load.test";
     public string? WaitMaildir { get; private set; }
+    /// <summary>SmtpSink's control endpoint, host:port: wait until it holds --expect messages.</summary>
+    public string? WaitSink { get; private set; }
     /// <summary>Send ImapLoad's search corpus instead of filler messages (--size is ignored).</summary>
     public bool Corpus { get; private set; }
     /// <summary>Every message to this address instead of u1..uN.</summary>
@@ -286,6 +333,7 @@ internal sealed class Options
                 case "--user-prefix": o.UserPrefix = v; break;
                 case "--from": o.From = v; break;
                 case "--wait-maildir": o.WaitMaildir = v; break;
+                case "--wait-sink": o.WaitSink = v.LastIndexOf(':') > 0 ? v : throw new ArgumentException("--wait-sink needs host:port"); break;
                 case "--expect": o.Expect = Int(key, v, 0); break;
                 case "--wait-timeout": o.WaitTimeoutSeconds = Int(key, v, 1); break;
                 case "--timeout": o.TimeoutSeconds = Int(key, v, 1); break;
