@@ -716,7 +716,7 @@
         return load();
       }
       showPage(state.offset, items.length, page.total);
-      if (items.length === 0) return emptyRow(tbody, 7, state.search ? 'No queued message matches.' : 'The queue is empty: everything was delivered.');
+      if (items.length === 0) return emptyRow(tbody, 7, state.search ? 'No queued message matches.' : 'The queue is empty.');
       tbody.replaceChildren(...items.map(row));
     }
 
