@@ -17,7 +17,7 @@ switch (command)
     case "help" or "--help" or "-h":
         PrintUsage(Console.Out);
         return 0;
-    case "domain" or "mailbox" or "alias" or "token" or "import" or "cluster" or "admin":
+    case "domain" or "mailbox" or "alias" or "token" or "import" or "cluster" or "admin" or "queue":
         {
             ApplianceOptions options;
             try { options = ConfigLoader.Load(configFile, dataDir); }
@@ -175,6 +175,7 @@ static void PrintUsage(TextWriter w) => w.WriteLine("""
            appliance import CSVFILE            (address,password[,quota] per line)
            appliance token create [--name N] [--scope admin|read|provision]
            appliance admin password NAME --password-stdin     (sets, or adds, an admin of the panel)
+           appliance queue list | show ID | retry ID|--all | delete ID | hold ID | release ID   (the outbound queue)
            appliance cluster status | switchover UNIT | standby NODE | online NODE
            appliance witness --listen ADDR:PORT [--lease SECONDS]   (tie-breaker for a pair without fencing)
            appliance version

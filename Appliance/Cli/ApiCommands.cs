@@ -15,7 +15,7 @@ namespace Appliance.Cli;
 /// DESIGN.md §5), for managing a node from another machine. Problem documents become
 /// <see cref="DirectoryException"/>s with the server's reason, as on the node.
 /// </summary>
-public sealed class ApiCommands : IProvisioningCommands, IDisposable
+public sealed class ApiCommands : IProvisioningCommands, Relay.IQueueCommands, IDisposable
 {
     private readonly HttpClient _http;
 
@@ -169,6 +169,41 @@ public sealed class ApiCommands : IProvisioningCommands, IDisposable
     {
         try { return await GetAsync("jobs/" + E(id), WebJson.Default.Job); }
         catch (DirectoryException ex) when (ex.Kind == DirectoryError.NotFound) { return null; }
+    }
+
+    // ---- the outbound queue (/api/v1/queue) ----
+
+    public async Task<IReadOnlyList<Store.QueueEntry>> ListQueueAsync()
+    {
+        var all = new List<Store.QueueEntry>();
+        for (var offset = 0; ; offset += ApiEndpoints.MaxPageSize)
+        {
+            var page = await GetAsync($"queue?limit={ApiEndpoints.MaxPageSize}&offset={offset}", WebJson.Default.QueuePage);
+            all.AddRange(page.Items.Select(QueueEndpoints.Entry));
+            if (page.Items.Count == 0 || all.Count >= page.Total) return all;
+        }
+    }
+
+    public async Task<(Store.QueueEntry Entry, string Headers)> ShowQueuedAsync(string id)
+    {
+        var view = await GetAsync("queue/" + E(id), WebJson.Default.QueueEntryView);
+        return (QueueEndpoints.Entry(view), view.Headers ?? "");
+    }
+
+    public async Task<int> RetryQueuedAsync(string? id, string actor)
+    {
+        using var response = await SendAsync(HttpMethod.Post, id is null ? "queue/retry" : $"queue/{E(id)}/retry");
+        return (await response.Content.ReadFromJsonAsync(WebJson.Default.QueueCount) ?? throw new DirectoryException("empty answer from the node")).Count;
+    }
+
+    public async Task DeleteQueuedAsync(string id, string actor)
+    {
+        using var _ = await SendAsync(HttpMethod.Delete, "queue/" + E(id));
+    }
+
+    public async Task HoldQueuedAsync(string id, bool hold, string actor)
+    {
+        using var _ = await SendAsync(HttpMethod.Post, $"queue/{E(id)}/{(hold ? "hold" : "release")}");
     }
 }
 

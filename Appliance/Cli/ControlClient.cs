@@ -38,7 +38,7 @@ public static class ControlClient
         using var api = new ApiCommands(url, token, insecure);
         try
         {
-            return await new ControlCommands(api).ExecuteAsync(args, input, (text, error) => (error ? stderr : stdout).WriteLine(text));
+            return await new ControlCommands(api, queue: api).ExecuteAsync(args, input, (text, error) => (error ? stderr : stdout).WriteLine(text));
         }
         catch (ApiUnreachableException ex)
         {

@@ -122,7 +122,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         var purge = PurgeLoopAsync(agentStop.Token);
         _stops.Add(async () => { await agentStop.CancelAsync(); await agentLoop; await purge; });
 
-        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioning, Cluster));
+        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioning, Cluster, Queue));
         control.Start();
         _stops.Add(async () => await control.DisposeAsync());
 
@@ -175,7 +175,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         if (Options.Listen.Http >= 0 || Options.Listen.Https >= 0 || Options.Listen.Admin >= 0)
         {
             var web = await Web.WebServer.StartAsync(address, Options.Listen.Http, Options.Listen.Https, Options.Listen.Admin, Certificate, Options.Node.DevMode,
-                Provisioning, Store, Identity.Name, ct);
+                Provisioning, Store, Identity.Name, Queue, ct);
             foreach (var (scheme, ep) in web.Endpoints) _endpoints[scheme] = ep;
             _web = web;
             _stops.Add(async () => await web.DisposeAsync());

@@ -8,7 +8,7 @@ namespace Appliance.Hosting;
 /// forwards its arguments). Changes go through the provisioning journal like the API's. A refused
 /// change prints one line and exits 1; bad usage exits 2.
 /// </summary>
-public sealed class ControlCommands(IProvisioningCommands provisioning, Cluster.ClusterManager? cluster = null)
+public sealed partial class ControlCommands(IProvisioningCommands provisioning, Cluster.ClusterManager? cluster = null, Relay.IQueueCommands? queue = null)
 {
     public delegate void Output(string text, bool error);
 
@@ -162,6 +162,8 @@ public sealed class ControlCommands(IProvisioningCommands provisioning, Cluster.
                         a.EnsureDone();
                         return await FollowAsync(await provisioning.StartDomainQuotaAsync(quotaDomain, size, Actor), output);
                     }
+                case ("queue", _):
+                    return await QueueAsync(a, verb, output);
                 default:
                     throw new UsageException($"unknown command '{noun} {verb}'".TrimEnd());
             }

@@ -92,5 +92,8 @@ public sealed record Problem(string Type, string Title, int Status, string? Deta
 [JsonSerializable(typeof(IReadOnlyList<DomainSummary>))]
 [JsonSerializable(typeof(Problem))]
 [JsonSerializable(typeof(Relay.DkimRecord))]
+[JsonSerializable(typeof(QueuePage))]
+[JsonSerializable(typeof(QueueEntryView))]
+[JsonSerializable(typeof(QueueCount))]
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 public sealed partial class WebJson : JsonSerializerContext;

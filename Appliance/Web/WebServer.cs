@@ -34,7 +34,7 @@ public sealed class WebServer : IAsyncDisposable
                 .Select(m => (m, "/" + (e.RoutePattern.RawText ?? "").TrimStart('/'))))];
 
     public static async Task<WebServer> StartAsync(IPAddress address, int httpPort, int httpsPort, int adminPort, X509Certificate2 certificate, bool devMode,
-        ProvisioningService provisioning, MailStore store, string nodeName, CancellationToken ct)
+        ProvisioningService provisioning, MailStore store, string nodeName, Relay.IQueueCommands queue, CancellationToken ct)
     {
         Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? adminListener = null;
         var boundAdminPort = -1; // known once listening (the configured port may be 0 in tests)
@@ -80,6 +80,7 @@ public sealed class WebServer : IAsyncDisposable
         app.MapGet("/", ctx => Results.Redirect("/admin/").ExecuteAsync(ctx));
         api.Map(app);
         new AdminEndpoints(provisioning, sessions, api).Map(app);
+        new QueueEndpoints(queue, api).Map(app);
 
         await app.StartAsync(ct);
         if (adminListener is not null) boundAdminPort = adminListener.IPEndPoint!.Port;

@@ -271,7 +271,7 @@
   const pages = {
     login: renderLogin, dashboard: renderDashboard, domains: renderDomains, mailboxes: renderMailboxes,
     aliases: renderAliases, import: renderImport, provisioning: renderProvisioning, audit: renderAudit,
-    security: renderSecurity,
+    security: renderSecurity, queue: renderQueue,
   };
 
   function parseHash() {
@@ -672,6 +672,123 @@
       await api('POST', '/aliases', { source, targets });
       form.reset();
       showNotice(`Alias ${source} → ${targets.join(', ')} added.`);
+      await load();
+    });
+
+    await load();
+  }
+
+  // ---- Outbound queue ------------------------------------------------------------------
+
+  /** How long ago an ISO time was: "12 s", "5 min", "3 h 20 min", "2 d 4 h". */
+  function formatAge(t) {
+    const ms = Date.now() - new Date(t).getTime();
+    if (Number.isNaN(ms)) return '–';
+    const s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min`;
+    const h = Math.floor(m / 60);
+    if (h < 24) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+    const d = Math.floor(h / 24);
+    return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+  }
+
+  const RECIPIENT_BADGE = { queued: 'badge neutral', sent: 'badge good', failed: 'badge bad' };
+
+  async function renderQueue(root, params) {
+    const filter = byId(root, 'queue-filter-form');
+    const tbody = $('tbody', byId(root, 'queue-table'));
+    const showPage = pager(root, 'messages', offset => { state.offset = offset; return load(); });
+    const state = {
+      search: params.get('search') || '',
+      offset: Math.max(0, parseInt(params.get('offset') || '0', 10) || 0),
+    };
+    field(filter, 'search').value = state.search;
+
+    async function load() {
+      history.replaceState(null, '', `#/queue${q({ search: state.search, offset: state.offset || '' })}`);
+      const page = await api('GET', `/queue${q({ search: state.search, offset: state.offset, limit: PAGE_SIZE })}`);
+      if (!root.isConnected) return;
+      const items = page.items || [];
+      if (items.length === 0 && state.offset > 0 && page.total > 0) {
+        state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE); // the last page shrank
+        return load();
+      }
+      showPage(state.offset, items.length, page.total);
+      if (items.length === 0) return emptyRow(tbody, 7, state.search ? 'No queued message matches.' : 'The queue is empty.');
+      tbody.replaceChildren(...items.map(row));
+    }
+
+    function row(m) {
+      const action = (testid, text, fn, cls = 'secondary small') =>
+        el('button', { type: 'button', class: cls, testid, on: { click: e => busy(e.currentTarget, fn) } }, text);
+      const tr = el('tr', { testid: 'queue-row', data: { id: m.id }, class: m.held ? 'held' : '' },
+        el('td', { class: 'nowrap' },
+          el('span', { class: 'queue-id', testid: 'queue-id' }, m.id),
+          m.held ? el('span', { class: 'badge warn', testid: 'queue-held' }, 'held') : null,
+          el('div', { class: 'muted', testid: 'queue-size' }, formatBytes(m.size))),
+        el('td', { class: 'nowrap', title: `${formatTime(m.created)} (${m.created})`, testid: 'queue-age' }, formatAge(m.created)),
+        el('td', { testid: 'queue-sender' }, m.sender ? m.sender : el('span', { class: 'muted', title: 'null sender: a bounce' }, '<>'),
+          m.account && m.account !== m.sender ? el('div', { class: 'muted', testid: 'queue-account' }, `by ${m.account}`) : null),
+        el('td', { testid: 'queue-recipients' },
+          ...(m.recipients || []).map(r => el('div', { class: 'rcpt', testid: 'queue-recipient', data: { address: r.address, state: r.state } },
+            el('span', { testid: 'queue-recipient-address' }, r.address),
+            el('span', { class: RECIPIENT_BADGE[r.state] || 'badge', testid: 'queue-recipient-state' }, r.state),
+            r.reply ? el('span', { class: 'reply muted', title: formatTime(r.updated), testid: 'queue-recipient-reply' }, r.reply) : null)),
+          m.lastError && !(m.recipients || []).some(r => r.reply === m.lastError)
+            ? el('div', { class: 'reply bad', testid: 'queue-last-error' }, m.lastError) : null),
+        el('td', { class: 'num', testid: 'queue-attempts' }, formatCount(m.attempts)),
+        m.held
+          ? el('td', { class: 'muted', testid: 'queue-next' }, 'on hold')
+          : el('td', { class: 'nowrap', title: m.nextAttempt, testid: 'queue-next' }, formatTime(m.nextAttempt)),
+        el('td', { class: 'actions' },
+          action('queue-headers', 'Headers', () => toggleHeaders(tr, m)),
+          action('queue-retry', 'Retry', () => retry(m)),
+          m.held ? action('queue-release', 'Release', () => hold(m, false)) : action('queue-hold', 'Hold', () => hold(m, true)),
+          action('queue-delete', 'Delete', () => remove(m), 'danger small')));
+      return tr;
+    }
+
+    async function toggleHeaders(tr, m) {
+      const next = tr.nextElementSibling;
+      if (next && next.classList.contains('headers')) { next.remove(); return; }
+      const entry = await api('GET', `/queue/${seg(m.id)}`);
+      if (!tr.isConnected) return;
+      tr.after(el('tr', { class: 'headers', testid: 'queue-headers-row', data: { id: m.id } },
+        el('td', { colspan: 7 }, el('pre', { class: 'headers', testid: 'queue-headers-text' }, entry.headers || ''))));
+    }
+
+    async function retry(m) {
+      await api('POST', `/queue/${seg(m.id)}/retry`);
+      showNotice(`${m.id} queued for immediate retry.`);
+      await load();
+    }
+
+    async function hold(m, on) {
+      await api('POST', `/queue/${seg(m.id)}/${on ? 'hold' : 'release'}`);
+      showNotice(on ? `${m.id} on hold: it is not tried until released.` : `${m.id} released.`);
+      await load();
+    }
+
+    async function remove(m) {
+      const to = (m.recipients || []).filter(r => r.state === 'queued').map(r => r.address);
+      if (!confirm(`Delete the queued message ${m.id}${to.length ? ` to ${to.join(', ')}` : ''}? It will not be delivered, and the sender gets no bounce.`)) return;
+      await api('DELETE', `/queue/${seg(m.id)}`);
+      showNotice(`${m.id} deleted.`);
+      await load();
+    }
+
+    byId(root, 'queue-retry-all').addEventListener('click', e => busy(e.currentTarget, async () => {
+      const { count } = await api('POST', '/queue/retry');
+      showNotice(`${formatCount(count)} message${count === 1 ? '' : 's'} queued for immediate retry.`);
+      await load();
+    }));
+    byId(root, 'refresh').addEventListener('click', e => busy(e.currentTarget, () => { clearMessages(); return load(); }));
+    onSubmit(filter, async form => {
+      state.search = field(form, 'search').value.trim();
+      state.offset = 0;
+      clearMessages();
       await load();
     });
 
