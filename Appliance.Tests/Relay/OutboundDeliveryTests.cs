@@ -97,6 +97,34 @@ public sealed class OutboundDeliveryTests
         // What the user sent follows our headers unchanged.
         Assert.EndsWith(Encoding.UTF8.GetString(Mailkit.WireBytes(message)), text);
         await WaitForEmptyQueueAsync(node);
+        // No key for this domain (made outside the journal): not signed.
+        Assert.DoesNotContain("DKIM-Signature:", text);
+    }
+
+    [Fact]
+    public async Task Mail_from_a_domain_with_a_key_arrives_dkim_signed_and_verifies_against_the_published_record()
+    {
+        await using var dns = TestDns.Start();
+        await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
+        dns.Add("remote.test", "MX", "10 mx.remote.test");
+        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
+        // A domain added through the provisioning journal gets its key; the record is what `appliance domain dkim` prints.
+        await node.Host.Provisioning.AddDomainAsync("signed.test", "test");
+        await node.Host.Provisioning.AddMailboxAsync("olga@signed.test", TestNode.Password, null, null, "test");
+        var record = await node.Host.Provisioning.GetDkimRecordAsync("signed.test") ?? throw new InvalidOperationException("no DKIM key");
+
+        await SubmitAsync(node, Mailkit.Text("olga@signed.test", "carol@remote.test", "signed", "body ünïcode"), "olga@signed.test");
+        var got = await mx.WaitAsync();
+        var text = Encoding.UTF8.GetString(got.Data);
+        Assert.Contains("DKIM-Signature:", text);
+        Assert.Contains($"s={record.Selector}", text.Replace("\r\n\t", " ").Replace(" ", ""));
+        Assert.True(DkimTestVerifier.MimeKitVerifies(got.Data, record.Value), "MimeKit's DkimVerifier refused the signature");
+        Assert.True(DkimTestVerifier.RawVerifies(got.Data, record.Value), "the signature does not verify");
+        // Tampered in transit: it no longer verifies.
+        var tampered = Encoding.UTF8.GetBytes(text.Replace("Subject: signed", "Subject: signeD"));
+        Assert.False(DkimTestVerifier.MimeKitVerifies(tampered, record.Value));
+        await WaitForEmptyQueueAsync(node);
     }
 
     [Fact]

@@ -131,7 +131,8 @@ public sealed class ApplianceHost : IAsyncDisposable
         var queueStop = new CancellationTokenSource();
         var queueLoop = Queue.RunAsync(queueStop.Token);
         _stops.Add(async () => { await queueStop.CancelAsync(); await queueLoop; });
-        Func<byte[], byte[]> sign = m => m;
+        // Outgoing mail is DKIM-signed with its From domain's key (RFC 6376), before it is stored or queued.
+        Func<byte[], byte[]> sign = m => Relay.DkimSigning.SignIfKeyed(m, Directory);
 
         if (Options.Listen.Smtp >= 0)
         {
