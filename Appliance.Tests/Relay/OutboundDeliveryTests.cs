@@ -106,8 +106,7 @@ public sealed class OutboundDeliveryTests
     {
         await using var dns = TestDns.Start();
         await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        dns.Route("remote.test", "127.0.0.2");
         await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
         // A domain added through the provisioning journal gets its key; the record is what `appliance domain dkim` prints.
         await node.Host.Provisioning.AddDomainAsync("signed.test", "test");
@@ -161,10 +160,8 @@ public sealed class OutboundDeliveryTests
         var mxes = await TestMx.StartSamePortAsync([IPAddress.Parse("127.0.0.2"), IPAddress.Parse("127.0.0.7")]);
         await using var mx = mxes[0];
         await using var slow = mxes[1];
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
-        dns.Add("slow.test", "MX", "10 mx.slow.test");
-        dns.Add("mx.slow.test", "A", "127.0.0.7");
+        dns.Route("remote.test", "127.0.0.2");
+        dns.Route("slow.test", "127.0.0.7");
         var refusals = 0;
         mx.OnRcpt = _ => Interlocked.Increment(ref refusals) <= 2 ? "450 4.2.0 Greylisted, try again later" : null;
         // A host that accepts connections and never greets: the attempt times out and is tried again.
@@ -192,8 +189,7 @@ public sealed class OutboundDeliveryTests
     {
         await using var dns = TestDns.Start();
         await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        dns.Route("remote.test", "127.0.0.2");
         await using var node = await StartNodeAsync(dns, mx.Endpoint.Port, o => o.Relay.MaxParallelDeliveries = 2);
         using var client = new SmtpClient { ServerCertificateValidationCallback = (_, _, _, _) => true };
         await client.ConnectAsync(node.Submission.Address.ToString(), node.Submission.Port, SecureSocketOptions.StartTls);
@@ -211,8 +207,7 @@ public sealed class OutboundDeliveryTests
     {
         await using var dns = TestDns.Start();
         await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        dns.Route("remote.test", "127.0.0.2");
         mx.OnRcpt = r => r.StartsWith("nobody@", StringComparison.Ordinal) ? "550 5.1.1 <nobody@remote.test>: Recipient address rejected: User unknown" : null;
         await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
 
@@ -243,8 +238,7 @@ public sealed class OutboundDeliveryTests
         await using var dns = TestDns.Start();
         await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
         dns.Add("nullmx.test", "MX", "0 .");
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        dns.Route("remote.test", "127.0.0.2");
         mx.DataReply = "554 5.7.1 Message refused: looks like spam";
         await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
 
@@ -268,10 +262,8 @@ public sealed class OutboundDeliveryTests
         var mxes = await TestMx.StartSamePortAsync([IPAddress.Parse("127.0.0.2"), IPAddress.Parse("127.0.0.6")]);
         await using var remote = mxes[0];
         await using var senders = mxes[1];
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
-        dns.Add("sender.test", "MX", "10 mx.sender.test");
-        dns.Add("mx.sender.test", "A", "127.0.0.6");
+        dns.Route("remote.test", "127.0.0.2");
+        dns.Route("sender.test", "127.0.0.6");
         remote.OnRcpt = _ => "550 5.1.1 No such user";
         await using var node = await StartNodeAsync(dns, remote.Endpoint.Port, o => o.Relay.TrustedNetworks = ["127.0.0.0/8"]);
 
@@ -296,8 +288,7 @@ public sealed class OutboundDeliveryTests
     {
         await using var dns = TestDns.Start();
         await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        dns.Route("remote.test", "127.0.0.2");
         await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
         await node.Host.Provisioning.AddAliasAsync("team@" + TestNode.Domain, [Alice, "boss@remote.test"], "test");
 
@@ -333,8 +324,7 @@ public sealed class OutboundDeliveryTests
     {
         await using var dns = TestDns.Start();
         await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        dns.Route("remote.test", "127.0.0.2");
         mx.OnRcpt = _ => "451 4.3.0 Temporary local problem";
         await using var node = await StartNodeAsync(dns, mx.Endpoint.Port, o =>
         {
@@ -406,10 +396,8 @@ public sealed class OutboundDeliveryTests
     {
         await using var dns = TestDns.Start();
         // Find a free port for the MX, and keep it closed for now: the host refuses connections.
-        int port;
-        await using (var probe = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"))) port = probe.Endpoint.Port;
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.2");
+        var port = await TestMx.FreePortAsync(IPAddress.Parse("127.0.0.2"));
+        dns.Route("remote.test", "127.0.0.2");
         await using var node = await StartNodeAsync(dns, port, o => o.Relay.RetryMinSeconds = o.Relay.RetryMaxSeconds = 3600);
 
         await SubmitAsync(node, Mailkit.Text(Alice, "kept@remote.test", "keep me", "b"));

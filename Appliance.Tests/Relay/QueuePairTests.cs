@@ -15,10 +15,8 @@ public sealed class QueuePairTests
     public async Task Queued_mail_is_on_both_nodes_before_the_250_and_the_survivor_delivers_it()
     {
         await using var dns = TestDns.Start();
-        int port;
-        await using (var probe = await TestMx.StartAsync(IPAddress.Parse("127.0.0.20"))) port = probe.Endpoint.Port;
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.20");
+        var port = await TestMx.FreePortAsync(IPAddress.Parse("127.0.0.20"));
+        dns.Route("remote.test", "127.0.0.20");
         await using var pair = await TestPair.StartPlacedAsync(o =>
         {
             o.Listen.Submission = 0;
@@ -61,10 +59,8 @@ public sealed class QueuePairTests
     public async Task A_message_queued_by_a_copy_that_is_rolled_back_is_queued_anew_and_delivered()
     {
         await using var dns = TestDns.Start();
-        int port;
-        await using (var probe = await TestMx.StartAsync(IPAddress.Parse("127.0.0.20"))) port = probe.Endpoint.Port;
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.20");
+        var port = await TestMx.FreePortAsync(IPAddress.Parse("127.0.0.20"));
+        dns.Route("remote.test", "127.0.0.20");
         // node2 may start alone (an administrator's override) so that both sides write.
         await using var pair = await TestPair.StartAsync((c, index) => c.StartWithoutPeer = index == 1, o =>
         {

@@ -107,6 +107,13 @@ public sealed class TestDns : IAsyncDisposable
     /// <summary>Queries that arrived over TCP (to see that a truncated UDP answer made the client retry).</summary>
     public int TcpQueryCount => Volatile.Read(ref _tcpQueries);
 
+    /// <summary>Mail for <paramref name="domain"/> goes to mx.DOMAIN at <paramref name="address"/> (one MX record and its A record).</summary>
+    public void Route(string domain, string address)
+    {
+        Add(domain, "MX", "10 mx." + domain);
+        Add("mx." + domain, "A", address);
+    }
+
     /// <summary>
     /// Adds one record. <paramref name="type"/>: A, AAAA, MX ("10 mx1.example.net"; null MX "0 ."),
     /// TXT (any length; split into 255-byte character-strings), CNAME, PTR, NS.

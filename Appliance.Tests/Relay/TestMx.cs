@@ -75,6 +75,13 @@ public sealed class TestMx : IAsyncDisposable
         return Task.FromResult(new TestMx(listener, certificate, requireUser, requirePassword));
     }
 
+    /// <summary>A port free on <paramref name="address"/> now, with nothing listening: an MX that is down until started there.</summary>
+    public static async Task<int> FreePortAsync(IPAddress address)
+    {
+        await using var probe = await StartAsync(address);
+        return probe.Endpoint.Port;
+    }
+
     /// <summary>One MX per address, all on one port (as several MX hosts of a domain all listen on 25).</summary>
     public static async Task<TestMx[]> StartSamePortAsync(IReadOnlyList<IPAddress> addresses, X509Certificate2? certificate = null)
     {

@@ -36,8 +36,7 @@ public sealed class StuckMail : IAsyncDisposable
     public static async Task<StuckMail> StartAsync(Action<ApplianceOptions>? configure = null)
     {
         var dns = TestDns.Start();
-        dns.Add("remote.test", "MX", "10 mx.remote.test");
-        dns.Add("mx.remote.test", "A", "127.0.0.1");
+        dns.Route("remote.test", "127.0.0.1");
         var mx = await TestMx.StartAsync(IPAddress.Loopback);
         mx.OnRcpt = address => address.Equals(Carol, StringComparison.OrdinalIgnoreCase) ? Greylisted : null;
         var node = await TestNode.StartAsync(["alice"], o =>
