@@ -320,6 +320,24 @@ public sealed class OutboundDeliveryTests
     }
 
     [Fact]
+    public async Task A_failing_resolver_defers_and_never_bounces()
+    {
+        await using var dns = TestDns.Start();
+        await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
+        dns.Route("flaky.test", "127.0.0.2");
+        dns.Fail("flaky.test", DnsFault.ServFail);
+        await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
+
+        await SubmitAsync(node, Mailkit.Text(Alice, "paul@flaky.test", "dns trouble", "b"));
+        await WaitUntilAsync(async () => (await node.Host.Queue.ListQueueAsync()) is [{ Attempts: >= 2 } e] && e.LastError.Contains("DNS"), "attempts failing on DNS");
+        Assert.Equal(RecipientState.Queued, Assert.Single(await node.Host.Queue.ListQueueAsync()).Recipients[0].State);
+        Assert.Empty(await ReportsAsync(node));
+        dns.Heal("flaky.test");
+        await mx.WaitAsync(m => m.To.Contains("paul@flaky.test"));
+        await WaitForEmptyQueueAsync(node);
+    }
+
+    [Fact]
     public async Task The_sender_hears_of_a_delay_once_and_of_the_failure_when_the_queue_lifetime_ends()
     {
         await using var dns = TestDns.Start();

@@ -62,6 +62,7 @@ public sealed class MxResolver
                 .Select(r => r.Exchange.Value.TrimEnd('.')).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
         var hosts = new List<MxHost>();
         string? lastProblem = null;
+        var lookupFailed = false;
         foreach (var name in names)
         {
             try
@@ -73,11 +74,13 @@ public sealed class MxResolver
             catch (RouteException ex)
             {
                 lastProblem = ex.Message;
+                lookupFailed = true;
             }
         }
         if (hosts.Count > 0) return hosts;
-        // No MX record and the domain has no address either: nothing will ever take its mail.
-        if (records.Count == 0) throw new RouteException("5.1.2", $"domain {domain} has neither an MX nor an address record", permanent: true);
+        // No MX record and the domain has no address either (a sure answer, not a failed
+        // lookup): nothing will ever take its mail.
+        if (records.Count == 0 && !lookupFailed) throw new RouteException("5.1.2", $"domain {domain} has neither an MX nor an address record", permanent: true);
         throw new RouteException("4.4.4", lastProblem ?? $"no usable MX host for {domain}", permanent: false);
     }
 

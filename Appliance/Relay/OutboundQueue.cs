@@ -159,6 +159,11 @@ public sealed partial class OutboundQueue : IQueueCommands
             await RecordAsync(partition, entry.Id, outcomes, data, forwarded);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        catch (UnitUnavailableException ex)
+        {
+            // The partition moved away meanwhile: the node that has it now tries again.
+            Log.Warn("relay id={0}: outcome not recorded here: {1}", entry.Id, ex.Message);
+        }
         catch (Exception ex)
         {
             Log.Error(ex, "relay id={0}: attempt failed", entry.Id);
