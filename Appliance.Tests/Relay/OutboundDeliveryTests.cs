@@ -338,6 +338,27 @@ public sealed class OutboundDeliveryTests
     }
 
     [Fact]
+    public async Task An_odd_but_valid_address_is_delivered_as_given()
+    {
+        await using var dns = TestDns.Start();
+        await using var mx = await TestMx.StartAsync(IPAddress.Parse("127.0.0.2"));
+        dns.Route("remote.test", "127.0.0.2");
+        await using var node = await StartNodeAsync(dns, mx.Endpoint.Port);
+        await using var raw = await RawSmtp.ConnectAsync(node.Submission);
+        await raw.SendAsync("EHLO client.test");
+        Assert.StartsWith("235", await raw.SendAsync("AUTH PLAIN " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"\0{Alice}\0{TestNode.Password}"))));
+        Assert.StartsWith("250", await raw.SendAsync($"MAIL FROM:<{Alice}>"));
+        Assert.StartsWith("250", await raw.SendAsync("RCPT TO:<\"john doe\"@remote.test>"));
+        Assert.StartsWith("250", await raw.SendAsync("RCPT TO:<o'brien+tag@remote.test>"));
+        Assert.StartsWith("250", await raw.DataAsync(Encoding.ASCII.GetBytes($"From: {Alice}\r\nSubject: odd\r\n\r\nx\r\n")));
+        var got = await mx.WaitAsync();
+        Assert.Contains("o'brien+tag@remote.test", got.To);
+        Assert.Contains(got.To, t => t.Contains("john doe", StringComparison.Ordinal));
+        await WaitForEmptyQueueAsync(node);
+        Assert.Empty(await ReportsAsync(node));
+    }
+
+    [Fact]
     public async Task The_sender_hears_of_a_delay_once_and_of_the_failure_when_the_queue_lifetime_ends()
     {
         await using var dns = TestDns.Start();

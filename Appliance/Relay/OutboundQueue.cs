@@ -137,12 +137,13 @@ public sealed partial class OutboundQueue : IQueueCommands
 
     private async Task AttemptAsync(Partition partition, QueueEntry entry, CancellationToken ct)
     {
+        byte[]? data = null;
+        var open = entry.Recipients.Where(r => r.State == RecipientState.Queued).ToList();
         try
         {
             await Task.Yield();
-            var data = partition.QueuedData(entry.Id);
+            data = partition.QueuedData(entry.Id);
             if (data is null) return;
-            var open = entry.Recipients.Where(r => r.State == RecipientState.Queued).ToList();
             var outcomes = new List<RecipientOutcome>();
             var forwarded = new List<(QueueEntry, byte[])>();
             var local = open.Where(r => _directory.DomainExists(Addresses.DomainOf(r.Address))).ToList();
@@ -166,13 +167,40 @@ public sealed partial class OutboundQueue : IQueueCommands
         }
         catch (Exception ex)
         {
+            // Our own failure (not the remote's): the entry must not stay due, or the loop would
+            // retry it at once, forever. It is deferred like any temporary failure, so it still
+            // ends in a bounce when the queue lifetime is over.
             Log.Error(ex, "relay id={0}: attempt failed", entry.Id);
+            await DeferAfterFailureAsync(partition, entry, open, data, ex);
         }
         finally
         {
             _inFlight.TryRemove(entry.Id, out _);
             _slots.Release();
             Kick();
+        }
+    }
+
+    private async Task DeferAfterFailureAsync(Partition partition, QueueEntry entry, IReadOnlyList<QueuedRecipient> open, byte[]? data, Exception failure)
+    {
+        try
+        {
+            var reply = "451 4.3.0 Local problem while sending: " + failure.Message;
+            await RecordAsync(partition, entry.Id, [.. open.Select(r => new RecipientOutcome(r.Address, RecipientState.Queued, "4.3.0", reply, null))], data ?? [], []);
+        }
+        catch (Exception again) when (again is not OperationCanceledException)
+        {
+            try
+            {
+                await partition.UpdateQueuedAsync(entry.Id, e => e with
+                {
+                    Attempts = e.Attempts + 1, NextAttempt = Now + (long)(_options.RetryMaxSeconds * 1000), LastError = "local problem: " + failure.Message,
+                });
+            }
+            catch (Exception last) when (last is not OperationCanceledException)
+            {
+                Log.Error(last, "relay id={0}: cannot defer the entry", entry.Id);
+            }
         }
     }
 

@@ -34,6 +34,15 @@ public sealed partial class SmtpTransport(RelayOptions options, string hostname,
     public async Task<IReadOnlyList<RecipientOutcome>> DeliverAsync(string domain, string sender, IReadOnlyList<QueuedRecipient> recipients,
         byte[] data, string? envId, string? ret, CancellationToken ct)
     {
+        // An address the SMTP client cannot write (the server's parser is more lenient) can
+        // never be sent: it fails now instead of at every attempt.
+        var unusable = recipients.Where(r => !Writable(r.Address)).ToList();
+        if (unusable.Count > 0)
+        {
+            var rest = recipients.Except(unusable).ToList();
+            var failed = unusable.Select(r => new RecipientOutcome(r.Address, RecipientState.Failed, "5.1.3", "553 5.1.3 Bad recipient address syntax", null));
+            return rest.Count == 0 ? [.. failed] : [.. failed, .. await DeliverAsync(domain, sender, rest, data, envId, ret, ct)];
+        }
         List<(string Host, IPAddress Address, int Port)> targets = [];
         var smart = options.SmartHost.Trim();
         try
@@ -211,6 +220,19 @@ public sealed partial class SmtpTransport(RelayOptions options, string hostname,
         }
         catch (Exception ex) when (ex is IOException or SmtpProtocolException or SmtpCommandException or OperationCanceledException or ServiceNotConnectedException or SocketException) { }
         finally { client.Dispose(); }
+    }
+
+    private static bool Writable(string address)
+    {
+        try
+        {
+            _ = new MailboxAddress("", address);
+            return true;
+        }
+        catch (ParseException)
+        {
+            return false;
+        }
     }
 
     private static RecipientOutcome Outcome(string address, int code, string text, string? remote)

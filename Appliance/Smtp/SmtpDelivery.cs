@@ -183,7 +183,22 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
 
 internal static class MailboxExtensions
 {
-    /// <summary>The address as local@host, "" for the null reverse path.</summary>
+    /// <summary>
+    /// The address as local@host, "" for the null reverse path. The engine hands over a quoted
+    /// local part without its quotes: it is quoted again (RFC 5321 §4.1.2) so that
+    /// <c>"john doe"@host</c> stays one address, and is never taken for another.
+    /// </summary>
     public static string AsAddress(this SmtpServer.Mail.IMailbox mailbox) =>
-        mailbox is null || string.IsNullOrEmpty(mailbox.User) ? "" : $"{mailbox.User}@{mailbox.Host}";
+        mailbox is null || string.IsNullOrEmpty(mailbox.User) ? "" : $"{LocalPart(mailbox.User)}@{mailbox.Host}";
+
+    private static string LocalPart(string user) =>
+        IsDotAtom(user) ? user : "\"" + user.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+    private static bool IsDotAtom(string s)
+    {
+        if (s.Length == 0 || s[0] == '.' || s[^1] == '.' || s.Contains("..", StringComparison.Ordinal)) return false;
+        foreach (var c in s)
+            if (!(char.IsAsciiLetterOrDigit(c) || c == '.' || c > 127 || "!#$%&'*+-/=?^_`{|}~".Contains(c))) return false;
+        return true;
+    }
 }
