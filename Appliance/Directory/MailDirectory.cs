@@ -236,14 +236,12 @@ public sealed partial class MailDirectory : IMailAuthenticator
         var targets = c.Query<string>("SELECT target FROM aliases WHERE source = @address", new { address }).AsList();
         foreach (var t in targets)
         {
-            if (depth > 0 || !t.StartsWith('@'))
+            // A target outside the hosted domains is forwarding (MailDirectory.Changes: AddAlias).
+            var domain = Addresses.DomainOf(t);
+            if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }) == 0)
             {
-                var domain = Addresses.DomainOf(t);
-                if (c.ExecuteScalar<long>("SELECT count(*) FROM domains WHERE name = @domain", new { domain }) == 0)
-                {
-                    forwards?.Add(t);
-                    continue;
-                }
+                forwards?.Add(t);
+                continue;
             }
             Expand(c, t, into, forwards, depth + 1);
         }
