@@ -64,6 +64,37 @@ public sealed class SubmissionTests
     }
 
     [Fact]
+    public async Task Python_smtplib_submits_with_starttls_and_login_and_over_implicit_tls()
+    {
+        await using var node = await StartAsync(o => o.Node.DevMode = false);
+        var script = $$"""
+            import ssl
+            ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+            msg = "From: {{Alice}}\r\nTo: {{Bob}}, dora@elsewhere.test\r\nSubject: from python\r\n\r\nhello\r\n"
+            s = smtplib.SMTP(HOST, PORT)
+            s.ehlo()
+            assert 'auth' not in s.esmtp_features, 'AUTH offered before STARTTLS'
+            s.starttls(context=ctx)
+            s.ehlo()
+            s.login('{{Alice}}', '{{TestNode.Password}}')
+            refused = s.sendmail('{{Alice}}', ['{{Bob}}', 'dora@elsewhere.test'], msg)
+            assert refused == {}, refused
+            s.quit()
+            s = smtplib.SMTP_SSL('{{node.Smtps.Address}}', {{node.Smtps.Port}}, context=ctx)
+            try:
+                s.login('{{Alice}}', 'wrong password')
+                raise SystemExit('a wrong password was accepted')
+            except smtplib.SMTPAuthenticationError as e:
+                print('refused', e.smtp_code)
+            s.quit()
+            """;
+        var output = await PythonSmtp.RunAsync(node.Submission, script);
+        Assert.Contains("refused 535", output);
+        Assert.Single(await node.InboxAsync("bob"));
+        Assert.Equal("dora@elsewhere.test", Assert.Single(Assert.Single(await node.Host.Queue.ListQueueAsync()).Recipients).Address);
+    }
+
+    [Fact]
     public async Task Mail_without_authentication_is_refused_even_for_local_recipients()
     {
         await using var node = await StartAsync();
