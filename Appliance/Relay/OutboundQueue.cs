@@ -155,7 +155,8 @@ public sealed partial class OutboundQueue : IQueueCommands
             var results = await Task.WhenAll(groups.Select(g => _transport.DeliverAsync(Addresses.DomainOf(g[0].Address), entry.Sender, g, data, entry.EnvId, entry.Ret, ct)));
             foreach (var result in results) outcomes.AddRange(result);
             foreach (var o in outcomes)
-                Log.Info("relay id={0} to=<{1}> relay={2} status={3} result=\"{4}\"", entry.Id, o.Address, o.RemoteMta ?? "local",
+                Log.Info("relay id={0} to=<{1}> relay={2} status={3} result=\"{4}\"", entry.Id, o.Address,
+                    o.RemoteMta ?? (local.Any(r => r.Address == o.Address) ? "local" : "none"),
                     o.State switch { RecipientState.Sent => "sent", RecipientState.Failed => "bounced", _ => "deferred" }, o.Reply);
             await RecordAsync(partition, entry.Id, outcomes, data, forwarded);
         }
