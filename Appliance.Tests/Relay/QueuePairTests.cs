@@ -17,15 +17,8 @@ public sealed class QueuePairTests
         await using var dns = TestDns.Start();
         var port = await TestMx.FreePortAsync(IPAddress.Parse("127.0.0.20"));
         dns.Route("remote.test", "127.0.0.20");
-        await using var pair = await TestPair.StartPlacedAsync(o =>
-        {
-            o.Listen.Submission = 0;
-            o.Dns.Servers = [dns.Server];
-            o.Relay.Port = port; // nothing listens yet: the mail waits
-            o.Relay.RetryMinSeconds = 0.5;
-            o.Relay.RetryMaxSeconds = 1;
-            o.Relay.ConnectTimeoutSeconds = 2;
-        });
+        // Nothing listens on the MX port yet: the mail waits.
+        await using var pair = await TestPair.StartPlacedAsync(o => OutboundDeliveryTests.UseTestNetwork(o, dns, port));
         await pair.WaitInSyncAsync(pair.Node1, "store-a");
         await pair.WaitInSyncAsync(pair.Node2, "store-b");
 
@@ -62,15 +55,7 @@ public sealed class QueuePairTests
         var port = await TestMx.FreePortAsync(IPAddress.Parse("127.0.0.20"));
         dns.Route("remote.test", "127.0.0.20");
         // node2 may start alone (an administrator's override) so that both sides write.
-        await using var pair = await TestPair.StartAsync((c, index) => c.StartWithoutPeer = index == 1, o =>
-        {
-            o.Listen.Submission = 0;
-            o.Dns.Servers = [dns.Server];
-            o.Relay.Port = port;
-            o.Relay.RetryMinSeconds = 0.5;
-            o.Relay.RetryMaxSeconds = 1;
-            o.Relay.ConnectTimeoutSeconds = 2;
-        });
+        await using var pair = await TestPair.StartAsync((c, index) => c.StartWithoutPeer = index == 1, o => OutboundDeliveryTests.UseTestNetwork(o, dns, port));
         await pair.WaitActiveAsync(pair.Node1, "store-a");
         await pair.WaitActiveAsync(pair.Node2, "store-b");
 

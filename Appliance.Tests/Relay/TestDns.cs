@@ -212,31 +212,8 @@ public sealed class TestDns : IAsyncDisposable
         }
     }
 
-    private async Task AcceptTcpAsync()
-    {
-        while (true)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _tcp.AcceptSocketAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
-            {
-                if (_stop.IsCancellationRequested) return;
-                continue;
-            }
-            lock (_gate)
-            {
-                if (_stop.IsCancellationRequested)
-                {
-                    socket.Dispose();
-                    return;
-                }
-                _tcpSessions.Add((socket, Task.Run(() => ServeTcpAsync(socket))));
-            }
-        }
-    }
+    private Task AcceptTcpAsync() =>
+        TestListener.AcceptAsync(_tcp, _stop, _gate, socket => _tcpSessions.Add((socket, Task.Run(() => ServeTcpAsync(socket)))));
 
     private async Task ServeTcpAsync(Socket socket)
     {

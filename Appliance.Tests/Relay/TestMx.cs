@@ -198,33 +198,11 @@ public sealed class TestMx : IAsyncDisposable
         _stop.Dispose();
     }
 
-    private async Task AcceptAsync()
+    private Task AcceptAsync() => TestListener.AcceptAsync(_listener, _stop, _gate, socket =>
     {
-        while (true)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptSocketAsync(_stop.Token);
-            }
-            // InvalidOperationException: stopped before the first accept began (disposed at once).
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
-            {
-                if (_stop.IsCancellationRequested) return;
-                continue;
-            }
-            lock (_gate)
-            {
-                if (_stop.IsCancellationRequested)
-                {
-                    socket.Dispose();
-                    return;
-                }
-                Interlocked.Increment(ref _connections);
-                _sessions.Add((socket, Task.Run(() => ServeAsync(socket))));
-            }
-        }
-    }
+        Interlocked.Increment(ref _connections);
+        _sessions.Add((socket, Task.Run(() => ServeAsync(socket))));
+    });
 
     private async Task ServeAsync(Socket socket)
     {

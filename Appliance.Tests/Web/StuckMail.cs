@@ -41,9 +41,7 @@ public sealed class StuckMail : IAsyncDisposable
         mx.OnRcpt = address => address.Equals(Carol, StringComparison.OrdinalIgnoreCase) ? Greylisted : null;
         var node = await TestNode.StartAsync(["alice"], o =>
         {
-            o.Listen.Submission = 0;
-            o.Dns.Servers = [dns.Server];
-            o.Relay.Port = mx.Endpoint.Port;
+            OutboundDeliveryTests.UseTestNetwork(o, dns, mx.Endpoint.Port);
             o.Relay.RetryMinSeconds = 3600;
             o.Relay.RetryMaxSeconds = 3600;
             configure?.Invoke(o);

@@ -40,11 +40,21 @@ public sealed partial class ClusterManager
     {
         var manifest = new StringBuilder();
         var saved = 0;
+        // One pass over the tail: its messages are written out as they come; its queue entries
+        // are followed to the end of the tail (only those it did not finish are kept).
         var queued = new Dictionary<string, QueueAddOp>();
         foreach (var record in p.ReadJournal(fromSeq))
         {
             foreach (var add in JournalOp.QueueAddsOf(record.Op)) queued[add.Entry.Id] = add;
             foreach (var id in JournalOp.QueueRemovalsOf(record.Op)) queued.Remove(id);
+            foreach (var append in JournalOp.AppendsOf(record.Op))
+            {
+                var file = Path.Combine(Sanitize(append.Account), Sanitize(append.Folder), $"{record.Seq}-{append.Uid}-{saved}.eml");
+                System.IO.Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(kept, file))!);
+                await File.WriteAllBytesAsync(Path.Combine(kept, file), append.Data);
+                manifest.Append(file).Append('\t').Append(Escape(append.Account)).Append('\t').Append(Escape(append.Folder)).Append('\n');
+                saved++;
+            }
         }
         foreach (var add in queued.Values)
         {
@@ -58,15 +68,6 @@ public sealed partial class ClusterManager
             manifest.Append(file).Append('\t').Append(QueueLine).Append('\n');
             saved++;
         }
-        foreach (var record in p.ReadJournal(fromSeq))
-            foreach (var append in JournalOp.AppendsOf(record.Op))
-            {
-                var file = Path.Combine(Sanitize(append.Account), Sanitize(append.Folder), $"{record.Seq}-{append.Uid}-{saved}.eml");
-                System.IO.Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(kept, file))!);
-                await File.WriteAllBytesAsync(Path.Combine(kept, file), append.Data);
-                manifest.Append(file).Append('\t').Append(Escape(append.Account)).Append('\t').Append(Escape(append.Folder)).Append('\n');
-                saved++;
-            }
         if (saved > 0) await WriteDurablyAsync(Path.Combine(kept, PendingManifest), manifest.ToString());
         return saved;
     }

@@ -57,14 +57,22 @@ public static class DkimSigning
 
     /// <summary>
     /// Signs the message with the DKIM key of the domain of its (first) From address when the
-    /// directory has one; else returns the bytes as they are.
+    /// directory has one; else returns the same array. Only the header block is read to find the
+    /// domain: a message from a domain without a key (every message on the MX path from a trusted
+    /// network, say) is not parsed whole nor copied.
     /// </summary>
-    public static byte[] SignIfKeyed(ReadOnlyMemory<byte> message, MailDirectory directory)
+    public static byte[] SignIfKeyed(byte[] message, MailDirectory directory)
     {
-        using var stream = AsStream(message);
-        var parsed = MimeMessage.Load(stream, persistent: true);
-        var from = parsed.From.Mailboxes.FirstOrDefault()?.Domain;
-        return from is { Length: > 0 } && directory.DkimKey(from) is { } key ? Sign(message, parsed, key) : message.ToArray();
+        HeaderList headers;
+        using (var stream = new MemoryStream(message, writable: false))
+        {
+            try { headers = HeaderList.Load(stream); }
+            catch (FormatException) { return message; }
+        }
+        var from = headers[HeaderId.From] is { } value && InternetAddressList.TryParse(value, out var list)
+            ? list.Mailboxes.FirstOrDefault()?.Domain
+            : null;
+        return from is { Length: > 0 } && directory.DkimKey(from) is { } key ? Sign(message, key) : message;
     }
 
     private static byte[] Sign(ReadOnlyMemory<byte> original, MimeMessage parsed, DkimKey key)

@@ -32,13 +32,10 @@ public sealed partial class OutboundQueue
     {
         if (id is not null)
         {
-            await ChangeAsync(id, "retry", e => e with { NextAttempt = Now }, actor);
+            await ChangeAsync(id, "retry", actor);
             return 1;
         }
-        var count = 0;
-        foreach (var partition in _store.PartitionNames.Select(_store.Partition).Where(p => p.IsPrimary))
-            foreach (var entry in partition.ListQueue().Where(e => !e.Held))
-                if (await partition.UpdateQueuedAsync(entry.Id, e => e with { NextAttempt = Now })) count++;
+        var count = await RetryAllHereAsync();
         if (Cluster is { } cluster && _store.PartitionNames.Any(n => !_store.Partition(n).IsPrimary))
         {
             var (exit, lines) = await cluster.ForwardQueueCommandAsync(["retry-all", actor], CancellationToken.None);
@@ -46,21 +43,41 @@ public sealed partial class OutboundQueue
             else if (exit != 0) Log.Warn("queue retry --all on {0}: {1}", cluster.PeerName, string.Join(' ', lines));
         }
         Log.Info("queue: every entry queued for immediate retry by {0} ({1})", actor, count);
+        return count;
+    }
+
+    public Task DeleteQueuedAsync(string id, string actor) => ChangeAsync(id, "delete", actor);
+
+    public Task HoldQueuedAsync(string id, bool hold, string actor) => ChangeAsync(id, hold ? "hold" : "release", actor);
+
+    /// <summary>What each queue command does to an entry (null: it goes).</summary>
+    private static Func<QueueEntry, QueueEntry?> Change(string verb) => verb switch
+    {
+        "retry" => e => e with { NextAttempt = Now },
+        "delete" => _ => null,
+        "hold" => e => e with { Held = true },
+        "release" => e => e with { Held = false, NextAttempt = Now },
+        _ => throw new DirectoryException($"unknown queue command {verb}"),
+    };
+
+    /// <summary>Makes every entry not on hold in the partitions active here due now.</summary>
+    private async Task<int> RetryAllHereAsync()
+    {
+        var count = 0;
+        foreach (var partition in _store.PartitionNames.Select(_store.Partition).Where(p => p.IsPrimary))
+            foreach (var entry in partition.ListQueue().Where(e => !e.Held))
+                if (await partition.UpdateQueuedAsync(entry.Id, Change("retry"))) count++;
         Kick();
         return count;
     }
 
-    public Task DeleteQueuedAsync(string id, string actor) => ChangeAsync(id, "delete", _ => null, actor);
-
-    public Task HoldQueuedAsync(string id, bool hold, string actor) =>
-        ChangeAsync(id, hold ? "hold" : "release", e => hold ? e with { Held = true } : e with { Held = false, NextAttempt = Now }, actor);
-
-    private async Task ChangeAsync(string id, string verb, Func<QueueEntry, QueueEntry?> change, string actor)
+    /// <summary>Runs a queue command where the entry's partition is active: here, or forwarded to the peer.</summary>
+    private async Task ChangeAsync(string id, string verb, string actor)
     {
         var (partition, _) = Find(id);
         if (partition.IsPrimary)
         {
-            if (!await partition.UpdateQueuedAsync(id, change)) throw new DirectoryException($"no message {id} in the queue", DirectoryError.NotFound);
+            if (!await partition.UpdateQueuedAsync(id, Change(verb))) throw new DirectoryException($"no message {id} in the queue", DirectoryError.NotFound);
             Log.Info("queue: {0} {1} by {2}", id, verb, actor);
             Kick();
             return;
@@ -78,25 +95,13 @@ public sealed partial class OutboundQueue
             switch (args)
             {
                 case ["retry-all", var actor]:
-                    var count = 0;
-                    foreach (var partition in _store.PartitionNames.Select(_store.Partition).Where(p => p.IsPrimary))
-                        foreach (var entry in partition.ListQueue().Where(e => !e.Held))
-                            if (await partition.UpdateQueuedAsync(entry.Id, e => e with { NextAttempt = Now })) count++;
-                    Kick();
+                    var count = await RetryAllHereAsync();
                     Log.Info("queue: every entry here queued for immediate retry by {0} ({1})", actor, count);
                     return (0, [count.ToString()]);
                 case [var verb, var id, var actor]:
-                    var (p, _) = Find(id);
-                    if (!p.IsPrimary) return (1, [$"message {id}: its partition {p.Name} is not active on either node"]);
-                    Func<QueueEntry, QueueEntry?> change = verb switch
-                    {
-                        "retry" => e => e with { NextAttempt = Now },
-                        "delete" => _ => null,
-                        "hold" => e => e with { Held = true },
-                        "release" => e => e with { Held = false, NextAttempt = Now },
-                        _ => throw new DirectoryException($"unknown queue command {verb}"),
-                    };
-                    await ChangeAsync(id, verb, change, actor);
+                    // Never forwarded back: the peer sent it here because the partition is active here.
+                    if (!Find(id).Partition.IsPrimary) return (1, [$"message {id}: its partition is not active on either node"]);
+                    await ChangeAsync(id, verb, actor);
                     return (0, ["done"]);
                 default:
                     return (2, ["bad queue command"]);

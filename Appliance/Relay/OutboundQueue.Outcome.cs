@@ -9,26 +9,27 @@ namespace Appliance.Relay;
 // waited Relay:DelayWarningHours. A null sender (a bounce itself) is never sent a report.
 public sealed partial class OutboundQueue
 {
-    private async Task RecordAsync(Partition partition, string id, IReadOnlyList<RecipientOutcome> outcomes, byte[] data, IReadOnlyList<(QueueEntry, byte[])> forwarded)
+    /// <summary>
+    /// Writes an attempt's outcome. The new state and the reports are worked out here, off the
+    /// partition's writer loop, from the entry as the attempt began; only one attempt runs per
+    /// entry, so what an admin may have changed meanwhile is all the write has to respect: a
+    /// deleted entry stays deleted (outcome and reports dropped), a hold stays on.
+    /// </summary>
+    private async Task RecordAsync(Partition partition, QueueEntry entry, IReadOnlyList<RecipientOutcome> outcomes, byte[] data, IReadOnlyList<(QueueEntry, byte[])> forwarded)
     {
-        var reports = new List<(QueueEntry, byte[])>(forwarded);
-        QueueEntry? next = null;
-        // The plan runs in the write transaction on the entry as it stands then (an admin may
-        // have held or retried it meanwhile); reports are built from it there too.
-        var found = await partition.UpdateQueuedAsync(id, current =>
-        {
-            next = Advance(current, outcomes, data, reports);
-            return next;
-        }, reports);
-        if (!found) Log.Info("relay id={0}: deleted during the attempt, outcome dropped", id);
-        else if (next is null) Log.Info("relay id={0}: done, removed from the queue", id);
+        var (next, reports) = Advance(entry, outcomes, data);
+        reports.InsertRange(0, forwarded);
+        var found = await partition.UpdateQueuedAsync(entry.Id, current => next is null ? null : next with { Held = current.Held }, reports);
+        if (!found) Log.Info("relay id={0}: deleted during the attempt, outcome dropped", entry.Id);
+        else if (next is null) Log.Info("relay id={0}: done, removed from the queue", entry.Id);
         if (reports.Count > 0) Kick();
     }
 
-    /// <summary>The entry after an attempt (null once every recipient is done); adds the reports it owes to <paramref name="reports"/>.</summary>
-    internal QueueEntry? Advance(QueueEntry current, IReadOnlyList<RecipientOutcome> outcomes, byte[] data, List<(QueueEntry, byte[])> reports)
+    /// <summary>The entry after an attempt (null once every recipient is done) and the reports it owes the sender.</summary>
+    internal (QueueEntry? Next, List<(QueueEntry, byte[])> Reports) Advance(QueueEntry current, IReadOnlyList<RecipientOutcome> outcomes, byte[] data)
     {
         var now = Now;
+        var reports = new List<(QueueEntry, byte[])>();
         var byAddress = outcomes.ToDictionary(o => o.Address, StringComparer.OrdinalIgnoreCase);
         var expired = now - current.Created >= (long)(_options.QueueLifetimeHours * 3_600_000);
         var failed = new List<(QueuedRecipient, RecipientOutcome)>();
@@ -61,31 +62,32 @@ public sealed partial class OutboundQueue
                 .Select(p => Line(p, byAddress.GetValueOrDefault(p.Address), DsnAction.Delayed, retryUntil)).ToList();
             if (current.Sender.Length > 0 && lines.Count > 0) reports.Add(Report(current, lines, data));
         }
-        if (pending.Count == 0) return null;
+        if (pending.Count == 0) return (null, reports);
         var attempts = current.Attempts + 1;
         var backoff = Math.Min(_options.RetryMaxSeconds, _options.RetryMinSeconds * Math.Pow(2, Math.Min(attempts - 1, 30)));
-        return current with
+        return (current with
         {
             Recipients = recipients, Attempts = attempts, NextAttempt = now + (long)(backoff * 1000), DelayNotified = delayNotified, LastError = lastError,
-        };
+        }, reports);
     }
 
     /// <summary>Whether the recipient's NOTIFY (RFC 3461 §4.1) asks for this kind of report; without NOTIFY, <paramref name="byDefault"/>.</summary>
     private static bool Wants(QueuedRecipient r, string kind, bool byDefault) =>
         string.IsNullOrEmpty(r.Notify) ? byDefault : r.Notify.Split(',', StringSplitOptions.TrimEntries).Contains(kind, StringComparer.OrdinalIgnoreCase);
 
-    private static DsnRecipient Line(QueuedRecipient r, RecipientOutcome? o, DsnAction action, DateTimeOffset? retryUntil) =>
-        new(r.Address, r.Orcpt, action, o?.Status ?? (action == DsnAction.Delayed ? "4.0.0" : "5.0.0"), o?.RemoteMta,
-            string.IsNullOrEmpty(o?.Reply ?? r.Reply) ? null : o?.Reply ?? r.Reply, DateTimeOffset.FromUnixTimeMilliseconds(r.Updated), retryUntil);
+    private static DsnRecipient Line(QueuedRecipient r, RecipientOutcome? o, DsnAction action, DateTimeOffset? retryUntil)
+    {
+        var reply = o?.Reply ?? r.Reply;
+        return new(r.Address, r.Orcpt, action, o?.Status ?? (action == DsnAction.Delayed ? "4.0.0" : "5.0.0"), o?.RemoteMta,
+            reply.Length == 0 ? null : reply, DateTimeOffset.FromUnixTimeMilliseconds(r.Updated), retryUntil);
+    }
 
     /// <summary>A report to the sender, queued from the null sender (never reported on in turn).</summary>
     private (QueueEntry, byte[]) Report(QueueEntry about, IReadOnlyList<DsnRecipient> lines, byte[] data)
     {
         var bytes = DeliveryReports.Build(_hostname, about.EnvId, about.Sender, DateTimeOffset.FromUnixTimeMilliseconds(about.Created), lines, data,
             headersOnly: string.Equals(about.Ret, "HDRS", StringComparison.OrdinalIgnoreCase));
-        var now = Now;
-        var entry = new QueueEntry(NewId(), now, "", "", bytes.Length, Held: false, Attempts: 0, NextAttempt: now, DelayNotified: false, LastError: "",
-            EnvId: null, Ret: null, [new QueuedRecipient(about.Sender, RecipientState.Queued, "", now, Notify: "NEVER")]);
+        var entry = NewEntry("", "", [new Recipient(about.Sender, Notify: "NEVER")], null, null, bytes.Length);
         Log.Info("relay id={0}: {1} report for <{2}> queued as {3}", about.Id,
             lines.Any(l => l.Action == DsnAction.Failed) ? "bounce" : lines.Any(l => l.Action == DsnAction.Delayed) ? "delay" : "delivery", about.Sender, entry.Id);
         return (entry, bytes);

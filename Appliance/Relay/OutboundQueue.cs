@@ -14,9 +14,10 @@ namespace Appliance.Relay;
 ///   as a QueueAddOp: on disk and, in a pair, on the peer before the submission's 250. The queue
 ///   thus moves with its unit: the node where a partition is active delivers that partition's
 ///   queue, and after a failover the other node goes on from the last journaled state.
-/// - One attempt at a time per entry (<see cref="_inFlight"/>); its outcome is written with
-///   UpdateQueuedAsync, which reads the entry in the write transaction, so an admin's hold,
-///   retry or delete made meanwhile is kept (a deleted entry stays deleted).
+/// - One attempt at a time per entry (<see cref="_inFlight"/>). Its outcome and reports are
+///   worked out from the entry as the attempt began, off the partition's writer loop, and
+///   written with UpdateQueuedAsync, which reads the entry in the write transaction: an admin's
+///   hold made meanwhile stays on, a deleted entry stays deleted (its outcome is dropped).
 /// - An entry leaves the queue in the same journal record that queues the reports it causes
 ///   (bounce, delay notice): a crash never loses a bounce nor sends it twice.
 /// - Delivery is at least once: a session lost after DATA is retried, since whether the remote
@@ -54,6 +55,14 @@ public sealed partial class OutboundQueue : IQueueCommands
     /// <summary>A recipient as the client gave it, with its RFC 3461 parameters.</summary>
     public sealed record Recipient(string Address, string? Orcpt = null, string? Notify = null);
 
+    /// <summary>A new entry, due now, every recipient queued.</summary>
+    private static QueueEntry NewEntry(string sender, string account, IReadOnlyList<Recipient> recipients, string? envId, string? ret, long size, string? id = null)
+    {
+        var now = Now;
+        return new QueueEntry(id ?? NewId(), now, sender, account, size, Held: false, Attempts: 0, NextAttempt: now, DelayNotified: false,
+            LastError: "", envId, ret, [.. recipients.Select(r => new QueuedRecipient(r.Address, RecipientState.Queued, "", now, r.Orcpt, r.Notify))]);
+    }
+
     /// <summary>
     /// Queues a message; returns its queue id once it is durable. The partition is
     /// <paramref name="preferredPartition"/> when active here, else the first one that is.
@@ -63,9 +72,7 @@ public sealed partial class OutboundQueue : IQueueCommands
     {
         var partition = PickPartition(preferredPartition)
             ?? throw new UnitUnavailableException("no mailbox partition is active on this node to queue the message in");
-        var now = Now;
-        var entry = new QueueEntry(id ?? NewId(), now, sender, account, data.Length, Held: false, Attempts: 0, NextAttempt: now, DelayNotified: false,
-            LastError: "", envId, ret, [.. recipients.Select(r => new QueuedRecipient(r.Address, RecipientState.Queued, "", now, r.Orcpt, r.Notify))]);
+        var entry = NewEntry(sender, account, recipients, envId, ret, data.Length, id);
         await partition.EnqueueAsync(entry, data);
         Log.Info("queued id={0} partition={1} from=<{2}> to=<{3}> size={4}", entry.Id, partition.Name, sender, string.Join(">,<", recipients.Select(r => r.Address)), data.Length);
         Kick();
@@ -158,7 +165,7 @@ public sealed partial class OutboundQueue : IQueueCommands
                 Log.Info("relay id={0} to=<{1}> relay={2} status={3} result=\"{4}\"", entry.Id, o.Address,
                     o.RemoteMta ?? (local.Any(r => r.Address == o.Address) ? "local" : "none"),
                     o.State switch { RecipientState.Sent => "sent", RecipientState.Failed => "bounced", _ => "deferred" }, o.Reply);
-            await RecordAsync(partition, entry.Id, outcomes, data, forwarded);
+            await RecordAsync(partition, entry, outcomes, data, forwarded);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
         catch (UnitUnavailableException ex)
@@ -187,7 +194,7 @@ public sealed partial class OutboundQueue : IQueueCommands
         try
         {
             var reply = "451 4.3.0 Local problem while sending: " + failure.Message;
-            await RecordAsync(partition, entry.Id, [.. open.Select(r => new RecipientOutcome(r.Address, RecipientState.Queued, "4.3.0", reply, null))], data ?? [], []);
+            await RecordAsync(partition, entry, [.. open.Select(r => new RecipientOutcome(r.Address, RecipientState.Queued, "4.3.0", reply, null))], data ?? [], []);
         }
         catch (Exception again) when (again is not OperationCanceledException)
         {
@@ -219,7 +226,7 @@ public sealed partial class OutboundQueue : IQueueCommands
                 : new(r.Address, RecipientState.Failed, "5.1.1", "550 5.1.1 User unknown in local recipient table", null);
         if (route.Mailboxes.Count > 0)
         {
-            var bytes = Concat(Encoding.UTF8.GetBytes($"Return-Path: <{entry.Sender}>\r\n"), data);
+            byte[] bytes = [.. Encoding.UTF8.GetBytes($"Return-Path: <{entry.Sender}>\r\n"), .. data];
             MessageStructure structure;
             using (var ms = new MemoryStream(bytes, writable: false)) structure = MessageStructure.Parse(ms);
             foreach (var box in route.Mailboxes)
@@ -237,21 +244,11 @@ public sealed partial class OutboundQueue : IQueueCommands
         }
         if (route.Forwards.Count > 0)
         {
-            var now = Now;
-            var copy = new QueueEntry(NewId(), now, entry.Sender, entry.Account, data.Length, Held: false, Attempts: 0, NextAttempt: now, DelayNotified: false,
-                LastError: "", entry.EnvId, entry.Ret, [.. route.Forwards.Select(f => new QueuedRecipient(f, RecipientState.Queued, "", now, r.Orcpt, r.Notify))]);
+            var copy = NewEntry(entry.Sender, entry.Account, [.. route.Forwards.Select(f => new Recipient(f, r.Orcpt, r.Notify))], entry.EnvId, entry.Ret, data.Length);
             forwarded.Add((copy, data));
             Log.Info("relay id={0}: <{1}> forwarded to <{2}> as {3}", entry.Id, r.Address, string.Join(">,<", route.Forwards), copy.Id);
             return new(r.Address, RecipientState.Sent, "2.0.0", $"250 2.0.0 forwarded to {string.Join(", ", route.Forwards)} (queued as {copy.Id})", null);
         }
         return new(r.Address, RecipientState.Sent, "2.0.0", "250 2.0.0 delivered to the local mailbox", null);
-    }
-
-    private static byte[] Concat(byte[] a, byte[] b)
-    {
-        var all = new byte[a.Length + b.Length];
-        a.CopyTo(all, 0);
-        b.CopyTo(all, a.Length);
-        return all;
     }
 }

@@ -82,17 +82,17 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
             var user = state.User!;
             var headers = SubmissionHeaders.Check(body, user.Address, directory, hostname);
             if (headers.Refusal is { } refusal) return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, refusal);
-            message = Sign(Concat(received, headers.Added, body));
+            message = Sign([.. received, .. headers.Added, .. body]);
         }
         else
         {
-            message = Concat(received, body);
+            message = [.. received, .. body];
             if (state.Outbound.Count > 0) message = Sign(message); // a trusted network's mail for elsewhere
         }
 
         if (boxes.Count > 0)
         {
-            var local = Concat(ReturnPath(transaction), message);
+            byte[] local = [.. ReturnPath(transaction), .. message];
             MessageStructure structure;
             using (var ms = new MemoryStream(local, writable: false)) structure = MessageStructure.Parse(ms);
             var full = boxes.Values.Where(b => b.QuotaBytes > 0 && store.UsedBytes(b.ToUser()) + local.Length > b.QuotaBytes).ToList();
@@ -141,18 +141,6 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
             atLineStart = message[i] == (byte)'\n';
         }
         return count;
-    }
-
-    private static byte[] Concat(params byte[][] parts)
-    {
-        var all = new byte[parts.Sum(p => p.Length)];
-        var at = 0;
-        foreach (var p in parts)
-        {
-            p.CopyTo(all, at);
-            at += p.Length;
-        }
-        return all;
     }
 
     /// <summary>Return-Path (RFC 5321 §4.4): added at final delivery only.</summary>
