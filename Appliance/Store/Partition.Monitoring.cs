@@ -148,6 +148,9 @@ public sealed partial class Partition
                                 new { series, bucket, value }, tx);
                         }
                     }
+                    // The sample's checks are the node's checks now: one it no longer runs (a listener
+                    // or the block lists turned off) must not linger with its last verdict.
+                    c.Execute("DELETE FROM checks WHERE node = @Node", new { m.Node }, tx);
                     foreach (var check in m.Checks)
                     {
                         var node = m.Node;
