@@ -27,12 +27,16 @@ public sealed class AlerterTests : IAsyncLifetime
 
     private Appliance.Hosting.MonitoringOptions Options => _node.Host.Options.Monitoring;
 
-    /// <summary>One round 10 s after the last: this node reports the disk check with <paramref name="status"/> (and <paramref name="other"/> reports when given), then the alerter looks.</summary>
-    private async Task RoundAsync(CheckStatus status, CheckStatus? other = null)
+    /// <summary>
+    /// One round 10 s after the last: this node reports the disk check with <paramref name="status"/>
+    /// (none when null), and <paramref name="other"/> reports when given; then the alerter looks.
+    /// </summary>
+    private async Task RoundAsync(CheckStatus? status, CheckStatus? other = null)
     {
         _time += 10;
         var monitor = _node.Store.Monitor;
-        await monitor.RecordMetricsAsync(new MetricsOp("test", _time, ["load1"], [0.5], [new CheckResult("disk", status, $"DISK {CheckResult.StatusName(status)} - made up")]));
+        CheckResult[] checks = status is { } s ? [new CheckResult("disk", s, $"DISK {CheckResult.StatusName(s)} - made up")] : [];
+        await monitor.RecordMetricsAsync(new MetricsOp("test", _time, ["load1"], [0.5], checks));
         if (other is { } o) await monitor.RecordMetricsAsync(new MetricsOp("other", _time, ["load1"], [0.5], [new CheckResult("disk", o, "DISK - made up")]));
         await _node.Host.Monitoring.Alerter.EvaluateAsync(DateTimeOffset.FromUnixTimeSeconds(_time), 10, CancellationToken.None);
     }
@@ -112,5 +116,19 @@ public sealed class AlerterTests : IAsyncLifetime
         await RoundAsync(CheckStatus.Ok, other: CheckStatus.Ok);
         await RoundAsync(CheckStatus.Ok, other: CheckStatus.Ok);
         Assert.False(Assert.Single(Alerts("other", "node")).IsOpen);
+    }
+
+    [Fact]
+    public async Task The_alert_of_a_check_no_longer_run_ends()
+    {
+        await RoundAsync(CheckStatus.Critical);
+        await RoundAsync(CheckStatus.Critical);
+        Assert.True(Assert.Single(Alerts()).IsOpen);
+        // The node reports on, without that check (the service was taken out of the configuration).
+        await RoundAsync(null);
+        var alert = Assert.Single(Alerts());
+        Assert.False(alert.IsOpen);
+        Assert.Equal("disk is no longer checked on test", alert.Output);
+        Assert.Equal(["[PROBLEM] disk on test is CRITICAL", "[RECOVERY] disk on test is OK"], await SubjectsAsync(2));
     }
 }

@@ -103,27 +103,28 @@ public sealed class MetricsHistoryTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AMinimumStep_MergesBuckets_AverageOfAverages_MinimumOfMinima_MaximumOfMaxima()
+    public async Task AMinimumStep_MergesBuckets_AverageWeightedBySamples_MinimumOfMinima_MaximumOfMaxima()
     {
         await RecordSixSamplesAsync();
 
-        // Buckets of 5 min from the 10 s table: T0 (30, 10..60) and T0+10 (5) become one point.
+        // Buckets of 5 min from the 10 s table: T0 (3 samples, 30, 10..60) and T0+10 (5) become one
+        // point of 4 samples, the same as the 5 min table says: (90 + 5) / 4.
         var merged = History(Monitor, "node1", "load1", T0, T0 + 3600, now: T0 + 3600, minStep: 300);
         Assert.Equal(300, merged.Step);
-        Assert.Equal([P(T0, 17.5, 5, 60), P(T0 + 300, 100), P(T0 + 3600, 7)], merged.Points);
+        Assert.Equal([P(T0, 23.75, 5, 60), P(T0 + 300, 100), P(T0 + 3600, 7)], merged.Points);
 
         // A step that is no multiple of the table's is rounded up to one (25 s -> 30 s).
         var rounded = History(Monitor, "node1", "load1", T0, T0 + 3600, now: T0 + 3600, minStep: 25);
         Assert.Equal(30, rounded.Step);
-        Assert.Equal([P(T0, 17.5, 5, 60), P(T0 + 300, 100), P(T0 + 3600, 7)], rounded.Points);
+        Assert.Equal([P(T0, 23.75, 5, 60), P(T0 + 300, 100), P(T0 + 3600, 7)], rounded.Points);
 
         // A step below the table's keeps the table's.
         Assert.Equal(10, History(Monitor, "node1", "load1", T0, T0 + 3600, now: T0 + 3600, minStep: 3).Step);
 
-        // Hours from the 5 min table: T0 (23.75, 5..60) and T0+300 (100) -> 61.875.
+        // Hours from the 5 min table: T0 (4 samples, 23.75, 5..60) and T0+300 (100) -> 39, as the hour table says.
         var hours = History(Monitor, "node1", "load1", T0, T0 + 7 * Day, now: T0 + 7 * Day, minStep: 3600);
         Assert.Equal(3600, hours.Step);
-        Assert.Equal([P(T0, 61.875, 5, 100), P(T0 + 3600, 7)], hours.Points);
+        Assert.Equal([P(T0, 39, 5, 100), P(T0 + 3600, 7)], hours.Points);
     }
 
     [Fact]

@@ -67,11 +67,24 @@ public sealed class Alerter(MonitoringOptions options, MailStore store, Outbound
                     : new CheckResult("node", CheckStatus.Ok, $"NODE OK - {node} reports");
                 await FeedAsync(node, result, t, t, open, ct);
             }
-            foreach (var check in monitor.ListChecks())
+            var checks = monitor.ListChecks();
+            foreach (var check in checks)
             {
                 // A silent node's checks are its last words: the "node" alert speaks for it.
                 if (stale.Contains(check.Node)) continue;
                 await FeedAsync(check.Node, check.Result, check.Time, t, open, ct);
+            }
+            // A check a reporting node no longer runs (a service or a block list taken out of the
+            // configuration) cannot recover: its alert ends here.
+            foreach (var gone in open.Values.Where(a => a.Check != "node" && !stale.Contains(a.Node)
+                && !checks.Any(c => c.Node == a.Node && c.Result.Name == a.Check)).ToList())
+            {
+                var closed = gone with { Status = CheckStatus.Ok, Output = $"{gone.Check} is no longer checked on {gone.Node}", Changed = t, Closed = t };
+                open.Remove((gone.Node, gone.Check));
+                _tracks.Remove((gone.Node, gone.Check));
+                await monitor.SaveAlertAsync(closed);
+                Log.Info("alert {0} closed: {1}/{2} is no longer checked", gone.Id, gone.Node, gone.Check);
+                await NotifyAsync("RECOVERY", closed, gone.Escalated ? [.. options.Contacts, .. options.EscalationContacts] : options.Contacts);
             }
             foreach (var alert in open.Values.Where(a => a.IsOpen && a.AckedBy.Length == 0 && !a.Escalated && t - a.Opened >= options.EscalateAfterMinutes * 60))
             {

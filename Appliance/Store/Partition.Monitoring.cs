@@ -85,7 +85,8 @@ public sealed partial class Partition
     /// <summary>
     /// A series between two times (unix seconds), from the finest table that still covers
     /// <paramref name="from"/>, in buckets of at least <paramref name="minStep"/> seconds.
-    /// Returns the step used and the points, oldest first; empty buckets are left out.
+    /// Returns the step used and the points, oldest first; empty buckets are left out. Merged
+    /// buckets are weighted by their samples, so every table tells the same average.
     /// </summary>
     public (long Step, IReadOnlyList<MetricPoint> Points) MetricHistory(string node, string name, long from, long to, long now, long minStep)
     {
@@ -95,7 +96,7 @@ public sealed partial class Partition
         var series = c.QueryFirstOrDefault<long?>("SELECT id FROM metric_series WHERE node = @node AND name = @name", new { node, name });
         if (series is null) return (step, []);
         var points = c.Query<MetricPoint>(
-            $"SELECT (time / @step) * @step AS Time, avg(avg) AS Avg, min(min) AS Min, max(max) AS Max FROM {table} " +
+            $"SELECT (time / @step) * @step AS Time, sum(avg * n) / sum(n) AS Avg, min(min) AS Min, max(max) AS Max FROM {table} " +
             "WHERE series = @series AND time >= @from AND time <= @to GROUP BY time / @step ORDER BY 1",
             new { step, series, from, to }).AsList();
         return (step, points);
