@@ -17,6 +17,14 @@ switch (command)
     case "help" or "--help" or "-h":
         PrintUsage(Console.Out);
         return 0;
+    case "check":
+        {
+            // A Nagios plugin: whatever goes wrong, one status line and an exit code of 0–3.
+            ApplianceOptions options;
+            try { options = ConfigLoader.Load(configFile, dataDir); }
+            catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException or FormatException) { Console.WriteLine($"APPLIANCE UNKNOWN - {ex.Message}"); return 3; }
+            return await ControlClient.CheckAsync(Path.Combine(Path.GetFullPath(options.Node.DataDirectory), "control.sock"), rest, Console.Out);
+        }
     case "domain" or "mailbox" or "alias" or "token" or "import" or "cluster" or "admin" or "queue":
         {
             ApplianceOptions options;
@@ -177,6 +185,7 @@ static void PrintUsage(TextWriter w) => w.WriteLine("""
            appliance admin password NAME --password-stdin     (sets, or adds, an admin of the panel)
            appliance queue list | show ID | retry ID|--all | delete ID | hold ID | release ID   (the outbound queue)
            appliance cluster status | switchover UNIT | standby NODE | online NODE
+           appliance check [--service NAME]     (a Nagios plugin: one status line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
            appliance witness --listen ADDR:PORT [--lease SECONDS]   (tie-breaker for a pair without fencing)
            appliance version
     management commands take the same --data/--config as run and talk to the running node;

@@ -47,6 +47,27 @@ public static class ControlClient
         }
     }
 
+    /// <summary>
+    /// <c>appliance check</c>: the node's answer as it is, and a node that is not running is
+    /// CRITICAL (exit 2) with one status line, as a Nagios plugin must say it.
+    /// </summary>
+    public static async Task<int> CheckAsync(string socketPath, string[] args, TextWriter stdout)
+    {
+        using var stderr = new StringWriter();
+        var exit = await RunAsync(socketPath, ["check", .. args], TextReader.Null, stdout, stderr);
+        if (exit == 3 && stderr.ToString().Contains("cannot reach the node", StringComparison.Ordinal))
+        {
+            await stdout.WriteLineAsync($"APPLIANCE CRITICAL - the node is not running ({stderr.ToString().Trim()})");
+            return 2;
+        }
+        if (stderr.ToString().Trim() is { Length: > 0 } error)
+        {
+            await stdout.WriteLineAsync($"APPLIANCE UNKNOWN - {error.ReplaceLineEndings(" ")}");
+            return 3;
+        }
+        return exit is >= 0 and <= 3 ? exit : 3;
+    }
+
     public static async Task<int> RunAsync(string socketPath, string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var (ok, input) = await ReadInputAsync(args, stdin, stderr);

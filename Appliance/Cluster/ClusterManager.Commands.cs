@@ -42,6 +42,10 @@ public sealed partial class ClusterManager
                 return (0, [$"node {_self} {(_standby ? "in standby; its units move to " + _options.Peer + " once it is in sync" : "online")}"]);
             case "queue" when forwarded && QueueHandler is { } queue:
                 return await queue(args[1..]);
+            case "metrics" when forwarded && args.Length == 2 && MetricsHandler is { } metrics:
+                return await metrics(Convert.FromBase64String(args[1]));
+            case "alert-ack" when forwarded && args.Length == 3 && AlertAckHandler is { } ack:
+                return await ack(args[1], args[2]);
             default:
                 return (2, ["usage: appliance cluster status | switchover UNIT | standby NODE | online NODE"]);
         }
@@ -72,7 +76,7 @@ public sealed partial class ClusterManager
             }
             catch (Exception ex) when (ex is IOException or SocketException or InvalidDataException or OperationCanceledException)
             {
-                Log.Warn("forwarding '{0}' to {1} over {2}: {3}", string.Join(' ', args), _options.Peer, link.Peer, ex.Message);
+                Log.Warn("forwarding '{0}' to {1} over {2}: {3}", string.Join(" ", args) is { Length: > 120 } text ? text[..120] + "…" : string.Join(" ", args), _options.Peer, link.Peer, ex.Message);
             }
         }
         return (1, [$"{_options.Peer} cannot be reached to run this command"]);

@@ -338,6 +338,7 @@ public sealed partial class ClusterManager
                 for (var attempt = 1; ; attempt++)
                 {
                     var (confirmed, detail) = await _fence.PowerOffAsync(_options.Peer, token);
+                    CountFence();
                     if (confirmed)
                     {
                         _peerOff = true;

@@ -23,9 +23,16 @@ public sealed class LoginThrottle(int limit, TimeSpan window)
         return entry.Failures >= limit;
     }
 
-    public void Failed(IPAddress remote) =>
+    /// <summary>Failed logins counted since the node started, throttled or not (the monitoring's figure).</summary>
+    public long FailuresTotal => Interlocked.Read(ref _failuresTotal);
+    private long _failuresTotal;
+
+    public void Failed(IPAddress remote)
+    {
+        Interlocked.Increment(ref _failuresTotal);
         _failures.AddOrUpdate(remote, _ => (1, DateTime.UtcNow),
             (_, e) => DateTime.UtcNow - e.Since > window ? (1, DateTime.UtcNow) : (e.Failures + 1, e.Since));
+    }
 
     public void Succeeded(IPAddress remote) => _failures.TryRemove(remote, out _);
 }

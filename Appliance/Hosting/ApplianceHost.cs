@@ -49,6 +49,18 @@ public sealed class ApplianceHost : IAsyncDisposable
     /// <summary>The routes the HTTP listener serves (empty without one).</summary>
     public IReadOnlyList<(string Method, string Path)> WebRoutes => _web?.Routes ?? [];
     public string ControlSocketPath => Path.Combine(DataDirectory, "control.sock");
+    /// <summary>This node's event counters (SMTP replies by outcome and reason).</summary>
+    public Monitoring.NodeCounters Counters { get; } = new();
+    /// <summary>Failed logins of every protocol, and the throttle they feed.</summary>
+    public LoginThrottle Throttle { get; }
+    /// <summary>The collector, the checks, /metrics and (where the monitor unit is active) the alerts.</summary>
+    public Monitoring.MonitoringService Monitoring { get; }
+    private ImapServer? _imap;
+    private Pop3Server? _pop3;
+    public int ImapSessions => _imap?.ActiveSessions ?? 0;
+    public int Pop3Sessions => _pop3?.ActiveSessions ?? 0;
+    /// <summary>How to stop each running service by the name its check carries (smtp, submission, imap, pop3, http).</summary>
+    private readonly Dictionary<string, Func<Task>> _services = [];
 
     private ApplianceHost(ApplianceOptions options)
     {
@@ -76,8 +88,8 @@ public sealed class ApplianceHost : IAsyncDisposable
         }
         Identity = LoadIdentity(DataDirectory, options.Node.Name);
         Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
-        var throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
-        Directory = new MailDirectory(Path.Combine(DataDirectory, "directory.db"), options.Store.Partitions, throttle);
+        Throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
+        Directory = new MailDirectory(Path.Combine(DataDirectory, "directory.db"), options.Store.Partitions, Throttle);
         if (options.Store.Partitions.Contains(MailStore.MonitorPartition))
             throw new InvalidOperationException($"Store:Partitions: '{MailStore.MonitorPartition}' is the monitor unit's name, not a mailbox partition's");
         Store = MailStore.Open(DataDirectory, [.. options.Store.Partitions, MailStore.MonitorPartition], options.Store.JournalSegmentBytes,
@@ -104,6 +116,7 @@ public sealed class ApplianceHost : IAsyncDisposable
                     }
                 });
         }
+        Monitoring = new Monitoring.MonitoringService(this);
     }
 
     /// <summary>Opens the node's data. Listeners start with <see cref="StartAsync"/>.</summary>
@@ -122,7 +135,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         var purge = PurgeLoopAsync(agentStop.Token);
         _stops.Add(async () => { await agentStop.CancelAsync(); await agentLoop; await purge; });
 
-        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioning, Cluster, Queue));
+        var control = new ControlServer(ControlSocketPath, new ControlCommands(Provisioning, Cluster, Queue, Monitoring));
         control.Start();
         _stops.Add(async () => await control.DisposeAsync());
 
@@ -136,10 +149,11 @@ public sealed class ApplianceHost : IAsyncDisposable
 
         if (Options.Listen.Smtp >= 0)
         {
-            var mx = SmtpService.Mx(new IPEndPoint(address, Options.Listen.Smtp), Certificate, hostname, Options, Directory, Store, Queue, sign);
+            var mx = SmtpService.Mx(new IPEndPoint(address, Options.Listen.Smtp), Certificate, hostname, Options, Directory, Store, Queue, sign, Counters);
             await mx.StartAsync(ct);
             _endpoints["smtp"] = mx.Endpoints[0].Endpoint;
             _stops.Add(mx.StopAsync);
+            _services["smtp"] = mx.StopAsync;
         }
 
         List<(IPEndPoint, bool)> submission = [];
@@ -147,10 +161,11 @@ public sealed class ApplianceHost : IAsyncDisposable
         if (Options.Listen.Smtps >= 0) submission.Add((new IPEndPoint(address, Options.Listen.Smtps), true));
         if (submission.Count > 0)
         {
-            var msa = SmtpService.Submission(submission, Certificate, hostname, Options, Directory, Store, Queue, sign);
+            var msa = SmtpService.Submission(submission, Certificate, hostname, Options, Directory, Store, Queue, sign, Counters);
             await msa.StartAsync(ct);
             foreach (var (ep, implicitTls) in msa.Endpoints) _endpoints[implicitTls ? "smtps" : "submission"] = ep;
             _stops.Add(msa.StopAsync);
+            _services["submission"] = msa.StopAsync;
         }
 
         if (Options.Listen.Pop3 >= 0 || Options.Listen.Pop3s >= 0)
@@ -159,6 +174,8 @@ public sealed class ApplianceHost : IAsyncDisposable
             var pop3 = new Pop3Server(Store, Directory, Certificate, Options.Pop3, Options.Node.DevMode, hostname) { Forwarder = Cluster };
             Cluster?.HostSessions("pop3", pop3);
             _stops.Add(pop3.StopAsync);
+            _services["pop3"] = pop3.StopAsync;
+            _pop3 = pop3;
             if (Options.Listen.Pop3 >= 0) _endpoints["pop3"] = await pop3.StartAsync(new IPEndPoint(address, Options.Listen.Pop3), implicitTls: false, ct);
             if (Options.Listen.Pop3s >= 0) _endpoints["pop3s"] = await pop3.StartAsync(new IPEndPoint(address, Options.Listen.Pop3s), implicitTls: true, ct);
         }
@@ -169,6 +186,8 @@ public sealed class ApplianceHost : IAsyncDisposable
             var imap = new ImapServer(Store, Directory, Certificate, Options.Imap, Options.Smtp.MaxMessageSize, Options.Node.DevMode, hostname) { Forwarder = Cluster };
             Cluster?.HostSessions("imap", imap);
             _stops.Add(imap.StopAsync);
+            _services["imap"] = imap.StopAsync;
+            _imap = imap;
             if (Options.Listen.Imap >= 0) _endpoints["imap"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imap), implicitTls: false, ct);
             if (Options.Listen.Imaps >= 0) _endpoints["imaps"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imaps), implicitTls: true, ct);
         }
@@ -176,10 +195,11 @@ public sealed class ApplianceHost : IAsyncDisposable
         if (Options.Listen.Http >= 0 || Options.Listen.Https >= 0 || Options.Listen.Admin >= 0)
         {
             var web = await Web.WebServer.StartAsync(address, Options.Listen.Http, Options.Listen.Https, Options.Listen.Admin, Certificate, Options.Node.DevMode,
-                Provisioning, Store, Identity.Name, Queue, ct);
+                Provisioning, Store, Identity.Name, Queue, Monitoring, Options.Monitoring, Cluster, ct);
             foreach (var (scheme, ep) in web.Endpoints) _endpoints[scheme] = ep;
             _web = web;
             _stops.Add(async () => await web.DisposeAsync());
+            _services["http"] = async () => await web.DisposeAsync();
         }
 
         if (Cluster is { } cluster)
@@ -193,6 +213,9 @@ public sealed class ApplianceHost : IAsyncDisposable
             Provisioning.Peer = cluster;
             cluster.ProvisionedSeq = () => _agent.AppliedSeq;
             cluster.ProvisionHandler = Provisioning.SubmitForwardedAsync;
+            cluster.MetricsHandler = Monitoring.RecordForwardedAsync;
+            cluster.AlertAckHandler = async (id, actor) =>
+                await Monitoring.Alerter.AcknowledgeAsync(id, actor) ? (0, []) : (3, [$"no open alert {id}"]);
             cluster.BeforeDelivery = async user =>
             {
                 if (Directory.IsRetained(user.Address)) await _agent.ApplyPendingAsync();
@@ -201,8 +224,25 @@ public sealed class ApplianceHost : IAsyncDisposable
             _stops.Add(async () => await cluster.DisposeAsync());
         }
 
+        // The collector starts once there is something to measure and stops first.
+        var monitoringStop = new CancellationTokenSource();
+        var monitoringLoop = Monitoring.RunAsync(monitoringStop.Token);
+        _stops.Add(async () => { await monitoringStop.CancelAsync(); await monitoringLoop; });
+
         foreach (var (name, ep) in _endpoints) Log.Info("{0} listening on {1}", name, ep);
         Log.Info("node {0} ({1}) ready, data in {2}", Identity.Name, Identity.Id, DataDirectory);
+    }
+
+    /// <summary>
+    /// Stops one service (smtp, submission, imap, pop3, http) while the node keeps running: its
+    /// port closes, its sessions end, and its check goes CRITICAL. Maintenance and the
+    /// monitoring's own tests use it; a restart of the node brings it back.
+    /// </summary>
+    public async Task StopServiceAsync(string name)
+    {
+        if (!_services.Remove(name, out var stop)) throw new InvalidOperationException($"no running service {name} (running: {string.Join(", ", _services.Keys)})");
+        Log.Warn("service {0} stopped on request; the node keeps running without it", name);
+        await stop();
     }
 
     /// <summary>Hourly: the mail of removed mailboxes whose retention period is over is deleted.</summary>

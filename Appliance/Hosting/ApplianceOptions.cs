@@ -19,6 +19,7 @@ public sealed class ApplianceOptions
     public DnsOptions Dns { get; set; } = new();
     public SecurityOptions Security { get; set; } = new();
     public ProvisioningOptions Provisioning { get; set; } = new();
+    public MonitoringOptions Monitoring { get; set; } = new();
     public Appliance.Cluster.ClusterOptions Cluster { get; set; } = new();
 }
 
@@ -161,4 +162,47 @@ public sealed class ProvisioningOptions
 {
     /// <summary>Days the mail of a removed mailbox is kept before it is purged (0 = at once).</summary>
     public int DeletedRetentionDays { get; set; } = 30;
+}
+
+/// <summary>The collector, its checks' thresholds and the alerts (issue 9, docs/operations.md "Monitoring").</summary>
+public sealed class MonitoringOptions
+{
+    /// <summary>Seconds between two samples (and check runs) on each node; 0 turns the collector off.</summary>
+    public int IntervalSeconds { get; set; } = 10;
+    /// <summary>A mailbox the login probes sign in as (IMAP, POP3, submission); empty = banner probes only.</summary>
+    public string ProbeAccount { get; set; } = "";
+    public string ProbePassword { get; set; } = "";
+    /// <summary>Seconds a probe may take before its service counts as down.</summary>
+    public int ProbeTimeoutSeconds { get; set; } = 5;
+    public double DiskWarningPercent { get; set; } = 80;
+    public double DiskCriticalPercent { get; set; } = 90;
+    public int QueueWarningMessages { get; set; } = 500;
+    public int QueueCriticalMessages { get; set; } = 5000;
+    /// <summary>Age of the oldest queued message (minutes) that is worth a warning / critical.</summary>
+    public double QueueWarningAgeMinutes { get; set; } = 240;
+    public double QueueCriticalAgeMinutes { get; set; } = 1440;
+    public int CertificateWarningDays { get; set; } = 21;
+    public int CertificateCriticalDays { get; set; } = 7;
+    /// <summary>DNS block lists our own addresses are looked up on (only with Dns:Servers set); empty = no such check.</summary>
+    public string[] Dnsbl { get; set; } = [];
+    /// <summary>The public addresses mail leaves from, for the DNSBL check.</summary>
+    public string[] PublicAddresses { get; set; } = [];
+    /// <summary>Who gets alert e-mails, and who gets them when nobody acknowledged within EscalateAfterMinutes.</summary>
+    public string[] Contacts { get; set; } = [];
+    public string[] EscalationContacts { get; set; } = [];
+    public double EscalateAfterMinutes { get; set; } = 30;
+    /// <summary>URLs that get every alert change as a JSON POST.</summary>
+    public string[] Webhooks { get; set; } = [];
+    /// <summary>Sender of alert e-mails; empty = monitoring@ the node's host name.</summary>
+    public string From { get; set; } = "";
+    /// <summary>Consecutive equal results before a check's state counts (Nagios' max_check_attempts).</summary>
+    public int ConfirmSamples { get; set; } = 2;
+    /// <summary>
+    /// Flap damping over the last 20 results of a check: above FlapHighPercent of them changing
+    /// state, it is flapping and notifications stop; below FlapLowPercent it is calm again.
+    /// </summary>
+    public double FlapHighPercent { get; set; } = 50;
+    public double FlapLowPercent { get; set; } = 25;
+    /// <summary>Networks that may read /metrics without a token (Prometheus on the node); others need a read token.</summary>
+    public string[] MetricsNetworks { get; set; } = ["127.0.0.0/8", "::1/128"];
 }

@@ -8,7 +8,8 @@ namespace Appliance.Hosting;
 /// forwards its arguments). Changes go through the provisioning journal like the API's. A refused
 /// change prints one line and exits 1; bad usage exits 2.
 /// </summary>
-public sealed partial class ControlCommands(IProvisioningCommands provisioning, Cluster.ClusterManager? cluster = null, Relay.IQueueCommands? queue = null)
+public sealed partial class ControlCommands(IProvisioningCommands provisioning, Cluster.ClusterManager? cluster = null, Relay.IQueueCommands? queue = null,
+    Monitoring.MonitoringService? monitoring = null)
 {
     public delegate void Output(string text, bool error);
 
@@ -31,6 +32,8 @@ public sealed partial class ControlCommands(IProvisioningCommands provisioning, 
                 foreach (var line in lines) output(line, exit != 0);
                 return exit;
             }
+            if (args is ["check", .. var checkArgs] && monitoring is not null)
+                return await CheckAsync(monitoring, checkArgs, output);
             var a = new Args(args);
             var noun = a.Next("command");
             var verb = noun is "import" ? "" : a.Next(noun + " subcommand");

@@ -27,6 +27,9 @@ internal sealed class SessionListeners(
     private readonly List<(TcpListener Listener, Task AcceptLoop, CancellationTokenSource Lifetime)> _listeners = [];
     private long _nextSessionId;
 
+    /// <summary>Sessions running now, forwarded ones included.</summary>
+    public int ActiveSessions => _sessions.Count;
+
     /// <summary>Cancelled when the server stops: sessions end on it.</summary>
     public CancellationToken Stopping => _stopping.Token;
 

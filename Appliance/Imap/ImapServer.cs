@@ -66,6 +66,9 @@ public sealed class ImapServer : IAsyncDisposable, IForwardedSessionHost
     /// <summary>Stops accepting, sends every session BYE and waits for them.</summary>
     public Task StopAsync() => _listeners.StopAsync();
 
+    /// <summary>Sessions running now (the monitoring's figure).</summary>
+    public int ActiveSessions => _listeners.ActiveSessions;
+
     public ValueTask DisposeAsync() => new(StopAsync());
 
     public async Task ServeForwardedAsync(ForwardedLogin login, Socket socket, Func<ForwardRefusal?, Task> answer)

@@ -76,6 +76,9 @@ public sealed class Pop3Server : IAsyncDisposable, IForwardedSessionHost
     /// <summary>Stops accepting, ends every session without entering UPDATE, and waits for them.</summary>
     public Task StopAsync() => _listeners.StopAsync();
 
+    /// <summary>Sessions running now (the monitoring's figure).</summary>
+    public int ActiveSessions => _listeners.ActiveSessions;
+
     public ValueTask DisposeAsync() => new(StopAsync());
 
     public async Task ServeForwardedAsync(ForwardedLogin login, Socket socket, Func<ForwardRefusal?, Task> answer)

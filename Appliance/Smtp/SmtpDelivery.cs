@@ -22,7 +22,7 @@ namespace Appliance.Smtp;
 /// DKIM-signed for its From domain before it is stored or queued.
 /// </summary>
 internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, string hostname, long maxMessageSize, SmtpRole role,
-    OutboundQueue? queue, SubmissionLimits? limits) : IMessageStore
+    OutboundQueue? queue, SubmissionLimits? limits, Monitoring.NodeCounters counters) : IMessageStore
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("smtp");
 
@@ -47,6 +47,7 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
             response = new SmtpResponse((SmtpReplyCode)451, "4.3.0 Temporary local problem, try again later");
         }
         if (response.ReplyCode == SmtpReplyCode.Ok && state.User is { } user) limits?.Sent(user.Address, rcpts.Count);
+        counters.SmtpReply(role.Name(), (int)response.ReplyCode, response.Message);
         Log.Info("smtp {0} id={1} from=<{2}> to=<{3}> size={4} result=\"{5} {6}\" ms={7:F1}",
             state.Describe(context), id, from, string.Join(">,<", rcpts), buffer.Length, (int)response.ReplyCode, response.Message,
             Stopwatch.GetElapsedTime(started).TotalMilliseconds);

@@ -11,6 +11,12 @@ namespace Appliance.Smtp;
 /// <summary>Which port a session came in on: the MX (anyone, for hosted domains) or submission (authenticated users, anywhere).</summary>
 internal enum SmtpRole { Mx, Submission }
 
+internal static class SmtpRoles
+{
+    /// <summary>The role as logs and metrics name it.</summary>
+    public static string Name(this SmtpRole role) => role == SmtpRole.Mx ? "mx" : "submission";
+}
+
 /// <summary>
 /// Policy at MAIL and RCPT time (RFC 5321 §4.1.1.2–3). Hosted recipients must exist (550 5.1.1
 /// otherwise, so nothing is accepted that would later bounce); disabled mailboxes get 550
@@ -29,7 +35,7 @@ internal enum SmtpRole { Mx, Submission }
 /// to them (RFC 6409 §6.1), and the per-user hourly limits apply.
 /// </summary>
 internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore store, SmtpRole role, long maxMessageSize, int maxRecipients,
-    IReadOnlyList<IPNetwork> trustedNetworks, SubmissionLimits? limits) : IMailboxFilter
+    IReadOnlyList<IPNetwork> trustedNetworks, SubmissionLimits? limits, Monitoring.NodeCounters counters) : IMailboxFilter
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("smtp");
 
@@ -115,8 +121,9 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
         return trustedNetworks.Any(n => n.Contains(ip));
     }
 
-    private static SmtpResponseException Reject(ISessionContext context, SmtpReplyCode code, string text, IMailbox from, string? rcpt)
+    private SmtpResponseException Reject(ISessionContext context, SmtpReplyCode code, string text, IMailbox from, string? rcpt)
     {
+        counters.SmtpReply(role.Name(), (int)code, text);
         Log.Info("smtp reject {0} from=<{1}> rcpt=<{2}> {3} {4}", SmtpSessionState.Of(context).Describe(context), from.AsAddress(), rcpt, (int)code, text);
         return new SmtpResponseException(new SmtpResponse(code, text));
     }

@@ -7,6 +7,7 @@ using SmtpServer.ComponentModel;
 using SmtpServer.Net;
 using SmtpServer.Protocol;
 using Appliance.Hosting;
+using Appliance.Monitoring;
 using Appliance.Relay;
 
 namespace Appliance.Smtp;
@@ -27,16 +28,16 @@ public sealed class SmtpService
 
     /// <summary>The MX: mail for the hosted domains from anyone (and for elsewhere from Relay:TrustedNetworks).</summary>
     public static SmtpService Mx(IPEndPoint endpoint, X509Certificate2 certificate, string hostname, ApplianceOptions options,
-        MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign) =>
-        new(SmtpRole.Mx, [(endpoint, false)], certificate, hostname, options, directory, store, queue, sign);
+        MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign, NodeCounters counters) =>
+        new(SmtpRole.Mx, [(endpoint, false)], certificate, hostname, options, directory, store, queue, sign, counters);
 
     /// <summary>Submission on the given endpoints (implicit TLS where the flag says so).</summary>
     public static SmtpService Submission(IReadOnlyList<(IPEndPoint Endpoint, bool ImplicitTls)> endpoints, X509Certificate2 certificate, string hostname,
-        ApplianceOptions options, MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign) =>
-        new(SmtpRole.Submission, endpoints, certificate, hostname, options, directory, store, queue, sign);
+        ApplianceOptions options, MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign, NodeCounters counters) =>
+        new(SmtpRole.Submission, endpoints, certificate, hostname, options, directory, store, queue, sign, counters);
 
     private SmtpService(SmtpRole role, IReadOnlyList<(IPEndPoint Endpoint, bool ImplicitTls)> endpoints, X509Certificate2 certificate, string hostname,
-        ApplianceOptions options, MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign)
+        ApplianceOptions options, MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign, NodeCounters counters)
     {
         var smtp = options.Smtp;
         var submission = role == SmtpRole.Submission;
@@ -68,8 +69,8 @@ public sealed class SmtpService
         var services = new ServiceProvider();
         services.Add(new SmtpConnectionLimitsFactory(listenerFactory, smtp.MaxConnectionsPerIp));
         services.Add(new SmtpRecipientFilter(directory, store, role, maxSize, submission ? options.Submission.MaxRecipients : smtp.MaxRecipients,
-            submission ? [] : trusted, limits));
-        services.Add(new SmtpDelivery(store, directory, hostname, maxSize, role, queue, limits) { Sign = sign });
+            submission ? [] : trusted, limits, counters));
+        services.Add(new SmtpDelivery(store, directory, hostname, maxSize, role, queue, limits, counters) { Sign = sign });
         if (submission) services.Add(new SmtpAuthenticator(directory, options.Node.DevMode));
         _server = new SmtpServer.SmtpServer(serverOptions, services);
         _server.SessionCreated += (_, e) =>

@@ -29,6 +29,8 @@ public abstract record JournalOp
         JournalOpType.QueueAdd => QueueAddOp.ReadBody(r),
         JournalOpType.QueueState => new QueueStateOp(QueueAddOp.ReadEntry(r)),
         JournalOpType.QueueRemove => new QueueRemoveOp(r.ReadString()),
+        JournalOpType.Metrics => MetricsOp.ReadBody(r),
+        JournalOpType.Alert => AlertOp.ReadBody(r),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
     /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
@@ -107,6 +109,8 @@ public enum JournalOpType : byte
     QueueAdd = 13,
     QueueState = 14,
     QueueRemove = 15,
+    Metrics = 16,
+    Alert = 17,
 }
 
 /// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
@@ -331,6 +335,52 @@ public sealed record QueueRemoveOp(string Id) : JournalOp
 {
     public override JournalOpType Type => JournalOpType.QueueRemove;
     public override void Write(BinaryWriter w) => w.Write(Id);
+}
+
+/// <summary>
+/// One node's sample for the monitoring history (issue 9, monitor unit only): its time (unix
+/// seconds), every measured series with its value, and its checks' verdicts. The history's
+/// round-robin tables are folded from these on every copy alike.
+/// </summary>
+public sealed record MetricsOp(string Node, long Time, string[] Names, double[] Values, Monitoring.CheckResult[] Checks) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Metrics;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write(Node); w.Write(Time);
+        WriteStrings(w, Names);
+        foreach (var v in Values) w.Write(v);
+        w.Write(Checks.Length);
+        foreach (var c in Checks) { w.Write(c.Name); w.Write((byte)c.Status); w.Write(c.Output); w.Write(c.Perfdata); }
+    }
+
+    internal static MetricsOp ReadBody(BinaryReader r)
+    {
+        var node = r.ReadString(); var time = r.ReadInt64();
+        var names = ReadStrings(r);
+        var values = new double[names.Length];
+        for (var i = 0; i < values.Length; i++) values[i] = r.ReadDouble();
+        var n = r.ReadInt32();
+        if (n is < 0 or > 1 << 16) throw new InvalidDataException("bad check count");
+        var checks = new Monitoring.CheckResult[n];
+        for (var i = 0; i < n; i++) checks[i] = new(r.ReadString(), (Monitoring.CheckStatus)r.ReadByte(), r.ReadString(), r.ReadString());
+        return new(node, time, names, values, checks);
+    }
+}
+
+/// <summary>The whole state of a monitoring alert after a change (opened, changed, acknowledged, escalated, closed).</summary>
+public sealed record AlertOp(Monitoring.AlertRecord Alert) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Alert;
+    public override void Write(BinaryWriter w)
+    {
+        var a = Alert;
+        w.Write(a.Id); w.Write(a.Node); w.Write(a.Check); w.Write((byte)a.Status); w.Write(a.Output); w.Write(a.Opened); w.Write(a.Changed);
+        w.Write(a.Closed); w.Write(a.AckedBy); w.Write(a.AckedAt); w.Write(a.Escalated); w.Write(a.Flapping);
+    }
+
+    internal static AlertOp ReadBody(BinaryReader r) => new(new Monitoring.AlertRecord(r.ReadString(), r.ReadString(), r.ReadString(), (Monitoring.CheckStatus)r.ReadByte(),
+        r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadBoolean()));
 }
 
 /// <summary>An op with its place in the partition's history.</summary>

@@ -68,6 +68,15 @@ public sealed partial class Partition
         return [.. c.Query<QueueRow>("SELECT " + QueueRow.Columns + " FROM outbound ORDER BY created, id").Select(r => r.ToEntry(Name))];
     }
 
+    /// <summary>How many entries wait in this partition's queue, and when the oldest was queued (unix ms; 0 when none).</summary>
+    public (long Count, long Oldest) QueueSummary()
+    {
+        using var c = OpenReader();
+        var count = c.ExecuteScalar<long>("SELECT count(*) FROM outbound");
+        var oldest = c.ExecuteScalar<long?>("SELECT min(created) FROM outbound") ?? 0;
+        return (count, oldest);
+    }
+
     public QueueEntry? Queued(string id)
     {
         using var c = OpenReader();

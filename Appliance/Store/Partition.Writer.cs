@@ -344,6 +344,9 @@ public sealed partial class Partition
                 case QueueAddOp or QueueStateOp or QueueRemoveOp:
                     ApplyQueue(op);
                     break;
+                case MetricsOp or AlertOp:
+                    ApplyMonitoring(op);
+                    break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));
                     c.Execute(

@@ -88,6 +88,36 @@ internal static class PartitionSchema
             envid TEXT,
             ret TEXT,
             recipients TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS metric_series(
+            id INTEGER PRIMARY KEY,
+            node TEXT NOT NULL,
+            name TEXT NOT NULL,
+            last INTEGER NOT NULL,
+            UNIQUE(node, name));
+        CREATE TABLE IF NOT EXISTS metrics_10s(series INTEGER NOT NULL, time INTEGER NOT NULL, avg REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(series, time)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS metrics_5m(series INTEGER NOT NULL, time INTEGER NOT NULL, avg REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(series, time)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS metrics_1h(series INTEGER NOT NULL, time INTEGER NOT NULL, avg REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(series, time)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS checks(
+            node TEXT NOT NULL,
+            name TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            output TEXT NOT NULL,
+            perfdata TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            PRIMARY KEY(node, name));
+        CREATE TABLE IF NOT EXISTS alerts(
+            id TEXT PRIMARY KEY,
+            node TEXT NOT NULL,
+            check_name TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            output TEXT NOT NULL,
+            opened INTEGER NOT NULL,
+            changed INTEGER NOT NULL,
+            closed INTEGER NOT NULL,
+            acked_by TEXT NOT NULL,
+            acked_at INTEGER NOT NULL,
+            escalated INTEGER NOT NULL,
+            flapping INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS outbound_data(
             id TEXT PRIMARY KEY,
             data BLOB NOT NULL);

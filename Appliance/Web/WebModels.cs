@@ -95,5 +95,9 @@ public sealed record Problem(string Type, string Title, int Status, string? Deta
 [JsonSerializable(typeof(QueuePage))]
 [JsonSerializable(typeof(QueueEntryView))]
 [JsonSerializable(typeof(QueueCount))]
+[JsonSerializable(typeof(MonitoringNodes))]
+[JsonSerializable(typeof(MetricSeriesView))]
+[JsonSerializable(typeof(CheckList))]
+[JsonSerializable(typeof(AlertList))]
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 public sealed partial class WebJson : JsonSerializerContext;

@@ -34,7 +34,8 @@ public sealed class WebServer : IAsyncDisposable
                 .Select(m => (m, "/" + (e.RoutePattern.RawText ?? "").TrimStart('/'))))];
 
     public static async Task<WebServer> StartAsync(IPAddress address, int httpPort, int httpsPort, int adminPort, X509Certificate2 certificate, bool devMode,
-        ProvisioningService provisioning, MailStore store, string nodeName, Relay.IQueueCommands queue, CancellationToken ct)
+        ProvisioningService provisioning, MailStore store, string nodeName, Relay.IQueueCommands queue, Monitoring.MonitoringService monitoring,
+        Hosting.MonitoringOptions monitoringOptions, Cluster.ClusterManager? cluster, CancellationToken ct)
     {
         Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? adminListener = null;
         var boundAdminPort = -1; // known once listening (the configured port may be 0 in tests)
@@ -61,7 +62,7 @@ public sealed class WebServer : IAsyncDisposable
             h.XFrameOptions = "DENY";
             h["Referrer-Policy"] = "no-referrer";
             var path = ctx.Request.Path;
-            var privileged = path.StartsWithSegments("/api") || path.StartsWithSegments("/admin");
+            var privileged = path.StartsWithSegments("/api") || path.StartsWithSegments("/admin") || path.StartsWithSegments("/metrics");
             if (privileged) h.CacheControl = "no-store";
             // With an admin listener, the panel and the API answer there only (not on the public web ports).
             if (boundAdminPort >= 0 && privileged != (ctx.Connection.LocalPort == boundAdminPort))
@@ -81,6 +82,7 @@ public sealed class WebServer : IAsyncDisposable
         api.Map(app);
         new AdminEndpoints(provisioning, sessions, api).Map(app);
         new QueueEndpoints(queue, api).Map(app);
+        new MonitoringEndpoints(monitoring, monitoringOptions, store, cluster, api).Map(app);
 
         await app.StartAsync(ct);
         if (adminListener is not null) boundAdminPort = adminListener.IPEndPoint!.Port;
