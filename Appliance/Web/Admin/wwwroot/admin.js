@@ -841,7 +841,7 @@
     const picture = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
     picture.setAttribute('role', 'img');
     picture.setAttribute('aria-label', graph.title);
-    const card = el('article', { class: 'graph', testid: 'monitoring-graph', data: { family: graph.families.join(' ') } },
+    const card = el('article', { class: 'graph', testid: 'monitoring-graph', data: { family: graph.families.join(' '), node: graph.node, range: graph.range } },
       el('header', {}, el('h3', { title: graph.families.join(', ') }, graph.title), when),
       picture,
       el('ul', { class: 'legend', testid: 'graph-legend' }, legend));
@@ -889,7 +889,7 @@
 
     /** The node's graphs over the chosen range, one request per series. */
     async function graphCards(node) {
-      const graphs = Graphs.plan(node.metrics || []);
+      const graphs = Graphs.plan(node.metrics || []).map(g => ({ ...g, node: node.name, range: state.range }));
       const answers = await Promise.all(graphs.flatMap(g => g.series).map(s =>
         api('GET', `/monitoring/series${q({ node: node.name, metric: s.name, range: state.range })}`)));
       let k = 0;
