@@ -809,6 +809,9 @@
   const statusRank = s => (STATUS_ORDER.includes(s) ? STATUS_ORDER.indexOf(s) : STATUS_ORDER.indexOf('UNKNOWN'));
   const byName = new Intl.Collator(undefined, { numeric: true }).compare;
   const statusBadge = status => el('span', { class: STATUS_BADGE[status] || STATUS_BADGE.UNKNOWN }, status);
+  /** An actor as the server records it ("admin:alice", "token:deploy", "cli") in a sentence. */
+  const actorName = actor => (actor.startsWith('admin:') ? actor.slice(6)
+    : actor.startsWith('token:') ? `token ${actor.slice(6)}` : actor === 'cli' ? 'the command line' : actor);
 
   /** A series answer's points as the graphs take them: {t (ms), avg, min, max}, oldest first. */
   const toPoints = answer => (answer.points || [])
@@ -955,7 +958,7 @@
         el('div', { class: 'muted' }, a.closed ? `closed ${formatTime(a.closed)}` : `open for ${formatAge(a.opened)}`)),
       el('td', { class: 'output', testid: 'alert-output' }, a.output || ''),
       el('td', { class: 'actions' }, a.ackedBy
-        ? el('span', { class: 'muted', title: formatTime(a.ackedAt), testid: 'alert-acked' }, `acknowledged by ${a.ackedBy}`)
+        ? el('span', { class: 'muted', title: `${a.ackedBy}, ${formatTime(a.ackedAt)}`, testid: 'alert-acked' }, `acknowledged by ${actorName(a.ackedBy)}`)
         : a.closed ? null
           : el('button', { type: 'button', class: 'secondary small', testid: 'alert-ack', on: { click: e => busy(e.currentTarget, () => acknowledge(a)) } }, 'Acknowledge')))));
     }
