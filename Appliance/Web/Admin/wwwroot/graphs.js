@@ -34,6 +34,14 @@ const Graphs = (() => {
     { title: 'Sessions', match: /^(imap|pop3)_sessions$/, part: m => m[1].toUpperCase() },
     { title: 'Failed logins per minute', match: /^login_failures_per_minute$/ },
     { title: 'Replication lag', match: /^replication_lag(?:_\w+)?$/ },
+    // Then the other figures of the collector, and last any family not named here.
+    { title: 'CPU waiting for I/O', match: /^cpu_iowait_percent$/ },
+    { title: 'Disk busy', match: /^disk_busy_percent$/ },
+    { title: 'Inodes used', match: /^disk_inodes_used_percent$/ },
+    { title: 'Disk space', match: /^disk_(used|total)_bytes$/ },
+    { title: 'Memory', match: /^memory_(available|total)_bytes$/ },
+    { title: 'Swap used', match: /^swap_used_bytes$/ },
+    { title: 'Network errors', match: /^net_(receive|transmit)_errors_per_second$/ },
   ];
 
   const familyOf = series => (series.includes('{') ? series.slice(0, series.indexOf('{')) : series);
@@ -147,9 +155,9 @@ const Graphs = (() => {
     if (unit.max && hi <= unit.max) hi = unit.max;
     const [suffix, d] = scaleFor(unit, Math.max(Math.abs(lo), Math.abs(hi)));
     const bottom = lo / d;
-    let top = hi / d;
-    if (top <= bottom) top = bottom + 1; // all equal (all zero): up to one of the unit
-    const step = niceStep(top - bottom, 4);
+    const flat = hi / d <= bottom; // all equal (all zero): 0 and 1 of the unit
+    const top = flat ? bottom + 1 : hi / d;
+    const step = niceStep(top - bottom, flat ? 1 : 4);
     const first = Math.floor(bottom / step) * step;
     const last = Math.ceil(top / step - 1e-9) * step;
     const decimals = (String(Number(step.toPrecision(6))).split('.')[1] || '').length;
