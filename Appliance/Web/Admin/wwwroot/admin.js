@@ -804,7 +804,7 @@
   // so an unattended panel still signs out. Any activity resumes it.
   const MONITORING_IDLE_MS = 30 * 60_000;
   const RANGES = { '1h': 3600, '6h': 6 * 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400, '1y': 365 * 86400 };
-  const STATUS_ORDER = ['CRITICAL', 'WARNING', 'UNKNOWN', 'OK'];
+  const STATUS_ORDER = ['CRITICAL', 'UNKNOWN', 'WARNING', 'OK']; // worst first, as the server ranks them (CheckResult.Rank)
   const STATUS_BADGE = { OK: 'badge good', WARNING: 'badge warn', CRITICAL: 'badge bad', UNKNOWN: 'badge unknown' };
   const statusRank = s => (STATUS_ORDER.includes(s) ? STATUS_ORDER.indexOf(s) : STATUS_ORDER.indexOf('UNKNOWN'));
   const byName = new Intl.Collator(undefined, { numeric: true }).compare;
@@ -963,11 +963,15 @@
           : el('button', { type: 'button', class: 'secondary small', testid: 'alert-ack', on: { click: e => busy(e.currentTarget, () => acknowledge(a)) } }, 'Acknowledge')))));
     }
 
+    // The whole page loads again after an acknowledgement, also when it failed (the alert may
+    // have closed meanwhile): a refresh already under way would show the alerts from before.
     async function acknowledge(a) {
-      await api('POST', `/monitoring/alerts/${seg(a.id)}/ack`);
-      showNotice(`The ${a.check} alert on ${a.node} is acknowledged.`);
-      const { alerts } = await api('GET', '/monitoring/alerts');
-      if (root.isConnected) showAlerts(alerts || []);
+      try {
+        await api('POST', `/monitoring/alerts/${seg(a.id)}/ack`);
+        showNotice(`The ${a.check} alert on ${a.node} is acknowledged.`);
+      } finally {
+        if (root.isConnected) await load();
+      }
     }
 
     // Refreshing: the next load 10 s after the last ended; none while the tab is hidden or nobody is there.
