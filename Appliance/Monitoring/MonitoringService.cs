@@ -58,6 +58,11 @@ public sealed class MonitoringService
             {
                 Log.Warn("monitoring round: {0}", ex.Message);
             }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Whatever one round trips on, the next one runs: a dead collector would be a silent monitoring.
+                Log.Error(ex, "monitoring round failed");
+            }
         }
         while (await WaitAsync(timer, ct));
     }
