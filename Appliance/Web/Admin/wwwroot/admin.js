@@ -11,8 +11,9 @@
 //   answer after navigating away changes nothing (and job polling stops).
 // - Any 401 outside the login form ends the session in the panel and shows #/login; the page
 //   asked for is opened again after signing in.
-// - Nothing refreshes by itself (except job progress): a request would keep an idle session
-//   alive forever, defeating the server's 30-minute idle expiry.
+// - Nothing refreshes by itself except job progress and the Monitoring page: a request keeps
+//   the session alive, so Monitoring stops refreshing after the server's 30-minute idle expiry
+//   without a key or pointer event, and an idle panel still signs out.
 'use strict';
 
 (() => {
@@ -271,7 +272,7 @@
   const pages = {
     login: renderLogin, dashboard: renderDashboard, domains: renderDomains, mailboxes: renderMailboxes,
     aliases: renderAliases, import: renderImport, provisioning: renderProvisioning, audit: renderAudit,
-    security: renderSecurity, queue: renderQueue,
+    security: renderSecurity, queue: renderQueue, monitoring: renderMonitoring,
   };
 
   function parseHash() {
@@ -793,6 +794,237 @@
     });
 
     await load();
+  }
+
+  // ---- Monitoring ----------------------------------------------------------------------
+
+  const MONITORING_REFRESH_MS = 10_000;
+  // The page refreshes itself, and every request keeps the session alive: refreshing stops after
+  // the server's idle timeout without a key, pointer or wheel event (and while the tab is hidden),
+  // so an unattended panel still signs out. Any activity resumes it.
+  const MONITORING_IDLE_MS = 30 * 60_000;
+  const RANGES = { '1h': 3600, '6h': 6 * 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400, '1y': 365 * 86400 };
+  const STATUS_ORDER = ['CRITICAL', 'UNKNOWN', 'WARNING', 'OK']; // worst first, as the server ranks them (CheckResult.Rank)
+  const STATUS_BADGE = { OK: 'badge good', WARNING: 'badge warn', CRITICAL: 'badge bad', UNKNOWN: 'badge unknown' };
+  const statusRank = s => (STATUS_ORDER.includes(s) ? STATUS_ORDER.indexOf(s) : STATUS_ORDER.indexOf('UNKNOWN'));
+  const byName = new Intl.Collator(undefined, { numeric: true }).compare;
+  const statusBadge = status => el('span', { class: STATUS_BADGE[status] || STATUS_BADGE.UNKNOWN }, status);
+  /** An actor as the server records it ("admin:alice", "token:deploy", "cli") in a sentence. */
+  const actorName = actor => (actor.startsWith('admin:') ? actor.slice(6)
+    : actor.startsWith('token:') ? `token ${actor.slice(6)}` : actor === 'cli' ? 'the command line' : actor);
+
+  /** A series answer's points as the graphs take them: {t (ms), avg, min, max}, oldest first. */
+  const toPoints = answer => (answer.points || [])
+    .map(p => ({ t: Date.parse(p.time), avg: p.avg, min: p.min, max: p.max }))
+    .filter(p => Number.isFinite(p.t) && typeof p.avg === 'number')
+    .sort((a, b) => a.t - b.t);
+
+  /**
+   * A graph's card: title, an SVG, and a legend with each series' latest value (or the one
+   * pointed at) and its min, average and max; draw() fills the SVG once the card is in the page.
+   */
+  function graphCard(graph) {
+    const when = el('span', { class: 'muted when', testid: 'graph-when' });
+    const values = [];
+    const legend = graph.series.map((s, i) => {
+      const stats = Graphs.summarize(s.points);
+      const value = el('strong', { testid: 'graph-latest' }, stats ? Graphs.formatValue(graph.unit, stats.latest) : 'no data');
+      values.push(value);
+      return el('li', { testid: 'graph-legend-item', data: { series: s.name } },
+        el('span', { class: `swatch s${i % Graphs.COLOURS}`, 'aria-hidden': 'true' }),
+        el('span', {}, s.label),
+        value,
+        stats ? el('span', { class: 'muted stats' }, ['min', 'avg', 'max'].map(k => `${k} ${Graphs.formatValue(graph.unit, stats[k])}`).join(' · ')) : null);
+    });
+    const latest = values.map(v => v.textContent);
+    // A graph whose lines stopped says since when: its legend's values are that old.
+    const last = Math.max(...graph.series.map(s => (s.points.length ? s.points[s.points.length - 1].t : -Infinity)));
+    const since = Number.isFinite(last) && graph.to - last > Math.max(3 * graph.step * 1000, 60_000) ? `no data since ${formatTime(last / 1000)}` : '';
+    when.textContent = since;
+    const picture = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+    picture.setAttribute('role', 'img');
+    picture.setAttribute('aria-label', graph.title);
+    const card = el('article', { class: 'graph', testid: 'monitoring-graph', data: { family: graph.families.join(' '), node: graph.node, range: graph.range } },
+      el('header', {}, el('h3', { title: graph.families.join(', ') }, graph.title), when),
+      picture,
+      el('ul', { class: 'legend', testid: 'graph-legend' }, legend));
+    const draw = () => Graphs.draw(picture, graph, (time, points) => {
+      when.textContent = time === null ? since : formatTime(time / 1000);
+      values.forEach((v, i) => { v.textContent = time === null ? latest[i] : (points[i] ? Graphs.formatValue(graph.unit, points[i].avg) : '–'); });
+    });
+    return { card, draw };
+  }
+
+  async function renderMonitoring(root, params) {
+    const form = byId(root, 'monitoring-graph-form');
+    const nodeSelect = field(form, 'node');
+    const rangeSelect = field(form, 'range');
+    const graphsBox = byId(root, 'monitoring-graphs');
+    const updated = byId(root, 'monitoring-updated');
+    const state = { node: params.get('node') || '', range: Object.hasOwn(RANGES, params.get('range')) ? params.get('range') : '1h' };
+    rangeSelect.value = state.range;
+    let graphs = [];        // {card, draw} of the graphs shown, drawn again at another width
+    let generation = 0;     // a load answered after a newer one started is dropped
+    let timer = 0;
+    let scheduled = false;  // a refresh is due or running
+    let failed = false;     // the last load failed: the next that works clears its error
+    let lastActivity = Date.now();
+    const stop = new AbortController(); // removes the listeners on document and window once the page is left
+
+    async function load() {
+      const gen = ++generation;
+      const [checks, alerts, nodes] = await Promise.all([
+        api('GET', '/monitoring/checks'), api('GET', '/monitoring/alerts'), api('GET', '/monitoring/nodes')]);
+      if (!root.isConnected || gen !== generation) return;
+      showChecks(checks.checks || []);
+      showAlerts(alerts.alerts || []);
+      const node = chooseNode(nodes.nodes || []);
+      history.replaceState(null, '', `#/monitoring${q({ node: state.node, range: state.range === '1h' ? '' : state.range })}`);
+      const shown = node ? await graphCards(node) : [];
+      if (!root.isConnected || gen !== generation) return;
+      graphs = shown;
+      graphsBox.replaceChildren(...(graphs.length ? graphs.map(g => g.card)
+        : [el('p', { class: 'muted', testid: 'monitoring-no-graphs' }, 'No node has recorded any metric yet.')]));
+      for (const g of graphs) g.draw();
+      updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${MONITORING_REFRESH_MS / 1000} s.`;
+      if (failed) { failed = false; errorBox.hidden = true; }
+    }
+
+    /** The node's graphs over the chosen range, one request per series. */
+    async function graphCards(node) {
+      const graphs = Graphs.plan(node.metrics || []).map(g => ({ ...g, node: node.name, range: state.range }));
+      const answers = await Promise.all(graphs.flatMap(g => g.series).map(s =>
+        api('GET', `/monitoring/series${q({ node: node.name, metric: s.name, range: state.range })}`)));
+      let k = 0;
+      return graphs.map(g => {
+        for (const s of g.series) {
+          const answer = answers[k++] || {};
+          s.points = toPoints(answer);
+          if (!Number.isFinite(g.from)) g.from = Date.parse(answer.from);
+          if (!Number.isFinite(g.to)) g.to = Date.parse(answer.to);
+          if (!(g.step > 0)) g.step = answer.step;
+        }
+        if (!Number.isFinite(g.to)) g.to = Date.now();
+        if (!(g.from < g.to)) g.from = g.to - RANGES[state.range] * 1000;
+        if (!(g.step > 0)) g.step = 60;
+        return graphCard(g);
+      });
+    }
+
+    function chooseNode(nodes) {
+      const names = nodes.map(n => n.name);
+      if (!names.includes(state.node)) state.node = names[0] || '';
+      if ([...nodeSelect.options].map(o => o.value).join('\n') !== names.join('\n')) {
+        nodeSelect.replaceChildren(...names.map(n => el('option', { value: n }, n)));
+      }
+      nodeSelect.value = state.node;
+      nodeSelect.disabled = names.length === 0;
+      const node = nodes.find(n => n.name === state.node) || null;
+      const sample = byId(root, 'monitoring-last-sample');
+      sample.textContent = !node ? '' : node.lastSample ? `last sample ${formatAge(node.lastSample)} ago` : 'no sample yet';
+      sample.title = node && node.lastSample ? formatTime(node.lastSample) : '';
+      sample.className = node && Date.now() - Date.parse(node.lastSample) > 5 * 60_000 ? 'bad' : 'muted';
+      return node;
+    }
+
+    function showChecks(checks) {
+      const tbody = $('tbody', byId(root, 'checks-table'));
+      checks.sort((a, b) => statusRank(a.status) - statusRank(b.status) || byName(a.node, b.node) || byName(a.name, b.name));
+      byId(root, 'checks-summary').replaceChildren(...STATUS_ORDER
+        .map(s => [s, checks.filter(c => statusRank(c.status) === statusRank(s)).length])
+        .filter(([, n]) => n > 0)
+        .map(([s, n]) => el('span', { class: STATUS_BADGE[s], testid: 'checks-count', data: { status: s } }, `${n} ${s}`)));
+      if (checks.length === 0) return emptyRow(tbody, 5, 'No check has run yet.');
+      tbody.replaceChildren(...checks.map(c => el('tr', { testid: 'check-row', data: { node: c.node, name: c.name } },
+        el('td', { testid: 'check-node' }, c.node),
+        el('td', { testid: 'check-name' }, c.name),
+        el('td', { testid: 'check-status' }, statusBadge(c.status)),
+        el('td', { class: 'output', testid: 'check-output' }, c.output || ''),
+        el('td', { class: 'nowrap', title: formatTime(c.time), testid: 'check-age' }, formatAge(c.time)))));
+    }
+
+    function showAlerts(alerts) {
+      const tbody = $('tbody', byId(root, 'alerts-table'));
+      if (alerts.length === 0) return emptyRow(tbody, 5, 'No open alerts, and none closed in the last 24 hours.');
+      tbody.replaceChildren(...alerts.map(a => el('tr', {
+        testid: 'alert-row', data: { id: a.id, node: a.node, check: a.check, state: a.closed ? 'closed' : 'open' }, class: a.closed ? 'closed' : '',
+      },
+      el('td', { testid: 'alert-status' }, statusBadge(a.status)),
+      el('td', {},
+        el('span', { testid: 'alert-check' }, el('strong', {}, a.check), ` on ${a.node}`),
+        a.escalated ? el('span', { class: 'badge bad', testid: 'alert-escalated', title: 'notified further up' }, 'escalated') : null,
+        a.flapping ? el('span', { class: 'badge warn', testid: 'alert-flapping', title: 'changing state often' }, 'flapping') : null),
+      el('td', { class: 'nowrap', title: `changed ${formatTime(a.changed)}`, testid: 'alert-opened' }, formatTime(a.opened),
+        el('div', { class: 'muted' }, a.closed ? `closed ${formatTime(a.closed)}` : `open for ${formatAge(a.opened)}`)),
+      el('td', { class: 'output', testid: 'alert-output' }, a.output || ''),
+      el('td', { class: 'actions' }, a.ackedBy
+        ? el('span', { class: 'muted', title: `${a.ackedBy}, ${formatTime(a.ackedAt)}`, testid: 'alert-acked' }, `acknowledged by ${actorName(a.ackedBy)}`)
+        : a.closed ? null
+          : el('button', { type: 'button', class: 'secondary small', testid: 'alert-ack', on: { click: e => busy(e.currentTarget, () => acknowledge(a)) } }, 'Acknowledge')))));
+    }
+
+    // The whole page loads again after an acknowledgement, also when it failed (the alert may
+    // have closed meanwhile): a refresh already under way would show the alerts from before.
+    async function acknowledge(a) {
+      try {
+        await api('POST', `/monitoring/alerts/${seg(a.id)}/ack`);
+        showNotice(`The ${a.check} alert on ${a.node} is acknowledged.`);
+      } finally {
+        if (root.isConnected) await load();
+      }
+    }
+
+    // Refreshing: the next load 10 s after the last ended; none while the tab is hidden or nobody is there.
+    function refreshIn(ms) {
+      clearTimeout(timer);
+      scheduled = true;
+      timer = setTimeout(refresh, ms);
+    }
+
+    async function refresh() {
+      if (!root.isConnected) { stop.abort(); return; }
+      if (document.hidden || Date.now() - lastActivity > MONITORING_IDLE_MS) {
+        scheduled = false;
+        if (!document.hidden) updated.textContent = 'Refreshing paused after 30 minutes without activity; move the pointer or press a key to resume.';
+        return;
+      }
+      try {
+        await load();
+      } catch (e) {
+        if (e.signedOut) return;
+        failed = true;
+        showError(e);
+      }
+      if (root.isConnected) refreshIn(MONITORING_REFRESH_MS); else stop.abort();
+    }
+
+    const wake = () => {
+      lastActivity = Date.now();
+      if (!root.isConnected) stop.abort();
+      else if (!scheduled && !document.hidden) refreshIn(0);
+    };
+    for (const type of ['pointermove', 'pointerdown', 'keydown', 'wheel', 'visibilitychange']) {
+      document.addEventListener(type, wake, { passive: true, signal: stop.signal });
+    }
+    let resizing = 0;
+    window.addEventListener('resize', () => {
+      if (!root.isConnected) { stop.abort(); return; }
+      cancelAnimationFrame(resizing);
+      resizing = requestAnimationFrame(() => { for (const g of graphs) g.draw(); });
+    }, { signal: stop.signal });
+
+    const reload = () => { clearMessages(); updated.textContent = 'Loading…'; refreshIn(0); };
+    nodeSelect.addEventListener('change', () => { state.node = nodeSelect.value; reload(); });
+    rangeSelect.addEventListener('change', () => { state.range = rangeSelect.value; reload(); });
+
+    try {
+      await load();
+    } catch (e) {
+      failed = true;
+      throw e;
+    } finally {
+      if (root.isConnected) refreshIn(MONITORING_REFRESH_MS);
+    }
   }
 
   // ---- Import --------------------------------------------------------------------------
