@@ -235,6 +235,58 @@ public sealed class MonitoringTests(ITestOutputHelper output)
         Assert.False(node.Store.Monitor.FindAlert(id!)!.IsOpen);
     }
 
+    [Fact]
+    public async Task Login_probes_sign_in_as_the_probe_account_and_a_wrong_password_is_critical()
+    {
+        await using var node = await StartAsync(o =>
+        {
+            o.Monitoring.IntervalSeconds = 0;
+            o.Listen.Smtps = 0;
+            o.Monitoring.ProbeAccount = "alice@" + TestNode.Domain;
+            o.Monitoring.ProbePassword = TestNode.Password;
+        });
+        var checks = await node.Host.Monitoring.CheckNowAsync(CancellationToken.None);
+        foreach (var name in new[] { "imap", "imaps", "pop3", "pop3s", "submission", "smtps" })
+        {
+            var check = checks.Single(c => c.Name == name);
+            output.WriteLine(check.Output);
+            Assert.Equal(Appliance.Monitoring.CheckStatus.Ok, check.Status);
+            Assert.Contains($", login as alice@{TestNode.Domain} in ", check.Output);
+        }
+        Assert.DoesNotContain("login", checks.Single(c => c.Name == "smtp").Output); // the MX has no AUTH
+
+        node.Host.Options.Monitoring.ProbePassword = "not the password";
+        checks = await node.Host.Monitoring.CheckNowAsync(CancellationToken.None);
+        var imap = checks.Single(c => c.Name == "imap");
+        Assert.Equal(Appliance.Monitoring.CheckStatus.Critical, imap.Status);
+        Assert.StartsWith("IMAP CRITICAL - port ", imap.Output);
+        Assert.Equal(Appliance.Monitoring.CheckStatus.Critical, checks.Single(c => c.Name == "pop3s").Status);
+    }
+
+    [Fact]
+    public async Task Our_address_on_a_block_list_is_critical()
+    {
+        await using var dns = Appliance.Tests.Relay.TestDns.Start();
+        // RFC 5782: 192.0.2.99 is listed on bl.test (its reversed name has an A record), 192.0.2.1 is not.
+        dns.Add("99.2.0.192.bl.test", "A", "127.0.0.2");
+        await using var node = await StartAsync(o =>
+        {
+            o.Monitoring.IntervalSeconds = 0;
+            o.Dns.Servers = [dns.Server];
+            o.Monitoring.Dnsbl = ["bl.test"];
+            o.Monitoring.PublicAddresses = ["192.0.2.1"];
+        });
+        var clean = (await node.Host.Monitoring.CheckNowAsync(CancellationToken.None)).Single(c => c.Name == "dnsbl");
+        Assert.Equal(Appliance.Monitoring.CheckStatus.Ok, clean.Status);
+        Assert.Equal("DNSBL OK - 1 address(es) on none of 1 list(s)", clean.Output);
+        Assert.Equal(1, dns.QueryCount("1.2.0.192.bl.test", "A"));
+
+        node.Host.Options.Monitoring.PublicAddresses = ["192.0.2.1", "192.0.2.99"];
+        var listed = (await node.Host.Monitoring.CheckNowAsync(CancellationToken.None)).Single(c => c.Name == "dnsbl");
+        Assert.Equal(Appliance.Monitoring.CheckStatus.Critical, listed.Status);
+        Assert.Equal("DNSBL CRITICAL - listed: 192.0.2.99 on bl.test", listed.Output);
+    }
+
     private static async Task<JsonElement> OpenAlertAsync(HttpClient api, string check)
     {
         using var alerts = JsonDocument.Parse(await api.GetStringAsync("api/v1/monitoring/alerts"));
