@@ -35,7 +35,8 @@ public sealed class MonitoringService
         _host = host;
         _options = host.Options.Monitoring;
         _system = new SystemStats(watchedPaths: [host.DataDirectory]);
-        _checks = new NodeChecks(_options, () => host.Endpoints, host.Certificate, host.Options.Dns.Servers);
+        _checks = new NodeChecks(_options, () => host.Endpoints, host.Certificate, host.Options.Dns.Servers,
+            TimeSpan.FromSeconds(host.Options.Security.LoginFailureWindowSeconds));
         Alerter = new Alerter(_options, host.Store, host.Queue, host.Identity.Name, host.Options.Node.Hostname,
             host.Options.Cluster.Enabled ? [host.Identity.Name, host.Options.Cluster.Peer] : [host.Identity.Name]);
     }

@@ -22,9 +22,20 @@ namespace Appliance.Monitoring;
 /// run where the service runs, as NRPE would, so a node that stops reporting is itself the
 /// alert (see <see cref="Alerter"/>).
 /// </summary>
+/// <remarks>
+/// Login probes must not lock their own address out (the login throttle counts every failure
+/// by address, and loopback is where the probes come from): each probe makes one attempt (SASL
+/// PLAIN, no fallback to other mechanisms), one probe signs in at a time, and after the probe
+/// account is refused no probe signs in again for the throttle's window
+/// (<paramref name="loginPause"/>); the checks stay CRITICAL meanwhile and say why.
+/// </remarks>
 public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictionary<string, IPEndPoint>> endpoints, X509Certificate2 certificate,
-    IReadOnlyList<string> dnsServers)
+    IReadOnlyList<string> dnsServers, TimeSpan loginPause)
 {
+    private readonly SemaphoreSlim _loginGate = new(1, 1);
+    private DateTimeOffset _loginPausedUntil;
+    private string _loginRefusal = "";
+
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
     private readonly LookupClient? _dns = dnsServers.Count == 0 || options.Dnsbl.Length == 0 ? null
         : new LookupClient(new LookupClientOptions([.. dnsServers.Select(Relay.MxResolver.ParseServer)])
@@ -118,6 +129,30 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
     private async Task<string> LoginAsync(string name, IPEndPoint ep, CancellationToken ct)
     {
         if (options.ProbeAccount.Length == 0 || name == "smtp") return "";
+        await _loginGate.WaitAsync(ct);
+        try
+        {
+            if (DateTimeOffset.UtcNow < _loginPausedUntil)
+                throw new AuthenticationException($"{_loginRefusal} (login probes paused until {_loginPausedUntil:HH:mm:ss} UTC so that they do not lock their own address out)");
+            try
+            {
+                return await SignInAsync(name, ep, ct);
+            }
+            catch (AuthenticationException ex)
+            {
+                _loginRefusal = $"login as {options.ProbeAccount} refused: {ex.Message}";
+                _loginPausedUntil = DateTimeOffset.UtcNow + loginPause;
+                throw new AuthenticationException(_loginRefusal, ex);
+            }
+        }
+        finally
+        {
+            _loginGate.Release();
+        }
+    }
+
+    private async Task<string> SignInAsync(string name, IPEndPoint ep, CancellationToken ct)
+    {
         var secure = name is "smtps" or "imaps" or "pop3s" ? SecureSocketOptions.SslOnConnect : SecureSocketOptions.StartTlsWhenAvailable;
         MailKit.MailService client = name switch
         {
@@ -129,7 +164,7 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
         {
             client.ServerCertificateValidationCallback = (_, _, _, _) => true;
             await client.ConnectAsync(ep.Address.ToString(), ep.Port, secure, ct);
-            await client.AuthenticateAsync(options.ProbeAccount, options.ProbePassword, ct);
+            await client.AuthenticateAsync(new SaslMechanismPlain(options.ProbeAccount, options.ProbePassword), ct);
             await client.DisconnectAsync(true, ct);
         }
         return $", login as {options.ProbeAccount}";
