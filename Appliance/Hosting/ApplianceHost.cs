@@ -86,6 +86,9 @@ public sealed class ApplianceHost : IAsyncDisposable
                 catch (InvalidOperationException ex) { Log.Warn("clearing floating address {0}: {1}", address, ex.Message); }
             }
         }
+        if (options.Antivirus.Clamd.Trim().Length > 0) Filtering.ClamdClient.Endpoint(options.Antivirus.Clamd.Trim()); // a bad address stops the start
+        if (options.Antivirus.OnError is not ("tempfail" or "accept"))
+            throw new InvalidOperationException($"Antivirus:OnError: '{options.Antivirus.OnError}' is neither tempfail nor accept");
         Identity = LoadIdentity(DataDirectory, options.Node.Name);
         Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
         Throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));

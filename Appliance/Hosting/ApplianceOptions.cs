@@ -20,6 +20,7 @@ public sealed class ApplianceOptions
     public SecurityOptions Security { get; set; } = new();
     public ProvisioningOptions Provisioning { get; set; } = new();
     public MonitoringOptions Monitoring { get; set; } = new();
+    public AntivirusOptions Antivirus { get; set; } = new();
     public Appliance.Cluster.ClusterOptions Cluster { get; set; } = new();
 }
 
@@ -205,4 +206,16 @@ public sealed class MonitoringOptions
     public double FlapLowPercent { get; set; } = 25;
     /// <summary>Networks that may read /metrics without a token (Prometheus on the node); others need a read token.</summary>
     public string[] MetricsNetworks { get; set; } = ["127.0.0.0/8", "::1/128"];
+}
+
+/// <summary>Virus scanning of every message before its 250 (issue 7), by ClamAV's clamd.</summary>
+public sealed class AntivirusOptions
+{
+    /// <summary>"unix:/run/clamav/clamd.ctl" or "host:port" (clamd's TCPSocket); empty = no scanning.</summary>
+    public string Clamd { get; set; } = "";
+    /// <summary>When clamd cannot answer: "tempfail" (451, the sender retries later) or "accept" (delivered unscanned, logged).</summary>
+    public string OnError { get; set; } = "tempfail";
+    public int TimeoutSeconds { get; set; } = 60;
+    /// <summary>Larger messages are not scanned (logged av=skipped); keep it at or under clamd's StreamMaxLength (25 MB by default).</summary>
+    public long MaxScanBytes { get; set; } = 25L * 1024 * 1024;
 }

@@ -30,7 +30,7 @@ namespace Appliance.Monitoring;
 /// (<paramref name="loginPause"/>); the checks stay CRITICAL meanwhile and say why.
 /// </remarks>
 public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictionary<string, IPEndPoint>> endpoints, X509Certificate2 certificate,
-    IReadOnlyList<string> dnsServers, TimeSpan loginPause)
+    IReadOnlyList<string> dnsServers, TimeSpan loginPause, Filtering.ClamdClient? clamd = null)
 {
     private readonly SemaphoreSlim _loginGate = new(1, 1);
     private DateTimeOffset _loginPausedUntil;
@@ -46,6 +46,7 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
     {
         var probes = endpoints().OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => ProbeAsync(e.Key, e.Value, ct)).ToList();
         var dnsbl = DnsblAsync(ct);
+        if (clamd is not null) probes.Add(ClamdAsync(clamd, ct));
         var results = new List<CheckResult>(await Task.WhenAll(probes));
         results.Add(Disk(values));
         results.Add(Queue(values));
@@ -81,6 +82,23 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
         {
             var why = ex is OperationCanceledException ? $"no answer within {options.ProbeTimeoutSeconds} s" : ex.Message.ReplaceLineEndings(" ");
             return new CheckResult(name, CheckStatus.Critical, $"{label} CRITICAL - port {ep.Port}: {why}");
+        }
+    }
+
+    /// <summary>The virus scanner the SMTP services wait on (Antivirus:Clamd): PING must get PONG.</summary>
+    private async Task<CheckResult> ClamdAsync(Filtering.ClamdClient client, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await client.PingAsync(ct);
+            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            return new CheckResult("clamd", CheckStatus.Ok, $"CLAMD OK - PONG from {client.Address} in {seconds * 1000:F0} ms", $"time={seconds.ToString("F6", Inv)}s;;;0");
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            var why = ex is OperationCanceledException ? "no answer" : ex.Message;
+            return new CheckResult("clamd", CheckStatus.Critical, $"CLAMD CRITICAL - {client.Address}: {why} (mail is answered 451 meanwhile, unless Antivirus:OnError is accept)");
         }
     }
 

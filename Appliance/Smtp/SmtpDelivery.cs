@@ -26,6 +26,10 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("smtp");
 
+    /// <summary>Scans a message for viruses before it is accepted; null when there is no scanner.</summary>
+    public Filtering.ClamdClient? Antivirus { get; init; }
+    public Hosting.AntivirusOptions AntivirusOptions { get; init; } = new();
+
     /// <summary>Signs a message about to leave (DKIM), or returns it as it is.</summary>
     public Func<byte[], byte[]> Sign { get; init; } = m => m;
 
@@ -48,9 +52,9 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         }
         if (response.ReplyCode == SmtpReplyCode.Ok && state.User is { } user) limits?.Sent(user.Address, rcpts.Count);
         counters.SmtpReply(role.Name(), (int)response.ReplyCode, response.Message);
-        Log.Info("smtp {0} id={1} from=<{2}> to=<{3}> size={4} result=\"{5} {6}\" ms={7:F1}",
-            state.Describe(context), id, from, string.Join(">,<", rcpts), buffer.Length, (int)response.ReplyCode, response.Message,
-            Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        Log.Info("smtp {0} id={1} from=<{2}> to=<{3}> size={4}{5} result=\"{6} {7}\" ms={8:F1}",
+            state.Describe(context), id, from, string.Join(">,<", rcpts), buffer.Length, state.Verdicts.Count == 0 ? "" : " " + string.Join(' ', state.Verdicts),
+            (int)response.ReplyCode, response.Message, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         return response;
     }
 
@@ -75,6 +79,9 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         // other across servers): refused, as Postfix does past its hop count (RFC 5321 §6.3).
         if (CountReceived(body) >= MaxHops)
             return new SmtpResponse(SmtpReplyCode.TransactionFailed, $"5.4.6 Too many hops ({MaxHops} Received headers): mail loop?");
+
+        // Viruses are refused before anything is stored (ClamAV's clamd, INSTREAM).
+        if (await ScanAsync(state, body, ct) is { } refused) return refused;
 
         var received = Received(context, transaction, id);
         byte[] message;
@@ -126,6 +133,22 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
     }
 
     private const int MaxHops = 50;
+
+    /// <summary>The refusal a scan calls for (554 5.7.1 for a virus, 451 4.7.1 when clamd cannot answer and OnError says tempfail), or null to go on.</summary>
+    private async Task<SmtpResponse?> ScanAsync(SmtpSessionState state, byte[] body, CancellationToken ct)
+    {
+        if (Antivirus is not { } clamd) return null;
+        var verdict = body.Length > AntivirusOptions.MaxScanBytes
+            ? new Filtering.ScanVerdict(Filtering.ScanOutcome.Skipped, $"larger than {AntivirusOptions.MaxScanBytes} bytes")
+            : await clamd.ScanAsync(body, ct);
+        state.Verdicts.Add(verdict.LogField);
+        return verdict.Outcome switch
+        {
+            Filtering.ScanOutcome.Infected => new SmtpResponse(SmtpReplyCode.TransactionFailed, $"5.7.1 Message refused: it contains a virus ({verdict.Detail})"),
+            Filtering.ScanOutcome.Error when AntivirusOptions.OnError != "accept" => new SmtpResponse((SmtpReplyCode)451, "4.7.1 Virus scanner unavailable, try again later"),
+            _ => null,
+        };
+    }
 
     /// <summary>The Received headers of a message's header block.</summary>
     private static int CountReceived(ReadOnlySpan<byte> message)

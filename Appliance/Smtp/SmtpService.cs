@@ -70,7 +70,12 @@ public sealed class SmtpService
         services.Add(new SmtpConnectionLimitsFactory(listenerFactory, smtp.MaxConnectionsPerIp));
         services.Add(new SmtpRecipientFilter(directory, store, role, maxSize, submission ? options.Submission.MaxRecipients : smtp.MaxRecipients,
             submission ? [] : trusted, limits, counters));
-        services.Add(new SmtpDelivery(store, directory, hostname, maxSize, role, queue, limits, counters) { Sign = sign });
+        services.Add(new SmtpDelivery(store, directory, hostname, maxSize, role, queue, limits, counters)
+        {
+            Sign = sign,
+            Antivirus = options.Antivirus.Clamd.Trim() is { Length: > 0 } clamd ? new Filtering.ClamdClient(clamd, TimeSpan.FromSeconds(Math.Max(1, options.Antivirus.TimeoutSeconds))) : null,
+            AntivirusOptions = options.Antivirus,
+        });
         if (submission) services.Add(new SmtpAuthenticator(directory, options.Node.DevMode));
         _server = new SmtpServer.SmtpServer(serverOptions, services);
         _server.SessionCreated += (_, e) =>

@@ -15,6 +15,8 @@ internal sealed class SmtpSessionState
     public Dictionary<string, Appliance.Directory.MailboxRecord> Mailboxes { get; } = [];
     /// <summary>Accepted recipients outside the hosted domains (submission, or a trusted network on the MX): queued.</summary>
     public List<string> Outbound { get; } = [];
+    /// <summary>What the checks of this transaction found (av=clean, …), for its log line.</summary>
+    public List<string> Verdicts { get; } = [];
     /// <summary>The mailbox that authenticated (submission), or null.</summary>
     public Appliance.Directory.MailUser? User { get; set; }
 
@@ -39,5 +41,6 @@ internal sealed class SmtpSessionState
         Recipients = 0;
         Mailboxes.Clear();
         Outbound.Clear();
+        Verdicts.Clear();
     }
 }
