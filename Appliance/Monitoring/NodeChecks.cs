@@ -37,9 +37,7 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
     private string _loginRefusal = "";
 
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
-    private readonly LookupClient? _dns = dnsServers.Count == 0 || options.Dnsbl.Length == 0 ? null
-        : new LookupClient(new LookupClientOptions([.. dnsServers.Select(Relay.MxResolver.ParseServer)])
-        { UseCache = true, Timeout = TimeSpan.FromSeconds(3), Retries = 1, ThrowDnsErrors = false, UseTcpFallback = true });
+    private readonly LookupClient? _dns = dnsServers.Count == 0 || options.Dnsbl.Length == 0 ? null : Relay.MxResolver.Client(dnsServers);
 
     /// <summary>Every check, given this sample's measured values (disk, queue, replication come from them).</summary>
     public async Task<IReadOnlyList<CheckResult>> RunAsync(IReadOnlyList<MetricValue> values, CancellationToken ct)

@@ -28,7 +28,14 @@ public sealed class MxResolver
 {
     private readonly LookupClient _dns;
 
-    public MxResolver(IReadOnlyList<string> servers)
+    public MxResolver(IReadOnlyList<string> servers) => _dns = Client(servers);
+
+    /// <summary>
+    /// The resolver every DNS user of a node shares its settings with: Dns:Servers (else the
+    /// system's), answers cached with their TTLs, 5 s per try and one retry, TCP after a truncated
+    /// answer, failures as answers (not exceptions) so callers tell NXDOMAIN from SERVFAIL.
+    /// </summary>
+    public static LookupClient Client(IReadOnlyList<string> servers)
     {
         var options = servers.Count == 0 ? new LookupClientOptions() : new LookupClientOptions([.. servers.Select(ParseServer)]);
         options.UseCache = true;
@@ -37,7 +44,7 @@ public sealed class MxResolver
         options.ThrowDnsErrors = false;
         options.ContinueOnDnsError = false;
         options.UseTcpFallback = true;
-        _dns = new LookupClient(options);
+        return new LookupClient(options);
     }
 
     /// <summary>"ip" or "ip:port" ("[v6]:port" for IPv6).</summary>

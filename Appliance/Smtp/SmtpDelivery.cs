@@ -30,6 +30,9 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
     public Filtering.ClamdClient? Antivirus { get; init; }
     public Hosting.AntivirusOptions AntivirusOptions { get; init; } = new();
 
+    /// <summary>The resolver sender authentication asks (Dns:Servers); null: SPF is not evaluated.</summary>
+    public DnsClient.ILookupClient? Dns { get; init; }
+
     /// <summary>Signs a message about to leave (DKIM), or returns it as it is.</summary>
     public Func<byte[], byte[]> Sign { get; init; } = m => m;
 
@@ -84,6 +87,14 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         if (await ScanAsync(state, body, ct) is { } refused) return refused;
 
         var received = Received(context, transaction, id);
+        // On the MX, mail from anyone (not a trusted relay) says who checked what, and nobody
+        // else may say it in our name.
+        var judged = role == SmtpRole.Mx && !state.Trusted && Dns is not null;
+        if (judged)
+        {
+            body = Filtering.AuthenticationResults.StripOurs(body, hostname);
+            received = [.. await AuthenticationAsync(context, transaction, state, ct), .. received];
+        }
         byte[] message;
         if (role == SmtpRole.Submission)
         {
@@ -133,6 +144,24 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
     }
 
     private const int MaxHops = 50;
+
+    /// <summary>SPF of the envelope sender's domain (of the HELO name for the null sender), as an Authentication-Results field.</summary>
+    private async Task<byte[]> AuthenticationAsync(ISessionContext context, IMessageTransaction transaction, SmtpSessionState state, CancellationToken ct)
+    {
+        var ip = SmtpSessionState.Remote(context)?.Address ?? System.Net.IPAddress.None;
+        var from = transaction.From.AsAddress();
+        var helo = state.Helo.Trim('[', ']');
+        var (sender, domain, property) = from.Length > 0
+            ? (from, Addresses.DomainOf(from), $"smtp.mailfrom={from}")
+            : ($"postmaster@{helo}", helo, $"smtp.helo={helo}");
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(20)); // RFC 7208 §4.6.4: at least 20 s for the whole evaluation
+        Filtering.Spf.Verdict spf;
+        try { spf = await new Filtering.Spf(Dns!, ip, sender, helo).CheckAsync(domain, deadline.Token); }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested) { spf = new(Filtering.SpfResult.TempError, domain, "SPF evaluation took more than 20 s"); }
+        state.Verdicts.Add("spf=" + spf.Name);
+        return Filtering.AuthenticationResults.Header(hostname, [Filtering.AuthenticationResults.Result("spf", spf.Name, spf.Reason, property)]);
+    }
 
     /// <summary>The refusal a scan calls for (554 5.7.1 for a virus, 451 4.7.1 when clamd cannot answer and OnError says tempfail), or null to go on.</summary>
     private async Task<SmtpResponse?> ScanAsync(SmtpSessionState state, byte[] body, CancellationToken ct)

@@ -54,6 +54,7 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
                 throw Reject(context, (SmtpReplyCode)450, refusal, from, null);
         }
         state.BeginTransaction(size);
+        state.Trusted = role == SmtpRole.Mx && IsTrusted(context);
         return Task.FromResult(true);
     }
 

@@ -75,6 +75,8 @@ public sealed class SmtpService
             Sign = sign,
             Antivirus = options.Antivirus.Clamd.Trim() is { Length: > 0 } clamd ? new Filtering.ClamdClient(clamd, TimeSpan.FromSeconds(Math.Max(1, options.Antivirus.TimeoutSeconds))) : null,
             AntivirusOptions = options.Antivirus,
+            // Sender authentication asks only a resolver the administrator named (DESIGN.md §7: nothing waits on public DNS by default).
+            Dns = options.Dns.Servers.Length > 0 ? MxResolver.Client(options.Dns.Servers) : null,
         });
         if (submission) services.Add(new SmtpAuthenticator(directory, options.Node.DevMode));
         _server = new SmtpServer.SmtpServer(serverOptions, services);

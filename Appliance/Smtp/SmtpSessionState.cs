@@ -15,6 +15,8 @@ internal sealed class SmtpSessionState
     public Dictionary<string, Appliance.Directory.MailboxRecord> Mailboxes { get; } = [];
     /// <summary>Accepted recipients outside the hosted domains (submission, or a trusted network on the MX): queued.</summary>
     public List<string> Outbound { get; } = [];
+    /// <summary>The client is in Relay:TrustedNetworks: its mail is relayed and not judged.</summary>
+    public bool Trusted { get; set; }
     /// <summary>What the checks of this transaction found (av=clean, …), for its log line.</summary>
     public List<string> Verdicts { get; } = [];
     /// <summary>The mailbox that authenticated (submission), or null.</summary>
