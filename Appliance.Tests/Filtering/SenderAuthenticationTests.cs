@@ -6,7 +6,7 @@ namespace Appliance.Tests.Filtering;
 
 /// <summary>
 /// Sender authentication on the MX with a resolver configured (Dns:Servers, here a test DNS):
-/// each message gets an Authentication-Results field (RFC 8601) with its SPF result above our
+/// each message gets an Authentication-Results field (RFC 8601) with its SPF, DKIM and DMARC results above our
 /// Received, a field that claims our name is removed, and a node without a configured
 /// resolver asks nothing and adds nothing.
 /// </summary>
@@ -37,17 +37,22 @@ public sealed class SenderAuthenticationTests
         await using var node = await TestNode.StartAsync(["alice"], o => o.Dns.Servers = [dns.Server]);
 
         var pass = await DeliveredAsync(node, "From: x@good.test\r\nSubject: hi\r\n\r\nbody", "x@good.test");
-        Assert.StartsWith("Return-Path: <x@good.test>\r\nAuthentication-Results: mx.test;\r\n\tspf=pass (good.test: 127.0.0.1 matched ip4:127.0.0.0/8) smtp.mailfrom=x@good.test\r\nReceived: from client.test", pass);
+        Assert.StartsWith("Return-Path: <x@good.test>\r\nAuthentication-Results: mx.test;\r\n" +
+            "\tspf=pass (good.test: 127.0.0.1 matched ip4:127.0.0.0/8) smtp.mailfrom=x@good.test;\r\n" +
+            "\tdkim=none;\r\n" +
+            "\tdmarc=none (good.test publishes no DMARC policy) header.from=good.test\r\n" +
+            "Received: from client.test", pass);
 
         var fail = await DeliveredAsync(node, "From: x@spoofed.test\r\nSubject: hi\r\n\r\nbody", "x@spoofed.test");
-        Assert.Contains("\tspf=fail (spoofed.test: 127.0.0.1 matched -all) smtp.mailfrom=x@spoofed.test\r\n", fail);
+        Assert.Contains("\tspf=fail (spoofed.test: 127.0.0.1 matched -all) smtp.mailfrom=x@spoofed.test;\r\n", fail);
 
         var none = await DeliveredAsync(node, "Subject: hi\r\n\r\nbody", "x@unknown.test");
-        Assert.Contains("\tspf=none (unknown.test publishes no SPF record) smtp.mailfrom=x@unknown.test\r\n", none);
+        Assert.Contains("\tspf=none (unknown.test publishes no SPF record) smtp.mailfrom=x@unknown.test;\r\n", none);
+        Assert.Contains("\tdmarc=none (no From address) header.from=\r\n", none);
 
         // A bounce (null sender) is judged by its HELO name.
         var bounce = await DeliveredAsync(node, "Subject: bounce\r\n\r\nbody", "");
-        Assert.Contains("\tspf=pass (client.test: 127.0.0.1 matched a) smtp.helo=client.test\r\n", bounce);
+        Assert.Contains("\tspf=pass (client.test: 127.0.0.1 matched a) smtp.helo=client.test;\r\n", bounce);
 
         // A field in our name (any case, folded) is dropped; another server's is kept, the body untouched.
         const string forged = "Authentication-Results: MX.TEST;\r\n spf=pass smtp.mailfrom=x@spoofed.test\r\n" +

@@ -21,6 +21,7 @@ public sealed class ApplianceOptions
     public ProvisioningOptions Provisioning { get; set; } = new();
     public MonitoringOptions Monitoring { get; set; } = new();
     public AntivirusOptions Antivirus { get; set; } = new();
+    public DmarcOptions Dmarc { get; set; } = new();
     public Appliance.Cluster.ClusterOptions Cluster { get; set; } = new();
 }
 
@@ -218,4 +219,11 @@ public sealed class AntivirusOptions
     public int TimeoutSeconds { get; set; } = 60;
     /// <summary>Larger messages are not scanned (logged av=skipped); keep it at or under clamd's StreamMaxLength (25 MB by default).</summary>
     public long MaxScanBytes { get; set; } = 25L * 1024 * 1024;
+}
+
+/// <summary>What the MX does with mail that fails DMARC (issue 7); checked only with Dns:Servers set.</summary>
+public sealed class DmarcOptions
+{
+    /// <summary>Apply the author domain's policy: p=reject is refused (550 5.7.1), p=quarantine goes to Junk. False: only recorded.</summary>
+    public bool Enforce { get; set; } = true;
 }

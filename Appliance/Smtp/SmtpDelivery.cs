@@ -30,8 +30,10 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
     public Filtering.ClamdClient? Antivirus { get; init; }
     public Hosting.AntivirusOptions AntivirusOptions { get; init; } = new();
 
-    /// <summary>The resolver sender authentication asks (Dns:Servers); null: SPF is not evaluated.</summary>
-    public DnsClient.ILookupClient? Dns { get; init; }
+    /// <summary>SPF, DKIM and DMARC on the MX (needs Dns:Servers); null: not evaluated.</summary>
+    public Filtering.SenderAuthentication? Authentication { get; init; }
+    /// <summary>Whether a failed DMARC policy is applied (refused or quarantined) or only recorded.</summary>
+    public bool EnforceDmarc { get; init; } = true;
 
     /// <summary>Signs a message about to leave (DKIM), or returns it as it is.</summary>
     public Func<byte[], byte[]> Sign { get; init; } = m => m;
@@ -89,11 +91,18 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         var received = Received(context, transaction, id);
         // On the MX, mail from anyone (not a trusted relay) says who checked what, and nobody
         // else may say it in our name.
-        var judged = role == SmtpRole.Mx && !state.Trusted && Dns is not null;
-        if (judged)
+        var folder = MailStore.Inbox;
+        if (role == SmtpRole.Mx && !state.Trusted && Authentication is { } authentication)
         {
             body = Filtering.AuthenticationResults.StripOurs(body, hostname);
-            received = [.. await AuthenticationAsync(context, transaction, state, ct), .. received];
+            var outcome = await authentication.EvaluateAsync(SmtpSessionState.Remote(context)?.Address ?? System.Net.IPAddress.None,
+                transaction.From.AsAddress(), state.Helo.Trim('[', ']'), body, ct);
+            state.Verdicts.AddRange(outcome.Verdicts);
+            if (EnforceDmarc && outcome.Disposition == Filtering.DmarcDisposition.Reject)
+                return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, $"5.7.1 Message refused: the DMARC policy of {outcome.FromDomain} says reject ({outcome.Explanation})");
+            // Quarantine: the hosted copies go to Junk (RFC 7489 §6.3), where the user still finds them.
+            if (EnforceDmarc && outcome.Disposition == Filtering.DmarcDisposition.Quarantine) folder = "Junk";
+            received = [.. Filtering.AuthenticationResults.Header(hostname, outcome.Results), .. received];
         }
         byte[] message;
         if (role == SmtpRole.Submission)
@@ -121,7 +130,7 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
                     ? new SmtpResponse(SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota")
                     : new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
             }
-            var results = await Task.WhenAll(boxes.Values.Select(b => store.DeliverAsync(b.ToUser(), MailStore.Inbox, local, structure, ct)));
+            var results = await Task.WhenAll(boxes.Values.Select(b => DeliverAsync(b.ToUser(), folder, local, structure, ct)));
             if (results.Any(r => r is null))
                 return new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
         }
@@ -145,22 +154,15 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
 
     private const int MaxHops = 50;
 
-    /// <summary>SPF of the envelope sender's domain (of the HELO name for the null sender), as an Authentication-Results field.</summary>
-    private async Task<byte[]> AuthenticationAsync(ISessionContext context, IMessageTransaction transaction, SmtpSessionState state, CancellationToken ct)
+    /// <summary>Into <paramref name="folder"/>, or INBOX when the user has no such folder (a renamed or deleted Junk).</summary>
+    private async Task<long?> DeliverAsync(MailUser user, string folder, byte[] message, MessageStructure structure, CancellationToken ct)
     {
-        var ip = SmtpSessionState.Remote(context)?.Address ?? System.Net.IPAddress.None;
-        var from = transaction.From.AsAddress();
-        var helo = state.Helo.Trim('[', ']');
-        var (sender, domain, property) = from.Length > 0
-            ? (from, Addresses.DomainOf(from), $"smtp.mailfrom={from}")
-            : ($"postmaster@{helo}", helo, $"smtp.helo={helo}");
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(TimeSpan.FromSeconds(20)); // RFC 7208 §4.6.4: at least 20 s for the whole evaluation
-        Filtering.Spf.Verdict spf;
-        try { spf = await new Filtering.Spf(Dns!, ip, sender, helo).CheckAsync(domain, deadline.Token); }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested) { spf = new(Filtering.SpfResult.TempError, domain, "SPF evaluation took more than 20 s"); }
-        state.Verdicts.Add("spf=" + spf.Name);
-        return Filtering.AuthenticationResults.Header(hostname, [Filtering.AuthenticationResults.Result("spf", spf.Name, spf.Reason, property)]);
+        if (folder != MailStore.Inbox)
+        {
+            try { return await store.DeliverAsync(user, folder, message, structure, ct); }
+            catch (FolderNotFoundException) { }
+        }
+        return await store.DeliverAsync(user, MailStore.Inbox, message, structure, ct);
     }
 
     /// <summary>The refusal a scan calls for (554 5.7.1 for a virus, 451 4.7.1 when clamd cannot answer and OnError says tempfail), or null to go on.</summary>

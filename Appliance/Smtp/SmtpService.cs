@@ -76,7 +76,8 @@ public sealed class SmtpService
             Antivirus = options.Antivirus.Clamd.Trim() is { Length: > 0 } clamd ? new Filtering.ClamdClient(clamd, TimeSpan.FromSeconds(Math.Max(1, options.Antivirus.TimeoutSeconds))) : null,
             AntivirusOptions = options.Antivirus,
             // Sender authentication asks only a resolver the administrator named (DESIGN.md §7: nothing waits on public DNS by default).
-            Dns = options.Dns.Servers.Length > 0 ? MxResolver.Client(options.Dns.Servers) : null,
+            Authentication = options.Dns.Servers.Length > 0 ? new Filtering.SenderAuthentication(MxResolver.Client(options.Dns.Servers), Suffixes.Value) : null,
+            EnforceDmarc = options.Dmarc.Enforce,
         });
         if (submission) services.Add(new SmtpAuthenticator(directory, options.Node.DevMode));
         _server = new SmtpServer.SmtpServer(serverOptions, services);
@@ -94,6 +95,9 @@ public sealed class SmtpService
             else Log.Debug(e.Exception, "smtp session faulted");
         };
     }
+
+    /// <summary>The Public Suffix List, read once per process (DMARC's organizational domains).</summary>
+    private static readonly Lazy<Filtering.PublicSuffixes> Suffixes = new(() => new Filtering.PublicSuffixes());
 
     /// <summary>The endpoints bound, each with whether it is implicit TLS.</summary>
     public IReadOnlyList<(IPEndPoint Endpoint, bool ImplicitTls)> Endpoints

@@ -128,7 +128,7 @@ if $packages; then
   step "packages"
   in_root apt-get update -q
   DEBIAN_FRONTEND=noninteractive in_root apt-get install -y -q --no-install-recommends \
-    systemd systemd-resolved nftables iproute2 iputils-arping iputils-ping fence-agents wireguard-tools ca-certificates
+    systemd systemd-resolved nftables iproute2 iputils-arping iputils-ping fence-agents wireguard-tools ca-certificates publicsuffix
 fi
 
 step "user appliance"
