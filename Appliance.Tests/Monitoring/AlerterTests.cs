@@ -51,6 +51,10 @@ public sealed class AlerterTests : IAsyncLifetime
         return subjects;
     }
 
+    /// <summary>Every notice queued so far has been delivered.</summary>
+    private Task QueueEmptyAsync() =>
+        WaitUntilAsync(() => Task.FromResult(_node.Store.PartitionNames.All(p => _node.Store.Partition(p).QueueSummary().Count == 0)), "the notices delivered");
+
     private IReadOnlyList<AlertRecord> Alerts(string node = "test", string check = "disk") =>
         [.. _node.Store.Monitor.ListAlerts(0).Where(a => a.Node == node && a.Check == check)];
 
@@ -81,12 +85,12 @@ public sealed class AlerterTests : IAsyncLifetime
         Options.ConfirmSamples = 1;
         for (var i = 0; i < 20; i++) await RoundAsync(i % 2 == 0 ? CheckStatus.Critical : CheckStatus.Ok);
         // Told as long as the window is too short to call it flapping (10 results), then quiet.
-        var told = await SubjectsAsync(1);
-        await WaitUntilAsync(() => Task.FromResult(_node.Store.PartitionNames.All(p => _node.Store.Partition(p).QueueSummary().Count == 0)), "the notices delivered");
-        told = await SubjectsAsync();
+        await SubjectsAsync(1);
+        await QueueEmptyAsync();
+        var told = await SubjectsAsync();
         Assert.InRange(told.Count, 2, 10);
         for (var i = 0; i < 20; i++) await RoundAsync(i % 2 == 0 ? CheckStatus.Ok : CheckStatus.Critical);
-        await WaitUntilAsync(() => Task.FromResult(_node.Store.PartitionNames.All(p => _node.Store.Partition(p).QueueSummary().Count == 0)), "anything queued delivered");
+        await QueueEmptyAsync();
         Assert.Equal(told, await SubjectsAsync());
         var open = Assert.Single(Alerts(), a => a.IsOpen);
         Assert.True(open.Flapping);

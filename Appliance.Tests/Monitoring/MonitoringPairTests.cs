@@ -63,7 +63,8 @@ public sealed class MonitoringPairTests
         // node1 records its own samples, node2 sends its own to node1 over the cluster link.
         await pair.WaitForAsync(() => BothNodes.All(n => LastSample(holder, n) > 0), "samples of node1 and node2 in the monitor unit on node1", 30);
         var started = Now();
-        await Task.Delay(TimeSpan.FromSeconds(20)); // a few complete 10 s buckets of each node
+        // A few complete 10 s buckets of each node: waited for in the data, not on the clock.
+        await pair.WaitForAsync(() => BothNodes.All(n => LastSample(holder, n) >= started + 20), "20 s of samples of both nodes", 60);
         var cutoff = Now();
         var seriesAtCutoff = Keys(holder.ListSeries());
         // Every sample taken up to the cutoff is in both copies once each node has a later one there.
@@ -120,7 +121,7 @@ public sealed class MonitoringPairTests
         var replica = pair.Node2.Store.Monitor;
         await pair.WaitForAsync(() => BothNodes.All(n => LastSample(replica, n) > 0), "samples of both nodes in node2's copy", 30);
         var started = Now();
-        await Task.Delay(TimeSpan.FromSeconds(12)); // at least one complete 10 s bucket of each node
+        await pair.WaitForAsync(() => BothNodes.All(n => LastSample(replica, n) >= started + 12), "a complete 10 s bucket of both nodes", 60);
         var mark = Now();
         await pair.WaitForAsync(() => BothNodes.All(n => LastSample(replica, n) > mark), "samples after the mark in node2's copy", 30);
         var end = mark / 10 * 10 - 1;

@@ -53,13 +53,14 @@ public static class ControlClient
     /// </summary>
     public static async Task<int> CheckAsync(string socketPath, string[] args, TextWriter stdout)
     {
-        using var stderr = new StringWriter();
-        var exit = await RunAsync(socketPath, ["check", .. args], TextReader.Null, stdout, stderr);
-        if (exit == 3 && stderr.ToString().Contains("cannot reach the node", StringComparison.Ordinal))
+        using var socket = await ConnectAsync(socketPath);
+        if (socket is null)
         {
-            await stdout.WriteLineAsync($"APPLIANCE CRITICAL - the node is not running ({stderr.ToString().Trim()})");
+            await stdout.WriteLineAsync($"APPLIANCE CRITICAL - the node is not running (no control socket at {socketPath})");
             return 2;
         }
+        using var stderr = new StringWriter();
+        var exit = await ExchangeAsync(socket, ["check", .. args], null, stdout, stderr);
         if (stderr.ToString().Trim() is { Length: > 0 } error)
         {
             await stdout.WriteLineAsync($"APPLIANCE UNKNOWN - {error.ReplaceLineEndings(" ")}");
@@ -72,13 +73,34 @@ public static class ControlClient
     {
         var (ok, input) = await ReadInputAsync(args, stdin, stderr);
         if (!ok) return 2;
-        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try { await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath)); }
-        catch (SocketException)
+        using var socket = await ConnectAsync(socketPath);
+        if (socket is null)
         {
             await stderr.WriteLineAsync($"cannot reach the node: no control socket at {socketPath} (is `appliance run` running with this --data?)");
             return 3;
         }
+        return await ExchangeAsync(socket, args, input, stdout, stderr);
+    }
+
+    /// <summary>A connection to the node's control socket, or null when no node listens there.</summary>
+    private static async Task<Socket?> ConnectAsync(string socketPath)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath));
+            return socket;
+        }
+        catch (SocketException)
+        {
+            socket.Dispose();
+            return null;
+        }
+    }
+
+    /// <summary>Sends one request and relays the node's lines to stdout/stderr; returns its exit code.</summary>
+    private static async Task<int> ExchangeAsync(Socket socket, string[] args, string? input, TextWriter stdout, TextWriter stderr)
+    {
         await using var stream = new NetworkStream(socket, ownsSocket: false);
         var request = JsonSerializer.Serialize(new ControlRequest(args, input), ControlJson.Default.ControlRequest) + "\n";
         await stream.WriteAsync(Encoding.UTF8.GetBytes(request));

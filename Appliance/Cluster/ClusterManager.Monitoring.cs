@@ -7,7 +7,7 @@ public sealed partial class ClusterManager
     private long _fenceEvents;
 
     /// <summary>
-    /// The pair as the collector measures it: whether the peer is up, and per unit its state on
+    /// The pair's gauges as the collector measures them: whether the peer is up, and per unit its state on
     /// this node (<see cref="UnitState"/> as a number), and for a unit active here whether its
     /// replica is in sync and how many journal operations it has not acknowledged yet.
     /// </summary>
@@ -15,7 +15,6 @@ public sealed partial class ClusterManager
     {
         PeerSnapshot(out var alive);
         yield return new("peer_up", alive ? 1 : 0);
-        yield return new("fence_events_total", Interlocked.Read(ref _fenceEvents));
         foreach (var u in _units)
         {
             yield return new(MetricValue.Series("unit_state", ("unit", u.Name)), (int)u.State);
@@ -26,6 +25,9 @@ public sealed partial class ClusterManager
                 sender is null ? 0 : Math.Max(0, u.Partition.LastSeq - sender.AckedSeq));
         }
     }
+
+    /// <summary>Attempts to power the peer off since this node started (a counter).</summary>
+    public long FenceEvents => Interlocked.Read(ref _fenceEvents);
 
     /// <summary>Counts a fencing attempt (confirmed or not) for the monitoring.</summary>
     private void CountFence() => Interlocked.Increment(ref _fenceEvents);

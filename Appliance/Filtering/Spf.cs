@@ -255,9 +255,8 @@ public sealed class Spf(ILookupClient dns, IPAddress ip, string sender, string h
         return validated;
     }
 
-    private static string ReverseName(IPAddress ip) => ip.AddressFamily == AddressFamily.InterNetworkV6
-        ? string.Join('.', Convert.ToHexStringLower(ip.GetAddressBytes()).Reverse()) + ".ip6.arpa"
-        : string.Join('.', ip.GetAddressBytes().Reverse()) + ".in-addr.arpa";
+    private static string ReverseName(IPAddress ip) =>
+        Relay.MxResolver.Reversed(ip) + (ip.AddressFamily == AddressFamily.InterNetworkV6 ? ".ip6.arpa" : ".in-addr.arpa");
 
     private void Count(string domain)
     {

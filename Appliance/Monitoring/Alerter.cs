@@ -27,6 +27,8 @@ public sealed class Alerter(MonitoringOptions options, MailStore store, Outbound
     private const int FlapWindow = 20;
     private readonly Dictionary<(string Node, string Check), Track> _tracks = [];
     private readonly SemaphoreSlim _gate = new(1, 1);
+    /// <summary>When this alerter began: a node never heard from is silent since then.</summary>
+    private readonly long _started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
 
     private sealed class Track
@@ -65,14 +67,14 @@ public sealed class Alerter(MonitoringOptions options, MailStore store, Outbound
                     ? new CheckResult("node", CheckStatus.Critical, last < 0 ? $"NODE CRITICAL - {node} has sent no sample since monitoring started here"
                         : $"NODE CRITICAL - {node} has sent no sample for {silent} s")
                     : new CheckResult("node", CheckStatus.Ok, $"NODE OK - {node} reports");
-                await FeedAsync(node, result, t, t, open, ct);
+                await FeedAsync(node, result, t, t, open);
             }
             var checks = monitor.ListChecks();
             foreach (var check in checks)
             {
                 // A silent node's checks are its last words: the "node" alert speaks for it.
                 if (stale.Contains(check.Node)) continue;
-                await FeedAsync(check.Node, check.Result, check.Time, t, open, ct);
+                await FeedAsync(check.Node, check.Result, check.Time, t, open);
             }
             // A check a reporting node no longer runs (a service or a block list taken out of the
             // configuration) cannot recover: its alert ends here.
@@ -100,9 +102,7 @@ public sealed class Alerter(MonitoringOptions options, MailStore store, Outbound
         }
     }
 
-    private readonly long _started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-
-    private async Task FeedAsync(string node, CheckResult result, long resultTime, long now, Dictionary<(string, string), AlertRecord> open, CancellationToken ct)
+    private async Task FeedAsync(string node, CheckResult result, long resultTime, long now, Dictionary<(string, string), AlertRecord> open)
     {
         var key = (node, result.Name);
         if (!_tracks.TryGetValue(key, out var track))
@@ -156,7 +156,6 @@ public sealed class Alerter(MonitoringOptions options, MailStore store, Outbound
             if (!track.Flapping || kind == "FLAPPINGSTART")
                 await NotifyAsync(kind, changed, changed.Escalated ? [.. options.Contacts, .. options.EscalationContacts] : options.Contacts);
         }
-        _ = ct;
     }
 
     /// <summary>Acknowledges an open alert here (the monitor unit is active here): escalation stops. False when there is no such open alert.</summary>

@@ -164,7 +164,7 @@ public sealed class MonitoringService
         values.Add(new("queue_oldest_seconds", queued == 0 ? 0 : Math.Max(0, (now.ToUnixTimeMilliseconds() - oldest) / 1000.0)));
         values.Add(new("imap_sessions", _host.ImapSessions));
         values.Add(new("pop3_sessions", _host.Pop3Sessions));
-        if (_host.Cluster is { } cluster) values.AddRange(cluster.Figures().Where(f => !f.Name.StartsWith("fence_events_total", StringComparison.Ordinal)));
+        if (_host.Cluster is { } cluster) values.AddRange(cluster.Figures());
         return values;
     }
 
@@ -172,7 +172,7 @@ public sealed class MonitoringService
     {
         var values = _host.Counters.Snapshot().Select(c => new MetricValue(c.Series, c.Value)).ToList();
         values.Add(new("login_failures_total", _host.Throttle.FailuresTotal));
-        if (_host.Cluster is { } cluster) values.AddRange(cluster.Figures().Where(f => f.Name == "fence_events_total"));
+        if (_host.Cluster is { } cluster) values.Add(new("fence_events_total", cluster.FenceEvents));
         // Families that have not happened yet are still there, at 0, so a graph and a counter exist from the start.
         foreach (var role in new[] { "mx", "submission" })
         {

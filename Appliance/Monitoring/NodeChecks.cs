@@ -254,7 +254,7 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
         foreach (var address in options.PublicAddresses)
         {
             if (!IPAddress.TryParse(address.Trim(), out var ip)) { failures.Add($"{address} is not an address"); continue; }
-            var reversed = Reverse(ip);
+            var reversed = Relay.MxResolver.Reversed(ip);
             foreach (var zone in options.Dnsbl)
             {
                 var name = $"{reversed}.{zone.Trim().TrimEnd('.')}";
@@ -273,10 +273,6 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
             : $"{options.PublicAddresses.Length} address(es) on none of {options.Dnsbl.Length} list(s)";
         return new CheckResult("dnsbl", status, $"DNSBL {CheckResult.StatusName(status)} - {text}", $"listed={listed.Count};;1;0");
     }
-
-    internal static string Reverse(IPAddress ip) => ip.AddressFamily == AddressFamily.InterNetworkV6
-        ? string.Join('.', Convert.ToHexStringLower(ip.GetAddressBytes()).Reverse())
-        : string.Join('.', ip.GetAddressBytes().Reverse());
 
     private static CheckStatus Level(double value, double warning, double critical) =>
         value >= critical ? CheckStatus.Critical : value >= warning ? CheckStatus.Warning : CheckStatus.Ok;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text.RegularExpressions;
 
 namespace Appliance.Monitoring;
@@ -12,13 +13,11 @@ namespace Appliance.Monitoring;
 /// </summary>
 public sealed partial class NodeCounters
 {
-    private readonly ConcurrentDictionary<string, StrongBox> _values = new(StringComparer.Ordinal);
-
-    private sealed class StrongBox { public long Value; }
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _values = new(StringComparer.Ordinal);
 
     /// <summary>Adds to a counter; <paramref name="series"/> ends in _total (see <see cref="MetricValue.Series"/>).</summary>
     public void Add(string series, long delta = 1) =>
-        Interlocked.Add(ref _values.GetOrAdd(series, static _ => new StrongBox()).Value, delta);
+        Interlocked.Add(ref _values.GetOrAdd(series, static _ => new StrongBox<long>()).Value, delta);
 
     /// <summary>Every counter and its total, by name.</summary>
     public IReadOnlyList<(string Series, long Value)> Snapshot() =>

@@ -47,6 +47,14 @@ public sealed class MxResolver
         return new LookupClient(options);
     }
 
+    /// <summary>
+    /// An address as DNS reverses it: octets (IPv4) or nibbles (IPv6) last first, "2.0.0.192";
+    /// under in-addr.arpa/ip6.arpa for PTR, under a list's zone for a DNSBL (RFC 5782).
+    /// </summary>
+    public static string Reversed(IPAddress ip) => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+        ? string.Join('.', Convert.ToHexStringLower(ip.GetAddressBytes()).Reverse())
+        : string.Join('.', ip.GetAddressBytes().Reverse());
+
     /// <summary>"ip" or "ip:port" ("[v6]:port" for IPv6).</summary>
     public static NameServer ParseServer(string text) =>
         IPEndPoint.TryParse(text, out var ep)

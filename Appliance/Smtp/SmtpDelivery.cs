@@ -92,7 +92,7 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         // On the MX, mail from anyone (not a trusted relay) says who checked what, and nobody
         // else may say it in our name.
         var folder = MailStore.Inbox;
-        if (role == SmtpRole.Mx && !state.Trusted && Authentication is { } authentication)
+        if (!state.Trusted && Authentication is { } authentication)
         {
             body = Filtering.AuthenticationResults.StripOurs(body, hostname);
             var outcome = await authentication.EvaluateAsync(SmtpSessionState.Remote(context)?.Address ?? System.Net.IPAddress.None,

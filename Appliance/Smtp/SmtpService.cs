@@ -76,7 +76,8 @@ public sealed class SmtpService
             Antivirus = options.Antivirus.Clamd.Trim() is { Length: > 0 } clamd ? new Filtering.ClamdClient(clamd, TimeSpan.FromSeconds(Math.Max(1, options.Antivirus.TimeoutSeconds))) : null,
             AntivirusOptions = options.Antivirus,
             // Sender authentication asks only a resolver the administrator named (DESIGN.md §7: nothing waits on public DNS by default).
-            Authentication = options.Dns.Servers.Length > 0 ? new Filtering.SenderAuthentication(MxResolver.Client(options.Dns.Servers), Suffixes.Value) : null,
+            Authentication = role == SmtpRole.Mx && options.Dns.Servers.Length > 0
+                ? new Filtering.SenderAuthentication(MxResolver.Client(options.Dns.Servers), Suffixes.Value) : null,
             EnforceDmarc = options.Dmarc.Enforce,
         });
         if (submission) services.Add(new SmtpAuthenticator(directory, options.Node.DevMode));
