@@ -32,7 +32,24 @@ public static class AuthenticationResults
     /// authserv-id is <paramref name="authservId"/> (continuation lines included); the same
     /// array when there is none.
     /// </summary>
-    public static byte[] StripOurs(byte[] message, string authservId)
+    public static byte[] StripOurs(byte[] message, string authservId) => HeaderFields.Remove(message, (name, value) =>
+    {
+        if (!name.Equals("Authentication-Results", StringComparison.OrdinalIgnoreCase)) return false;
+        var id = value.TrimStart(' ', '\t', '\r', '\n');
+        var stop = id.IndexOfAny([';', ' ', '\t', '\r', '\n']);
+        return (stop < 0 ? id : id[..stop]).Equals(authservId, StringComparison.OrdinalIgnoreCase);
+    });
+}
+
+/// <summary>Edits of a message's header block that leave every other byte as it was.</summary>
+public static class HeaderFields
+{
+    /// <summary>
+    /// The message without the fields of its header block that <paramref name="remove"/> picks
+    /// (given the name and the raw value, continuation lines included); the same array when
+    /// none is picked.
+    /// </summary>
+    public static byte[] Remove(byte[] message, Func<string, string, bool> remove)
     {
         var ranges = new List<(int Start, int End)>();
         var pos = 0;
@@ -50,12 +67,7 @@ public static class AuthenticationResults
             }
             var field = Encoding.Latin1.GetString(message, pos, fieldEnd - pos);
             var colon = field.IndexOf(':');
-            if (colon > 0 && field[..colon].Trim().Equals("Authentication-Results", StringComparison.OrdinalIgnoreCase))
-            {
-                var id = field[(colon + 1)..].TrimStart(' ', '\t', '\r', '\n');
-                var stop = id.IndexOfAny([';', ' ', '\t', '\r', '\n']);
-                if ((stop < 0 ? id : id[..stop]).Equals(authservId, StringComparison.OrdinalIgnoreCase)) ranges.Add((pos, fieldEnd));
-            }
+            if (colon > 0 && remove(field[..colon].Trim(), field[(colon + 1)..])) ranges.Add((pos, fieldEnd));
             pos = fieldEnd;
         }
         if (ranges.Count == 0) return message;
@@ -69,4 +81,8 @@ public static class AuthenticationResults
         kept.AddRange(message.AsSpan(from));
         return [.. kept];
     }
+
+    /// <summary>The message without any field named one of <paramref name="names"/>.</summary>
+    public static byte[] Remove(byte[] message, IReadOnlyCollection<string> names) =>
+        Remove(message, (name, _) => names.Contains(name, StringComparer.OrdinalIgnoreCase));
 }

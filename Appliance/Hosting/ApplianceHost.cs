@@ -27,6 +27,8 @@ public sealed class ApplianceHost : IAsyncDisposable
 
     public ApplianceOptions Options { get; }
     public string DataDirectory { get; }
+    /// <summary>The MX's spam defences (issue 7).</summary>
+    public Filtering.SpamFilter Spam { get; }
     public NodeIdentity Identity { get; }
     public X509Certificate2 Certificate { get; }
     public MailDirectory Directory { get; }
@@ -89,6 +91,7 @@ public sealed class ApplianceHost : IAsyncDisposable
         if (options.Antivirus.Clamd.Trim().Length > 0) Filtering.ClamdClient.Endpoint(options.Antivirus.Clamd.Trim()); // a bad address stops the start
         if (options.Antivirus.OnError is not ("tempfail" or "accept"))
             throw new InvalidOperationException($"Antivirus:OnError: '{options.Antivirus.OnError}' is neither tempfail nor accept");
+        Spam = new Filtering.SpamFilter(options.Spam, options.Dns.Servers, DataDirectory); // bad lists or thresholds stop the start
         Identity = LoadIdentity(DataDirectory, options.Node.Name);
         Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
         Throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
@@ -152,7 +155,7 @@ public sealed class ApplianceHost : IAsyncDisposable
 
         if (Options.Listen.Smtp >= 0)
         {
-            var mx = SmtpService.Mx(new IPEndPoint(address, Options.Listen.Smtp), Certificate, hostname, Options, Directory, Store, Queue, sign, Counters);
+            var mx = SmtpService.Mx(new IPEndPoint(address, Options.Listen.Smtp), Certificate, hostname, Options, Directory, Store, Queue, sign, Counters, Spam);
             await mx.StartAsync(ct);
             _endpoints["smtp"] = mx.Endpoints[0].Endpoint;
             _stops.Add(mx.StopAsync);

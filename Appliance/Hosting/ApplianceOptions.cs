@@ -22,6 +22,7 @@ public sealed class ApplianceOptions
     public MonitoringOptions Monitoring { get; set; } = new();
     public AntivirusOptions Antivirus { get; set; } = new();
     public DmarcOptions Dmarc { get; set; } = new();
+    public SpamOptions Spam { get; set; } = new();
     public Appliance.Cluster.ClusterOptions Cluster { get; set; } = new();
 }
 
@@ -226,4 +227,36 @@ public sealed class DmarcOptions
 {
     /// <summary>Apply the author domain's policy: p=reject is refused (550 5.7.1), p=quarantine goes to Junk. False: only recorded.</summary>
     public bool Enforce { get; set; } = true;
+}
+
+/// <summary>The MX's spam defences (issue 7, docs/operations.md "Inbound protection: spam"); none applies to trusted networks.</summary>
+public sealed class SpamOptions
+{
+    /// <summary>Score at or above which a message goes to the recipient's Junk folder.</summary>
+    public double JunkScore { get; set; } = 5;
+    /// <summary>Score at or above which a message is refused (550 5.7.1); its per-user part (the Bayes filter) is left out, since one reply serves every recipient.</summary>
+    public double RejectScore { get; set; } = 15;
+    /// <summary>DNS block lists for the client's address (with Dns:Servers): "zone" refuses a listed client, "zone=weight" adds the weight to the score.</summary>
+    public string[] Dnsbl { get; set; } = [];
+    /// <summary>DNS allow lists: "zone" (weight −5) or "zone=weight"; a listed client is not greylisted.</summary>
+    public string[] Dnswl { get; set; } = [];
+    /// <summary>Senders never treated as spam: "user@domain", "@domain" or "domain" (and its subdomains).</summary>
+    public string[] AllowSenders { get; set; } = [];
+    /// <summary>Senders refused (550 5.7.1), in the same forms.</summary>
+    public string[] BlockSenders { get; set; } = [];
+    /// <summary>Spam messages a user must have filed in Junk before their filter judges new mail.</summary>
+    public int BayesMinSpam { get; set; } = 10;
+    public GreylistOptions Greylist { get; set; } = new();
+}
+
+/// <summary>Greylisting of first-time (client network, sender, recipient) triplets on the MX.</summary>
+public sealed class GreylistOptions
+{
+    public bool Enabled { get; set; }
+    /// <summary>A retry is accepted this long after the first attempt.</summary>
+    public int DelaySeconds { get; set; } = 300;
+    /// <summary>A retry later than this starts again.</summary>
+    public int RetryWindowHours { get; set; } = 24;
+    /// <summary>Passed triplets and client networks are let through this long after their last message.</summary>
+    public double AllowDays { get; set; } = 36;
 }

@@ -254,17 +254,11 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
         foreach (var address in options.PublicAddresses)
         {
             if (!IPAddress.TryParse(address.Trim(), out var ip)) { failures.Add($"{address} is not an address"); continue; }
-            var reversed = Relay.MxResolver.Reversed(ip);
             foreach (var zone in options.Dnsbl)
             {
-                var name = $"{reversed}.{zone.Trim().TrimEnd('.')}";
-                try
-                {
-                    var answer = await _dns.QueryAsync(name, QueryType.A, QueryClass.IN, ct);
-                    if (answer.HasError && answer.Header.ResponseCode != DnsHeaderResponseCode.NotExistentDomain) failures.Add($"{zone}: {answer.ErrorMessage}");
-                    else if (answer.Answers.ARecords().Any()) listed.Add($"{ip} on {zone}");
-                }
-                catch (DnsResponseException ex) { failures.Add($"{zone}: {ex.Message}"); }
+                var (isListed, detail) = await new Filtering.DnsList(zone.Trim().TrimEnd('.'), null).LookupAsync(_dns, ip, ct);
+                if (isListed is null) failures.Add($"{zone}: {detail}");
+                else if (isListed == true) listed.Add($"{ip} on {zone}");
             }
         }
         var status = listed.Count > 0 ? CheckStatus.Critical : failures.Count > 0 ? CheckStatus.Unknown : CheckStatus.Ok;

@@ -35,6 +35,9 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
     /// <summary>Whether a failed DMARC policy is applied (refused or quarantined) or only recorded.</summary>
     public bool EnforceDmarc { get; init; } = true;
 
+    /// <summary>The MX's spam scoring (block/allow lists, Bayes, thresholds); null: none.</summary>
+    public Filtering.SpamFilter? Spam { get; init; }
+
     /// <summary>Signs a message about to leave (DKIM), or returns it as it is.</summary>
     public Func<byte[], byte[]> Sign { get; init; } = m => m;
 
@@ -104,6 +107,23 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
             if (EnforceDmarc && outcome.Disposition == Filtering.DmarcDisposition.Quarantine) folder = "Junk";
             received = [.. Filtering.AuthenticationResults.Header(hostname, outcome.Results), .. received];
         }
+        // Spam: what holds for every recipient first (refused at RejectScore), each one's own
+        // filter at delivery.
+        var spamTests = new List<Filtering.SpamTest>();
+        var scored = !state.Trusted && Spam is not null;
+        if (scored)
+        {
+            body = Filtering.HeaderFields.Remove(body, Filtering.SpamFilter.OurFields);
+            if (Spam!.IsAllowedSender(transaction.From.AsAddress())) spamTests.Add(Filtering.SpamFilter.AllowedSender);
+            spamTests.AddRange(Filtering.SpamFilter.Tests(state.Lists ?? Filtering.DnsListVerdict.None));
+            var score = spamTests.Sum(t => t.Score);
+            if (score >= Spam.RejectScore)
+            {
+                state.Verdicts.Add(FormattableString.Invariant($"spam={score:0.0}(refused)"));
+                return new SmtpResponse(SmtpReplyCode.MailboxUnavailable,
+                    FormattableString.Invariant($"5.7.1 Message refused as spam (score {score:0.0}, {string.Join(',', spamTests.Select(t => t.Name))})"));
+            }
+        }
         byte[] message;
         if (role == SmtpRole.Submission)
         {
@@ -120,17 +140,15 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
 
         if (boxes.Count > 0)
         {
-            byte[] local = [.. ReturnPath(transaction), .. message];
-            MessageStructure structure;
-            using (var ms = new MemoryStream(local, writable: false)) structure = MessageStructure.Parse(ms);
-            var full = boxes.Values.Where(b => b.QuotaBytes > 0 && store.UsedBytes(b.ToUser()) + local.Length > b.QuotaBytes).ToList();
+            var copies = LocalCopies(transaction, state, boxes.Values, message, body, folder, scored ? spamTests : null);
+            var full = copies.Where(d => d.Box.QuotaBytes > 0 && store.UsedBytes(d.Box.ToUser()) + d.Bytes.Length > d.Box.QuotaBytes).ToList();
             if (full.Count > 0)
             {
-                return full.Count == boxes.Count && state.Outbound.Count == 0 && full.All(b => local.Length > b.QuotaBytes)
+                return full.Count == boxes.Count && state.Outbound.Count == 0 && full.All(d => d.Bytes.Length > d.Box.QuotaBytes)
                     ? new SmtpResponse(SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota")
                     : new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
             }
-            var results = await Task.WhenAll(boxes.Values.Select(b => DeliverAsync(b.ToUser(), folder, local, structure, ct)));
+            var results = await Task.WhenAll(copies.Select(d => DeliverAsync(d.Box.ToUser(), d.Folder, d.Bytes, d.Structure, ct)));
             if (results.Any(r => r is null))
                 return new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
         }
@@ -153,6 +171,53 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
     }
 
     private const int MaxHops = 50;
+
+    /// <summary>One hosted recipient's copy: its bytes (Return-Path, its spam fields, the message), parsed structure and folder.</summary>
+    private sealed record LocalCopy(MailboxRecord Box, byte[] Bytes, MessageStructure Structure, string Folder);
+
+    /// <summary>
+    /// The copies for the hosted recipients. With spam scoring, each recipient's own Bayes
+    /// filter adds its part to <paramref name="spamTests"/>; at JunkScore their copy goes to
+    /// Junk, and each copy carries its X-Spam fields. Copies with the same bytes share one parse.
+    /// </summary>
+    private List<LocalCopy> LocalCopies(IMessageTransaction transaction, SmtpSessionState state, IEnumerable<MailboxRecord> boxes, byte[] message, byte[] body,
+        string folder, List<Filtering.SpamTest>? spamTests)
+    {
+        var returnPath = ReturnPath(transaction);
+        var parsed = new Dictionary<string, (byte[] Bytes, MessageStructure Structure)>();
+        long[]? tokens = null;
+        var copies = new List<LocalCopy>();
+        var many = boxes.Skip(1).Any();
+        foreach (var box in boxes)
+        {
+            var header = Array.Empty<byte>();
+            var boxFolder = folder;
+            if (spamTests is not null)
+            {
+                var tests = new List<Filtering.SpamTest>(spamTests);
+                if (!tests.Contains(Filtering.SpamFilter.AllowedSender))
+                {
+                    tokens ??= Filtering.Bayes.Tokenize(body);
+                    if (store.SpamProbability(box.ToUser(), tokens, Spam!.BayesMinSpam) is { } p) tests.Add(Filtering.SpamFilter.BayesTest(p));
+                }
+                var score = tests.Sum(t => t.Score);
+                var junk = folder == "Junk" || score >= Spam!.JunkScore;
+                if (junk) boxFolder = "Junk";
+                // Nothing judged (no list, no trained filter): nothing to say, the message stays as sent.
+                if (tests.Count > 0) header = Spam!.Header(tests, junk);
+                state.Verdicts.Add(FormattableString.Invariant($"spam{(many ? "[" + box.Address + "]" : "")}={score:0.0}{(junk ? "(junk)" : "")}"));
+            }
+            var key = Convert.ToBase64String(header);
+            if (!parsed.TryGetValue(key, out var copy))
+            {
+                byte[] bytes = [.. returnPath, .. header, .. message];
+                using var ms = new MemoryStream(bytes, writable: false);
+                copy = parsed[key] = (bytes, MessageStructure.Parse(ms));
+            }
+            copies.Add(new LocalCopy(box, copy.Bytes, copy.Structure, boxFolder));
+        }
+        return copies;
+    }
 
     /// <summary>Into <paramref name="folder"/>, or INBOX when the user has no such folder (a renamed or deleted Junk).</summary>
     private async Task<long?> DeliverAsync(MailUser user, string folder, byte[] message, MessageStructure structure, CancellationToken ct)

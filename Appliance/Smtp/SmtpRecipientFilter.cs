@@ -33,9 +33,11 @@ internal static class SmtpRoles
 /// outside has its outside targets queued (SmtpSessionState.Outbound), whoever sends.
 /// On submission the envelope sender must be the user's own address or an alias that delivers
 /// to them (RFC 6409 §6.1), and the per-user hourly limits apply.
+/// On the MX, for clients outside the trusted networks, the spam defences that need no message
+/// (Filtering/SpamFilter.cs): blocked senders at MAIL, DNS block lists and greylisting at RCPT.
 /// </summary>
 internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore store, SmtpRole role, long maxMessageSize, int maxRecipients,
-    IReadOnlyList<IPNetwork> trustedNetworks, SubmissionLimits? limits, Monitoring.NodeCounters counters) : IMailboxFilter
+    IReadOnlyList<IPNetwork> trustedNetworks, SubmissionLimits? limits, Monitoring.NodeCounters counters, Filtering.SpamFilter? spam = null) : IMailboxFilter
 {
     private static readonly NLog.Logger Log = NLog.LogManager.GetLogger("smtp");
 
@@ -55,10 +57,12 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
         }
         state.BeginTransaction(size);
         state.Trusted = role == SmtpRole.Mx && IsTrusted(context);
+        if (spam is not null && !state.Trusted && spam.IsBlockedSender(from.AsAddress()))
+            throw Reject(context, SmtpReplyCode.MailboxUnavailable, $"5.7.1 Sender <{from.AsAddress()}> is blocked here", from, null);
         return Task.FromResult(true);
     }
 
-    public Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
+    public async Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
     {
         var state = SmtpSessionState.Of(context);
         var address = to.AsAddress();
@@ -67,7 +71,12 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
         var host = to.Host ?? "";
         if (host.Length > 0 && !host.StartsWith('[') && directory.DomainExists(host.ToLowerInvariant()))
         {
-            AcceptHosted(context, state, address, from);
+            var (boxes, forwards) = CheckHosted(context, state, address, from);
+            if (spam is not null && !state.Trusted) await SpamChecksAsync(context, state, address, from, cancellationToken);
+            foreach (var box in boxes) state.Mailboxes.TryAdd(box.Address, box);
+            // An alias that forwards outside (set by the administrator): those copies are queued.
+            foreach (var forward in forwards)
+                if (!state.Outbound.Contains(forward, StringComparer.OrdinalIgnoreCase)) state.Outbound.Add(forward);
         }
         else if (role == SmtpRole.Submission || IsTrusted(context))
         {
@@ -85,10 +94,29 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
             throw Reject(context, (SmtpReplyCode)450, refusal, from, address);
         }
         state.Recipients++;
-        return Task.FromResult(true);
+        return true;
     }
 
-    private void AcceptHosted(ISessionContext context, SmtpSessionState state, string address, IMailbox from)
+    /// <summary>
+    /// Refuses a client on a DNS block list that refuses (554 5.7.1, looked up once per
+    /// session) and defers a first-time triplet (450 4.7.1, greylisting), unless the sender
+    /// is allowed or the client is on a DNS allow list.
+    /// </summary>
+    private async Task SpamChecksAsync(ISessionContext context, SmtpSessionState state, string address, IMailbox from, CancellationToken ct)
+    {
+        if (SmtpSessionState.Remote(context)?.Address is not { } ip) return;
+        state.Lists ??= await spam!.ListsAsync(ip, ct);
+        if (state.Lists.Refusing is { } list)
+            throw Reject(context, SmtpReplyCode.TransactionFailed, $"5.7.1 Service unavailable; client [{ip}] blocked using {list.Zone}", from, address);
+        if (spam!.Greylist is not { } greylist || state.Lists.Allowed.Count > 0 || spam.IsAllowedSender(from.AsAddress())) return;
+        var decision = greylist.Check(ip, from.AsAddress(), address);
+        if (!state.Verdicts.Contains(decision.Verdict)) state.Verdicts.Add(decision.Verdict);
+        if (!decision.Pass)
+            throw Reject(context, (SmtpReplyCode)450, $"4.7.1 Greylisted: this server is new to us, please try again in {Math.Max(decision.RetryAfterSeconds, 1)} seconds", from, address);
+    }
+
+    /// <summary>The mailboxes and outside forwards a hosted recipient resolves to, once it passes every check.</summary>
+    private (IReadOnlyCollection<MailboxRecord> Boxes, IReadOnlyCollection<string> Forwards) CheckHosted(ISessionContext context, SmtpSessionState state, string address, IMailbox from)
     {
         var route = directory.Route(address);
         var boxes = route.Mailboxes;
@@ -109,10 +137,7 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
             if (box.QuotaBytes > 0 && store.UsedBytes(box.ToUser()) + Math.Max(state.DeclaredSize, 0) > box.QuotaBytes)
                 throw Reject(context, SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full", from, address);
         }
-        foreach (var box in boxes) state.Mailboxes.TryAdd(box.Address, box);
-        // An alias that forwards outside (set by the administrator): those copies are queued.
-        foreach (var forward in route.Forwards)
-            if (!state.Outbound.Contains(forward, StringComparer.OrdinalIgnoreCase)) state.Outbound.Add(forward);
+        return (boxes, route.Forwards);
     }
 
     private bool IsTrusted(ISessionContext context)

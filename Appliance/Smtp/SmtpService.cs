@@ -28,8 +28,8 @@ public sealed class SmtpService
 
     /// <summary>The MX: mail for the hosted domains from anyone (and for elsewhere from Relay:TrustedNetworks).</summary>
     public static SmtpService Mx(IPEndPoint endpoint, X509Certificate2 certificate, string hostname, ApplianceOptions options,
-        MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign, NodeCounters counters) =>
-        new(SmtpRole.Mx, [(endpoint, false)], certificate, hostname, options, directory, store, queue, sign, counters);
+        MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign, NodeCounters counters, Filtering.SpamFilter? spam = null) =>
+        new(SmtpRole.Mx, [(endpoint, false)], certificate, hostname, options, directory, store, queue, sign, counters, spam);
 
     /// <summary>Submission on the given endpoints (implicit TLS where the flag says so).</summary>
     public static SmtpService Submission(IReadOnlyList<(IPEndPoint Endpoint, bool ImplicitTls)> endpoints, X509Certificate2 certificate, string hostname,
@@ -37,7 +37,8 @@ public sealed class SmtpService
         new(SmtpRole.Submission, endpoints, certificate, hostname, options, directory, store, queue, sign, counters);
 
     private SmtpService(SmtpRole role, IReadOnlyList<(IPEndPoint Endpoint, bool ImplicitTls)> endpoints, X509Certificate2 certificate, string hostname,
-        ApplianceOptions options, MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign, NodeCounters counters)
+        ApplianceOptions options, MailDirectory directory, MailStore store, OutboundQueue? queue, Func<byte[], byte[]> sign, NodeCounters counters,
+        Filtering.SpamFilter? spam = null)
     {
         var smtp = options.Smtp;
         var submission = role == SmtpRole.Submission;
@@ -69,7 +70,7 @@ public sealed class SmtpService
         var services = new ServiceProvider();
         services.Add(new SmtpConnectionLimitsFactory(listenerFactory, smtp.MaxConnectionsPerIp));
         services.Add(new SmtpRecipientFilter(directory, store, role, maxSize, submission ? options.Submission.MaxRecipients : smtp.MaxRecipients,
-            submission ? [] : trusted, limits, counters));
+            submission ? [] : trusted, limits, counters, spam));
         services.Add(new SmtpDelivery(store, directory, hostname, maxSize, role, queue, limits, counters)
         {
             Sign = sign,
@@ -79,6 +80,7 @@ public sealed class SmtpService
             Authentication = role == SmtpRole.Mx && options.Dns.Servers.Length > 0
                 ? new Filtering.SenderAuthentication(MxResolver.Client(options.Dns.Servers), Suffixes.Value) : null,
             EnforceDmarc = options.Dmarc.Enforce,
+            Spam = spam,
         });
         if (submission) services.Add(new SmtpAuthenticator(directory, options.Node.DevMode));
         _server = new SmtpServer.SmtpServer(serverOptions, services);

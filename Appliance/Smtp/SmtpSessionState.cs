@@ -19,6 +19,8 @@ internal sealed class SmtpSessionState
     public bool Trusted { get; set; }
     /// <summary>What the checks of this transaction found (av=clean, …), for its log line.</summary>
     public List<string> Verdicts { get; } = [];
+    /// <summary>The client's DNS list listings, looked up at the first hosted RCPT of the session (null before).</summary>
+    public Filtering.DnsListVerdict? Lists { get; set; }
     /// <summary>The mailbox that authenticated (submission), or null.</summary>
     public Appliance.Directory.MailUser? User { get; set; }
 

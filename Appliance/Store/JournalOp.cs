@@ -31,6 +31,7 @@ public abstract record JournalOp
         JournalOpType.QueueRemove => new QueueRemoveOp(r.ReadString()),
         JournalOpType.Metrics => MetricsOp.ReadBody(r),
         JournalOpType.Alert => AlertOp.ReadBody(r),
+        JournalOpType.Bayes => BayesOp.ReadBody(r),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
     /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
@@ -111,6 +112,7 @@ public enum JournalOpType : byte
     QueueRemove = 15,
     Metrics = 16,
     Alert = 17,
+    Bayes = 19,
 }
 
 /// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
@@ -381,6 +383,25 @@ public sealed record AlertOp(Monitoring.AlertRecord Alert) : JournalOp
 
     internal static AlertOp ReadBody(BinaryReader r) => new(new Monitoring.AlertRecord(r.ReadString(), r.ReadString(), r.ReadString(), (Monitoring.CheckStatus)r.ReadByte(),
         r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadBoolean()));
+}
+
+/// <summary>
+/// A user trained their spam filter with one message (issue 7): moved into Junk (spam) or out
+/// of it (ham). Carries the message's key (a hash of its bytes) and its token hashes; applying
+/// it counts the tokens for the class and, when the message had been learned as the other
+/// class, takes them off that one first. Learning a message twice as the same class changes
+/// nothing, so the op can be applied again, or on a replica, with the same outcome.
+/// </summary>
+public sealed record BayesOp(string Account, string Message, bool Spam, long[] Tokens) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Bayes;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write(Account); w.Write(Message); w.Write(Spam);
+        WriteLongs(w, Tokens);
+    }
+
+    internal static BayesOp ReadBody(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadBoolean(), ReadLongs(r));
 }
 
 /// <summary>An op with its place in the partition's history.</summary>

@@ -113,6 +113,7 @@ public sealed partial class MailStore
             Changes.Publish(user.Address, target);
             if (move) Changes.Publish(user.Address, folder);
         }
+        if (result is { TargetUids.Length: > 0 }) await TrainOnCopyAsync(user, folder, target, result.TargetUids, ct);
         return result;
     }
 

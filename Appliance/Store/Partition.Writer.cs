@@ -347,6 +347,9 @@ public sealed partial class Partition
                 case MetricsOp or AlertOp:
                     ApplyMonitoring(op);
                     break;
+                case BayesOp b:
+                    ApplyBayes(b);
+                    break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));
                     c.Execute(
@@ -358,6 +361,9 @@ public sealed partial class Partition
                         DELETE FROM folders WHERE account = @Account;
                         DELETE FROM subscriptions WHERE account = @Account;
                         DELETE FROM accounts WHERE account = @Account;
+                        DELETE FROM bayes_tokens WHERE account = @Account;
+                        DELETE FROM bayes_seen WHERE account = @Account;
+                        DELETE FROM bayes_totals WHERE account = @Account;
                         """, new { d.Account }, tx);
                     break;
                 default:

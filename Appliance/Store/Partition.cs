@@ -376,6 +376,10 @@ public sealed partial class Partition : IAsyncDisposable
             var data = c.ExecuteScalar<byte[]>("SELECT data FROM outbound_data WHERE id = @Id", new { q.Id });
             sb.Append($"queued {q.Id} {q.Created} <{q.Sender}> {q.Size} held={q.Held} attempts={q.Attempts} next={q.NextAttempt} {q.Recipients} {Convert.ToHexStringLower(SHA256.HashData(data ?? []))}\n");
         }
+        foreach (var b in await c.QueryAsync<TextRow>(
+            "SELECT 0 AS Uid, t.account || ' ' || t.spam || ' ' || t.ham || ' ' || (SELECT count(*) || ' ' || sum(spam) || ' ' || sum(ham) FROM bayes_tokens k WHERE k.account = t.account) || ' ' || " +
+            "(SELECT group_concat(message || ':' || spam, ',') FROM (SELECT message, spam FROM bayes_seen s WHERE s.account = t.account ORDER BY message)) AS Text FROM bayes_totals t ORDER BY t.account"))
+            sb.Append("bayes ").Append(b.Text).Append('\n');
         var folders = await c.QueryAsync<FolderRow>("SELECT " + FolderRow.Columns + " FROM folders ORDER BY account, name");
         foreach (var f in folders)
         {
