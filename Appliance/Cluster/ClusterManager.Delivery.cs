@@ -12,7 +12,7 @@ namespace Appliance.Cluster;
 /// </summary>
 public sealed partial class ClusterManager : IRemoteDelivery
 {
-    private enum DeliveryStatus : byte { Delivered = 0, OverQuota = 1, Unavailable = 2 }
+    private enum DeliveryStatus : byte { Delivered = 0, OverQuota = 1, Unavailable = 2, NoSuchFolder = 3 }
 
     public bool Serves(string partition)
     {
@@ -20,7 +20,7 @@ public sealed partial class ClusterManager : IRemoteDelivery
         return alive && peer?.Unit(MailStore.UnitName(partition)) is { State: UnitState.Active };
     }
 
-    public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, CancellationToken ct)
+    public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, DeliveryState state, CancellationToken ct)
     {
         // Connected: from here a failure is not retried on another link (the peer may have stored it).
         await using var stream = await ConnectToPeerAsync(FrameType.Deliver, $"partition {user.Partition}: internal delivery", ct);
@@ -30,6 +30,10 @@ public sealed partial class ClusterManager : IRemoteDelivery
         {
             WriteUser(w, user); w.Write(folder);
             w.Write(data.Length); w.Write(data.Span);
+            // Added with Sieve (imap4flags, fileinto :create); a peer of the version before reads no further.
+            w.Write((int)state.Flags); w.Write(state.Keywords.Length);
+            foreach (var k in state.Keywords) w.Write(k);
+            w.Write(state.CreateFolder);
         }), timeout.Token);
         var reply = await ClusterWire.ReadFrameAsync(stream, timeout.Token) ?? throw new IOException($"{_options.Peer} closed the connection before confirming the delivery");
         using var r = ClusterWire.Reader(reply.Payload);
@@ -40,6 +44,7 @@ public sealed partial class ClusterManager : IRemoteDelivery
         {
             DeliveryStatus.Delivered => uid,
             DeliveryStatus.OverQuota => null,
+            DeliveryStatus.NoSuchFolder => throw new FolderNotFoundException(folder),
             _ => throw new UnitUnavailableException($"{_options.Peer} could not store the message: {detail}"),
         };
     }
@@ -81,11 +86,21 @@ public sealed partial class ClusterManager : IRemoteDelivery
         MailUser user;
         string folder;
         byte[] data;
+        var state = DeliveryState.Plain;
         using (var r = ClusterWire.Reader(frame.Payload))
         {
             user = ReadUser(r);
             folder = r.ReadString();
             data = r.ReadBytes(r.ReadInt32());
+            if (r.BaseStream.Position < r.BaseStream.Length)
+            {
+                var flags = (MessageFlags)r.ReadInt32();
+                var n = r.ReadInt32();
+                if (n is < 0 or > 1000) throw new InvalidDataException("bad keyword count");
+                var keywords = new string[n];
+                for (var i = 0; i < n; i++) keywords[i] = r.ReadString();
+                state = new DeliveryState(flags, keywords, r.ReadBoolean());
+            }
         }
         (DeliveryStatus Status, long Uid, string Detail) result;
         try
@@ -96,9 +111,13 @@ public sealed partial class ClusterManager : IRemoteDelivery
                 MessageStructure structure;
                 using (var ms = new MemoryStream(data, writable: false)) structure = MessageStructure.Parse(ms);
                 if (BeforeDelivery is { } before) await before(user);
-                var uid = await _store.DeliverAsync(user, folder, data, structure, timeout.Token);
+                var uid = await _store.DeliverAsync(user, folder, data, structure, state, timeout.Token);
                 result = uid is { } u ? (DeliveryStatus.Delivered, u, "") : (DeliveryStatus.OverQuota, 0, "over quota");
             }
+        }
+        catch (FolderNotFoundException ex)
+        {
+            result = (DeliveryStatus.NoSuchFolder, 0, ex.Message);
         }
         catch (Exception ex) when (ex is IOException or UnitUnavailableException or KeyNotFoundException or InvalidOperationException)
         {

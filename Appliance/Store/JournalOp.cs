@@ -32,6 +32,7 @@ public abstract record JournalOp
         JournalOpType.Metrics => MetricsOp.ReadBody(r),
         JournalOpType.Alert => AlertOp.ReadBody(r),
         JournalOpType.Bayes => BayesOp.ReadBody(r),
+        JournalOpType.Vacation => new VacationOp(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt64()),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
     /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
@@ -113,6 +114,7 @@ public enum JournalOpType : byte
     Metrics = 16,
     Alert = 17,
     Bayes = 19,
+    Vacation = 20,
 }
 
 /// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
@@ -402,6 +404,20 @@ public sealed record BayesOp(string Account, string Message, bool Spam, long[] T
     }
 
     internal static BayesOp ReadBody(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadBoolean(), ReadLongs(r));
+}
+
+/// <summary>
+/// A vacation reply went to <see cref="Sender"/> at <see cref="Time"/> (unix seconds): no other
+/// reply of the same handle goes to them before <see cref="Until"/> (RFC 5230 §4.1 :days).
+/// Applying it also forgets the account's replies whose period ended by <see cref="Time"/>.
+/// </summary>
+public sealed record VacationOp(string Account, string Handle, string Sender, long Time, long Until) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Vacation;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write(Account); w.Write(Handle); w.Write(Sender); w.Write(Time); w.Write(Until);
+    }
 }
 
 /// <summary>An op with its place in the partition's history.</summary>

@@ -175,14 +175,30 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
     public long UsedBytes(MailUser user) => For(user).UsedBytes(user.Address);
 
     /// <summary>Delivers into a folder; null when over quota.</summary>
-    public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, MessageStructure structure, CancellationToken ct)
+    public Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, MessageStructure structure, CancellationToken ct) =>
+        DeliverAsync(user, folder, data, structure, DeliveryState.Plain, ct);
+
+    /// <summary>
+    /// Delivers into a folder with initial flags and keywords (a Sieve script's imap4flags), the
+    /// folder created first when <see cref="DeliveryState.CreateFolder"/> says so (fileinto
+    /// :create); null when over quota. Throws <see cref="FolderNotFoundException"/> for another
+    /// missing folder than INBOX.
+    /// </summary>
+    public async Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, MessageStructure structure, DeliveryState state, CancellationToken ct)
     {
         folder = FolderName(folder);
         if (!IsServedHere(user) && Remote is { } remote && remote.Serves(user.Partition))
-            return await remote.DeliverAsync(user, folder, data, ct);
-        var uid = await For(user).AppendAsync(user.Address, folder, data, structure, DateTimeOffset.UtcNow, MessageFlags.None, user.QuotaBytes, ct);
-        if (uid is not null) Changes.Publish(user.Address, folder);
-        return uid;
+            return await remote.DeliverAsync(user, folder, data, state, ct);
+        var p = For(user);
+        if (state.CreateFolder && folder != Inbox && await p.GetFolderAsync(user.Address, folder, ct) is null)
+        {
+            try { await CreateFolderAsync(user, folder, null, ct); }
+            catch (FolderExistsException) { } // created meanwhile
+        }
+        var result = await p.AppendAsync(user.Address, folder, [new NewMessage(data, structure, DateTimeOffset.UtcNow, state.Flags, state.Keywords)], user.QuotaBytes, ct);
+        if (result is null) return null;
+        Changes.Publish(user.Address, folder);
+        return result.Uids[0];
     }
 
     /// <summary>A new mailbox: INBOX and the special-use <see cref="DefaultFolders"/>, all subscribed.</summary>

@@ -164,5 +164,11 @@ public interface IRemoteDelivery
     /// <summary>Whether the partition is active on the other node right now.</summary>
     bool Serves(string partition);
     /// <summary>Delivers there, durable on both nodes when it returns; the UID, or null when over quota.</summary>
-    Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, CancellationToken ct);
+    Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, DeliveryState state, CancellationToken ct);
+}
+
+/// <summary>How a delivered message starts out: its flags and keywords, and whether its folder is created when missing.</summary>
+public sealed record DeliveryState(MessageFlags Flags, string[] Keywords, bool CreateFolder)
+{
+    public static readonly DeliveryState Plain = new(MessageFlags.None, [], false);
 }

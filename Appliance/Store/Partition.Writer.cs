@@ -350,6 +350,11 @@ public sealed partial class Partition
                 case BayesOp b:
                     ApplyBayes(b);
                     break;
+                case VacationOp v:
+                    c.Execute("DELETE FROM vacation_sent WHERE account = @Account AND until <= @Time", new { v.Account, v.Time }, tx);
+                    c.Execute("INSERT OR REPLACE INTO vacation_sent(account, handle, sender, until) VALUES (@Account, @Handle, @Sender, @Until)",
+                        new { v.Account, v.Handle, v.Sender, v.Until }, tx);
+                    break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));
                     c.Execute(
@@ -364,6 +369,7 @@ public sealed partial class Partition
                         DELETE FROM bayes_tokens WHERE account = @Account;
                         DELETE FROM bayes_seen WHERE account = @Account;
                         DELETE FROM bayes_totals WHERE account = @Account;
+                        DELETE FROM vacation_sent WHERE account = @Account;
                         """, new { d.Account }, tx);
                     break;
                 default:

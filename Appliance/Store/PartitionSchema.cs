@@ -118,6 +118,7 @@ internal static class PartitionSchema
             acked_at INTEGER NOT NULL,
             escalated INTEGER NOT NULL,
             flapping INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS vacation_sent(account TEXT NOT NULL, handle TEXT NOT NULL, sender TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY(account, handle, sender)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS bayes_totals(account TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS bayes_tokens(account TEXT NOT NULL, token INTEGER NOT NULL, spam INTEGER NOT NULL, ham INTEGER NOT NULL, PRIMARY KEY(account, token)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS bayes_seen(account TEXT NOT NULL, message TEXT NOT NULL, spam INTEGER NOT NULL, PRIMARY KEY(account, message)) WITHOUT ROWID;
