@@ -61,20 +61,17 @@ public sealed class ArcVerification(ILookupClient dns)
                 return new ArcOutcome("pass", $"i={sets.Count} sealed by {string.Join(", ", sets.Select(s => s.Domain).Distinct())}") { Sets = sets };
         }
 
+        // A sealer that found the chain broken says so (cv=fail, RFC 8617 §5.1.2): nothing older counts.
+        var broken = message.Headers.Where(h => h.Id == HeaderId.ArcSeal).Select(h => SenderAuthentication.Tags(h.Value))
+            .FirstOrDefault(t => t.GetValueOrDefault("cv") == "fail");
+        if (broken is not null) return new ArcOutcome("fail", $"the sealer of i={broken.GetValueOrDefault("i", "?")} found the chain broken (cv=fail)");
         if (locator.LastFailure is { } key) return new ArcOutcome("fail", key.Why) { Temporary = key.Temporary };
-        if (result.Seals is null)
-        {
-            // The sets themselves were refused before any signature was checked (§5.1.1).
-            var broken = message.Headers.Where(h => h.Id == HeaderId.ArcSeal)
-                .Select(h => SenderAuthentication.Tags(h.Value))
-                .FirstOrDefault(t => t.GetValueOrDefault("cv") == "fail");
-            return new ArcOutcome("fail", broken is null ? "the ARC sets are incomplete or malformed"
-                : $"the sealer of i={broken.GetValueOrDefault("i", "?")} found the chain broken (cv=fail)");
-        }
+        // The sets themselves were refused before any signature was checked (§5.1.1).
+        if (result.Seals is null) return new ArcOutcome("fail", $"the ARC sets are incomplete or malformed ({result.ChainErrors})");
         if (result.MessageSignature is { Signature: ArcSignatureValidationResult.Fail } ams)
-            return new ArcOutcome("fail", $"the newest ARC-Message-Signature ({Tag(ams.Header, "i")}, d={Tag(ams.Header, "d")}) does not verify: the message changed after it was sealed");
+            return new ArcOutcome("fail", $"the newest ARC-Message-Signature (i={Tag(ams.Header, "i")}, d={Tag(ams.Header, "d")}) does not verify: the message changed after it was sealed");
         var seal = result.Seals.Select((s, i) => (s, i)).LastOrDefault(x => x.s?.Signature == ArcSignatureValidationResult.Fail);
-        return new ArcOutcome("fail", seal.s is null ? "the chain does not verify"
+        return new ArcOutcome("fail", seal.s is null ? $"the chain does not verify ({result.ChainErrors})"
             : $"ARC-Seal i={seal.i + 1} (d={Tag(seal.s.Header, "d")}) does not verify");
     }
 
