@@ -2,7 +2,6 @@ using System.Net;
 using DnsClient;
 using MimeKit;
 using MimeKit.Cryptography;
-using Org.BouncyCastle.Crypto;
 
 namespace Appliance.Filtering;
 
@@ -172,34 +171,5 @@ public sealed class SenderAuthentication(ILookupClient dns, PublicSuffixes suffi
             tags.TryAdd(name, text);
         }
         return tags;
-    }
-
-    /// <summary>A DKIM key that cannot be had: temporary (DNS failure) or for good (no record, revoked, malformed).</summary>
-    private sealed class KeyUnavailableException(string message, bool temporary) : Exception(message)
-    {
-        public bool Temporary { get; } = temporary;
-    }
-
-    /// <summary>The public key of a selector from its TXT record at SELECTOR._domainkey.DOMAIN (RFC 6376 §3.6.2).</summary>
-    private sealed class DnsKeyLocator(ILookupClient dns) : DkimPublicKeyLocatorBase
-    {
-        public override AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
-            LocatePublicKeyAsync(methods, domain, selector, cancellationToken).GetAwaiter().GetResult();
-
-        public override async Task<AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken cancellationToken = default)
-        {
-            var name = $"{selector}._domainkey.{domain}";
-            var answer = await dns.QueryAsync(name, QueryType.TXT, QueryClass.IN, cancellationToken);
-            if (answer.Header.ResponseCode is not (DnsHeaderResponseCode.NoError or DnsHeaderResponseCode.NotExistentDomain))
-                throw new KeyUnavailableException($"DNS TXT {name}: {answer.Header.ResponseCode}", temporary: true);
-            var record = answer.Answers.TxtRecords().Select(t => string.Concat(t.Text)).FirstOrDefault()
-                ?? throw new KeyUnavailableException($"no key at {name}", temporary: false);
-            if (Tags(record).TryGetValue("p", out var p) && p.Length == 0) throw new KeyUnavailableException($"the key at {name} is revoked", temporary: false);
-            try { return GetPublicKey(record); }
-            catch (Exception ex) when (ex is FormatException or ParseException or ArgumentException or InvalidOperationException)
-            {
-                throw new KeyUnavailableException($"the key at {name} cannot be read: {ex.Message}", temporary: false);
-            }
-        }
     }
 }
