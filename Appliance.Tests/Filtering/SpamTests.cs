@@ -13,7 +13,7 @@ namespace Appliance.Tests.Filtering;
 /// lists): a user's Bayes filter trained by moving spam into Junk, DNS block and allow lists,
 /// sender allow and block lists, the score fields and the two thresholds.
 /// </summary>
-public sealed class SpamTests
+public sealed class SpamTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string Alice = "alice@" + TestNode.Domain;
     private const string Bob = "bob@" + TestNode.Domain;
@@ -225,6 +225,30 @@ public sealed class SpamTests
         Assert.Contains("Spam:Dnsbl/Dnswl: \"bl.test=lots\": the weight after '=' is not a number", bad.Message);
         bad = await Assert.ThrowsAsync<InvalidOperationException>(() => TestNode.StartAsync([], o => { o.Spam.JunkScore = 10; o.Spam.RejectScore = 8; }));
         Assert.Contains("Spam:JunkScore (10) must be lower than Spam:RejectScore (8)", bad.Message);
+    }
+
+    [Fact]
+    public async Task Rspamd_scores_each_message_and_its_reject_is_obeyed()
+    {
+        if (!HostTool.Available(Rspamd.Path, output)) return;
+        await using var rspamd = await Rspamd.StartAsync();
+        await using var node = await TestNode.StartAsync(["alice"], o => o.Spam.Rspamd = rspamd.Url.ToString());
+        var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => SendAsync(node, Mailkit.Text("x@remote.example", Alice, "offer", "Buy now " + Rspamd.SpamToken)));
+        Assert.Equal(550, (int)refused.StatusCode);
+        Assert.StartsWith("5.7.1 ", refused.Message);
+
+        // 7 points from rspamd is over our Junk threshold of 5.
+        await SendAsync(node, Mailkit.Text("x@remote.example", Alice, "hmm " + Rspamd.SuspectToken, "maybe"));
+        var junk = Assert.Single(await FolderAsync(node, "Junk"));
+        Assert.Matches(@"X-Spam-Status: Yes, score=(\d\.\d) required=5\.0\r\n\ttests=RSPAMD=\1\r\n", junk);
+        await SendAsync(node, Ham());
+        var inbox = Assert.Single(await FolderAsync(node, "INBOX"));
+        Assert.Matches(@"X-Spam-Status: No, score=(\d\.\d) required=5\.0\r\n\ttests=RSPAMD=\1\r\n", inbox);
+
+        // rspamd gone: mail goes on without its opinion.
+        await rspamd.StopAsync();
+        await SendAsync(node, Ham());
+        Assert.Equal(2, (await FolderAsync(node, "INBOX")).Count);
     }
 
     [Fact]

@@ -18,6 +18,14 @@ public enum DmarcDisposition { None, Quarantine, Reject }
 public sealed class SenderAuthentication(ILookupClient dns, PublicSuffixes suffixes)
 {
     private const int MaxSignatures = 5;
+    private readonly ArcVerification _arc = new(dns);
+
+    /// <summary>
+    /// ARC sealers (d= of an ARC-Seal) trusted to have checked DMARC at the first hop (mailing
+    /// lists, forwarders one knows): when their valid chain says dmarc=pass there, a DMARC failure
+    /// here (the list changed the message) is not enforced (RFC 8617 §7.2, RFC 7489 §6.7 local policy).
+    /// </summary>
+    public IReadOnlyCollection<string> TrustedArcSealers { get; init; } = [];
 
     /// <summary>The results, as the header's method=result entries and the log line's fields, and what DMARC asks for.</summary>
     public sealed record Outcome(IReadOnlyList<string> Results, IReadOnlyList<string> Verdicts, DmarcDisposition Disposition, string FromDomain, string Explanation);
@@ -44,6 +52,9 @@ public sealed class SenderAuthentication(ILookupClient dns, PublicSuffixes suffi
             results.Add(AuthenticationResults.Result("dkim", d.Result, d.Reason, $"header.d={d.Domain} header.s={d.Selector}"));
             verdicts.Add($"dkim={d.Result}({d.Domain})");
         }
+        var arc = await _arc.VerifyAsync(parsed, ct);
+        results.Add(arc.AuthenticationResult);
+        verdicts.Add(arc.LogField);
 
         var fromDomains = parsed.From.Mailboxes.Select(m => m.Domain.TrimEnd('.').ToLowerInvariant()).Distinct().ToList();
         if (fromDomains.Count != 1 || fromDomains[0].Length == 0)
@@ -56,6 +67,14 @@ public sealed class SenderAuthentication(ILookupClient dns, PublicSuffixes suffi
         var from = fromDomains[0];
         var (dmarc, disposition, explanation) = await DmarcAsync(from, spf.Result == SpfResult.Pass ? spfDomain : null,
             dkim.Where(d => d.Result == "pass").Select(d => d.Domain).ToList(), ct);
+        if (disposition != DmarcDisposition.None && arc is { Result: "pass", OldestDmarc: "pass" }
+            && arc.Sets.FirstOrDefault(s => TrustedArcSealers.Contains(s.Domain, StringComparer.OrdinalIgnoreCase)) is { } sealer)
+        {
+            explanation += $"; not applied: {sealer.Domain}, a trusted ARC sealer, saw dmarc=pass at the first hop";
+            verdicts.Add($"dmarc={dmarc}(arc-override:{sealer.Domain})");
+            results.Add(AuthenticationResults.Result("dmarc", dmarc, explanation, "header.from=" + from));
+            return new Outcome(results, verdicts, DmarcDisposition.None, from, explanation);
+        }
         results.Add(AuthenticationResults.Result("dmarc", dmarc, explanation, "header.from=" + from));
         verdicts.Add($"dmarc={dmarc}" + (disposition == DmarcDisposition.None ? "" : $"({disposition.ToString().ToLowerInvariant()})"));
         return new Outcome(results, verdicts, disposition, from, explanation);

@@ -11,8 +11,10 @@ namespace Appliance.Filtering;
 //   Dns:Servers, answers cached with their TTLs by the shared resolver); a block list without a
 //   weight refuses (554 5.7.1), as Postfix's reject_rbl_client does.
 // - RCPT of a hosted recipient: greylisting (skipped for allowed senders and DNSWL-listed clients).
-// - DATA: the score is the sum of weighted tests (DNS lists, rspamd when configured, the
-//   sender allow list at −100). At RejectScore the message is refused for everyone; then each
+// - DATA: the score is the sum of weighted tests (DNS lists, rspamd's score when configured,
+//   the sender allow list at −100). rspamd's own "reject" and "soft reject" actions are obeyed
+//   (550 / 451), as its milter would have Postfix do; when it cannot answer, mail goes on
+//   without its opinion (logged rspamd=error). At RejectScore the message is refused for everyone; then each
 //   recipient's own Bayes filter adds its part, and at JunkScore that recipient's copy goes to
 //   Junk. Each copy says its score in X-Spam-Score / X-Spam-Status (SpamAssassin's fields, which
 //   clients and Sieve scripts know), and X-Spam-Flag: YES when it went to Junk. Fields of these
@@ -43,7 +45,17 @@ public sealed class SpamFilter
         // Like every DNS user here, only a resolver the administrator named (DESIGN.md §7).
         if (dnsServers.Count > 0 && Block.Count + Allow.Count > 0) _dns = Relay.MxResolver.Client(dnsServers);
         if (options.Greylist.Enabled) Greylist = new Greylist(Path.Combine(dataDirectory, "greylist.db"), options.Greylist);
+        if (options.Rspamd.Trim() is { Length: > 0 } url)
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                throw new InvalidOperationException($"Spam:Rspamd: '{url}' is not an http(s) URL");
+            Rspamd = new RspamdClient(uri, TimeSpan.FromSeconds(Math.Max(1, options.RspamdTimeoutSeconds)),
+                options.RspamdPassword.Length > 0 ? options.RspamdPassword : null);
+        }
     }
+
+    /// <summary>rspamd, asked about every message when Spam:Rspamd is set.</summary>
+    public RspamdClient? Rspamd { get; }
 
     public IReadOnlyList<DnsList> Block { get; }
     public IReadOnlyList<DnsList> Allow { get; }

@@ -227,6 +227,8 @@ public sealed class DmarcOptions
 {
     /// <summary>Apply the author domain's policy: p=reject is refused (550 5.7.1), p=quarantine goes to Junk. False: only recorded.</summary>
     public bool Enforce { get; set; } = true;
+    /// <summary>ARC sealers (mailing lists, forwarders) whose valid chain saying dmarc=pass at the first hop excuses a DMARC failure here.</summary>
+    public string[] TrustedArcSealers { get; set; } = [];
 }
 
 /// <summary>The MX's spam defences (issue 7, docs/operations.md "Inbound protection: spam"); none applies to trusted networks.</summary>
@@ -246,6 +248,10 @@ public sealed class SpamOptions
     public string[] BlockSenders { get; set; } = [];
     /// <summary>Spam messages a user must have filed in Junk before their filter judges new mail.</summary>
     public int BayesMinSpam { get; set; } = 10;
+    /// <summary>rspamd's normal worker ("http://127.0.0.1:11333"), asked about every message; empty = not used. Its score is one of the tests.</summary>
+    public string Rspamd { get; set; } = "";
+    public string RspamdPassword { get; set; } = "";
+    public int RspamdTimeoutSeconds { get; set; } = 20;
     public GreylistOptions Greylist { get; set; } = new();
 }
 

@@ -37,7 +37,8 @@ public sealed class MonitoringService
         _system = new SystemStats(watchedPaths: [host.DataDirectory]);
         _checks = new NodeChecks(_options, () => host.Endpoints, host.Certificate, host.Options.Dns.Servers,
             TimeSpan.FromSeconds(host.Options.Security.LoginFailureWindowSeconds),
-            host.Options.Antivirus.Clamd.Trim() is { Length: > 0 } clamd ? new Filtering.ClamdClient(clamd, TimeSpan.FromSeconds(host.Options.Monitoring.ProbeTimeoutSeconds)) : null);
+            host.Options.Antivirus.Clamd.Trim() is { Length: > 0 } clamd ? new Filtering.ClamdClient(clamd, TimeSpan.FromSeconds(host.Options.Monitoring.ProbeTimeoutSeconds)) : null,
+            host.Spam.Rspamd);
         Alerter = new Alerter(_options, host.Store, host.Queue, host.Identity.Name, host.Options.Node.Hostname,
             host.Options.Cluster.Enabled ? [host.Identity.Name, host.Options.Cluster.Peer] : [host.Identity.Name]);
     }

@@ -30,7 +30,7 @@ namespace Appliance.Monitoring;
 /// (<paramref name="loginPause"/>); the checks stay CRITICAL meanwhile and say why.
 /// </remarks>
 public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictionary<string, IPEndPoint>> endpoints, X509Certificate2 certificate,
-    IReadOnlyList<string> dnsServers, TimeSpan loginPause, Filtering.ClamdClient? clamd = null)
+    IReadOnlyList<string> dnsServers, TimeSpan loginPause, Filtering.ClamdClient? clamd = null, Filtering.RspamdClient? rspamd = null)
 {
     private readonly SemaphoreSlim _loginGate = new(1, 1);
     private DateTimeOffset _loginPausedUntil;
@@ -45,6 +45,7 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
         var probes = endpoints().OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => ProbeAsync(e.Key, e.Value, ct)).ToList();
         var dnsbl = DnsblAsync(ct);
         if (clamd is not null) probes.Add(ClamdAsync(clamd, ct));
+        if (rspamd is not null) probes.Add(RspamdAsync(rspamd, ct));
         var results = new List<CheckResult>(await Task.WhenAll(probes));
         results.Add(Disk(values));
         results.Add(Queue(values));
@@ -81,6 +82,18 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
             var why = ex is OperationCanceledException ? $"no answer within {options.ProbeTimeoutSeconds} s" : ex.Message.ReplaceLineEndings(" ");
             return new CheckResult(name, CheckStatus.Critical, $"{label} CRITICAL - port {ep.Port}: {why}");
         }
+    }
+
+    /// <summary>rspamd (Spam:Rspamd): /ping must answer pong. Mail goes on without its opinion meanwhile, so a WARNING.</summary>
+    private async Task<CheckResult> RspamdAsync(Filtering.RspamdClient client, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        if (await client.PingAsync(ct))
+        {
+            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            return new CheckResult("rspamd", CheckStatus.Ok, $"RSPAMD OK - pong from {client.BaseUrl} in {seconds * 1000:F0} ms", $"time={seconds.ToString("F6", Inv)}s;;;0");
+        }
+        return new CheckResult("rspamd", CheckStatus.Warning, $"RSPAMD WARNING - {client.BaseUrl} does not answer /ping (mail is scored without it meanwhile)");
     }
 
     /// <summary>The virus scanner the SMTP services wait on (Antivirus:Clamd): PING must get PONG.</summary>

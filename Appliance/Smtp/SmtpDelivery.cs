@@ -116,6 +116,17 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
             body = Filtering.HeaderFields.Remove(body, Filtering.SpamFilter.OurFields);
             if (Spam!.IsAllowedSender(transaction.From.AsAddress())) spamTests.Add(Filtering.SpamFilter.AllowedSender);
             spamTests.AddRange(Filtering.SpamFilter.Tests(state.Lists ?? Filtering.DnsListVerdict.None));
+            if (Spam.Rspamd is { } rspamd && !spamTests.Contains(Filtering.SpamFilter.AllowedSender))
+            {
+                var verdict = await rspamd.CheckAsync(body, new Filtering.RspamdRequest(SmtpSessionState.Remote(context)?.Address, state.Helo, transaction.From.AsAddress(),
+                    [.. transaction.To.Select(t => t.AsAddress())]) { QueueId = id, Hostname = hostname }, ct);
+                state.Verdicts.Add(verdict.LogField);
+                if (verdict.Action == Filtering.RspamdAction.Reject)
+                    return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, "5.7.1 " + (verdict.SmtpMessage ?? "Message refused as spam"));
+                if (verdict.Action == Filtering.RspamdAction.SoftReject)
+                    return new SmtpResponse((SmtpReplyCode)451, "4.7.1 " + (verdict.SmtpMessage ?? "Try again later"));
+                if (verdict.Error is null) spamTests.Add(new("RSPAMD", Math.Round(verdict.Score, 1)));
+            }
             var score = spamTests.Sum(t => t.Score);
             if (score >= Spam.RejectScore)
             {
@@ -148,9 +159,26 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
                     ? new SmtpResponse(SmtpReplyCode.SizeLimitExceeded, "5.2.2 Message exceeds the recipient's mailbox quota")
                     : new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
             }
-            var results = await Task.WhenAll(copies.Select(d => DeliverAsync(d.Box.ToUser(), d.Folder, d.Bytes, d.Structure, ct)));
-            if (results.Any(r => r is null))
+            // Each copy under its owner's Sieve script (none: into the folder chosen above).
+            var returnPath = ReturnPath(transaction).Length;
+            var sender = transaction.From.AsAddress();
+            var delivered = await Task.WhenAll(copies.Select(async d =>
+            {
+                var verdicts = new List<string>();
+                var outcome = await Sieve.DeliverAsync(d.Box.ToUser(), sender, state.Addressed.GetValueOrDefault(d.Box.Address) ?? [d.Box.Address],
+                    d.Bytes, returnPath, d.Structure, d.Folder, verdicts, ct);
+                return (Copy: d, Outcome: outcome, Verdicts: verdicts);
+            }));
+            foreach (var (copy, _, verdicts) in delivered)
+                state.Verdicts.AddRange(copies.Count > 1 ? verdicts.Select(v => $"{v}[{copy.Box.Address}]") : verdicts);
+            if (delivered.Any(r => r.Outcome.OverQuota))
                 return new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
+            var rejected = delivered.Where(r => r.Outcome.Rejected is not null).ToList();
+            // A rule's reject (RFC 5429 §2.1): refused in the reply when it is the only recipient,
+            // else the sender is told in a bounce and the others keep their copies.
+            if (rejected.Count == 1 && copies.Count == 1 && state.Outbound.Count == 0)
+                return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, $"5.7.1 {OneLine(rejected[0].Outcome.Rejected!)}");
+            foreach (var r in rejected) await BounceAsync(state, transaction, r.Copy.Box, r.Outcome.Rejected!, message);
         }
         if (state.Outbound.Count > 0)
         {
@@ -219,15 +247,23 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         return copies;
     }
 
-    /// <summary>Into <paramref name="folder"/>, or INBOX when the user has no such folder (a renamed or deleted Junk).</summary>
-    private async Task<long?> DeliverAsync(MailUser user, string folder, byte[] message, MessageStructure structure, CancellationToken ct)
+    /// <summary>Final delivery of each hosted copy, under its owner's Sieve script.</summary>
+    public required Filtering.SieveDelivery Sieve { get; init; }
+
+    private static string OneLine(string text)
     {
-        if (folder != MailStore.Inbox)
-        {
-            try { return await store.DeliverAsync(user, folder, message, structure, ct); }
-            catch (FolderNotFoundException) { }
-        }
-        return await store.DeliverAsync(user, MailStore.Inbox, message, structure, ct);
+        var line = new string([.. text.Select(c => char.IsControl(c) ? ' ' : c)]).Trim();
+        return line.Length > 400 ? line[..400] : line.Length == 0 ? "Message refused by the recipient's filter" : line;
+    }
+
+    /// <summary>Tells the envelope sender that one recipient's filter refused the message (a DSN from the null sender).</summary>
+    private async Task BounceAsync(SmtpSessionState state, IMessageTransaction transaction, MailboxRecord box, string reason, byte[] message)
+    {
+        var sender = transaction.From.AsAddress();
+        if (sender.Length == 0 || queue is null) return; // never to the null sender (RFC 5321 §6.1)
+        var report = DeliveryReports.Build(hostname, null, sender, DateTimeOffset.UtcNow,
+            [new DsnRecipient(box.Address, null, DsnAction.Failed, "5.7.1", null, $"550 5.7.1 {OneLine(reason)}", DateTimeOffset.UtcNow, null)], message, headersOnly: false);
+        await queue.EnqueueAsync(box.Partition, "", "", [new OutboundQueue.Recipient(sender, Notify: "NEVER")], null, null, report);
     }
 
     /// <summary>The refusal a scan calls for (554 5.7.1 for a virus, 451 4.7.1 when clamd cannot answer and OnError says tempfail), or null to go on.</summary>

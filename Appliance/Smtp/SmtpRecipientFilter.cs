@@ -73,7 +73,12 @@ internal sealed class SmtpRecipientFilter(MailDirectory directory, MailStore sto
         {
             var (boxes, forwards) = CheckHosted(context, state, address, from);
             if (spam is not null && !state.Trusted) await SpamChecksAsync(context, state, address, from, cancellationToken);
-            foreach (var box in boxes) state.Mailboxes.TryAdd(box.Address, box);
+            foreach (var box in boxes)
+            {
+                state.Mailboxes.TryAdd(box.Address, box);
+                if (!state.Addressed.TryGetValue(box.Address, out var addressed)) state.Addressed[box.Address] = addressed = [];
+                addressed.Add(address);
+            }
             // An alias that forwards outside (set by the administrator): those copies are queued.
             foreach (var forward in forwards)
                 if (!state.Outbound.Contains(forward, StringComparer.OrdinalIgnoreCase)) state.Outbound.Add(forward);

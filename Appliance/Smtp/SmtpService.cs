@@ -78,9 +78,10 @@ public sealed class SmtpService
             AntivirusOptions = options.Antivirus,
             // Sender authentication asks only a resolver the administrator named (DESIGN.md §7: nothing waits on public DNS by default).
             Authentication = role == SmtpRole.Mx && options.Dns.Servers.Length > 0
-                ? new Filtering.SenderAuthentication(MxResolver.Client(options.Dns.Servers), Suffixes.Value) : null,
+                ? new Filtering.SenderAuthentication(MxResolver.Client(options.Dns.Servers), Suffixes.Value) { TrustedArcSealers = options.Dmarc.TrustedArcSealers } : null,
             EnforceDmarc = options.Dmarc.Enforce,
             Spam = spam,
+            Sieve = new Filtering.SieveDelivery(store, queue, hostname),
         });
         if (submission) services.Add(new SmtpAuthenticator(directory, options.Node.DevMode));
         _server = new SmtpServer.SmtpServer(serverOptions, services);

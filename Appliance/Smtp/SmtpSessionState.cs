@@ -13,6 +13,8 @@ internal sealed class SmtpSessionState
     public int Recipients { get; set; }
     /// <summary>The distinct mailboxes the accepted recipients of this transaction resolved to at RCPT.</summary>
     public Dictionary<string, Appliance.Directory.MailboxRecord> Mailboxes { get; } = [];
+    /// <summary>The RCPT addresses that resolved to each mailbox (its own address, or aliases), by mailbox.</summary>
+    public Dictionary<string, List<string>> Addressed { get; } = new(StringComparer.OrdinalIgnoreCase);
     /// <summary>Accepted recipients outside the hosted domains (submission, or a trusted network on the MX): queued.</summary>
     public List<string> Outbound { get; } = [];
     /// <summary>The client is in Relay:TrustedNetworks: its mail is relayed and not judged.</summary>
@@ -44,6 +46,7 @@ internal sealed class SmtpSessionState
         DeclaredSize = declaredSize;
         Recipients = 0;
         Mailboxes.Clear();
+        Addressed.Clear();
         Outbound.Clear();
         Verdicts.Clear();
     }
