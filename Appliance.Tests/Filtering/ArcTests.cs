@@ -105,6 +105,42 @@ public sealed class ArcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_trusted_sealer_that_saw_dmarc_pass_excuses_a_dmarc_failure_on_the_mx()
+    {
+        _dns.Add("bank.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all");
+        _dns.Add("_dmarc.bank.test", "TXT", "v=DMARC1; p=reject");
+        var message = Mail();
+        message.To.Clear();
+        message.To.Add(MailboxAddress.Parse("alice@" + TestNode.Domain));
+        await List(("dmarc", "pass")).SignAsync(message, Signed);
+        var wire = Appliance.Tests.Smtp.Mailkit.WireBytes(message);
+
+        async Task<string?> SendAsync(string[] trusted)
+        {
+            await using var node = await TestNode.StartAsync(["alice"], o => { o.Dns.Servers = [_dns.Server]; o.Dmarc.TrustedArcSealers = trusted; });
+            using var client = new MailKit.Net.Smtp.SmtpClient();
+            await client.ConnectAsync(node.Smtp.Address.ToString(), node.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
+            try
+            {
+                await client.SendAsync(MimeMessage.Load(new MemoryStream(wire)), MailboxAddress.Parse("bounces@list.test"), [MailboxAddress.Parse("alice@" + TestNode.Domain)]);
+            }
+            catch (MailKit.Net.Smtp.SmtpCommandException ex)
+            {
+                return $"{(int)ex.StatusCode} {ex.Message}";
+            }
+            var stored = Assert.Single(await node.InboxBytesAsync("alice"));
+            return Encoding.UTF8.GetString(stored);
+        }
+
+        // Not trusted: the list's mail from bank.test fails DMARC (SPF of list.test is not aligned, no DKIM) and is refused.
+        Assert.StartsWith("550 5.7.1 Message refused: the DMARC policy of bank.test says reject", await SendAsync([]));
+        // Trusted: delivered, and the Authentication-Results field says why the policy was not applied.
+        var delivered = await SendAsync(["list.test"]);
+        Assert.Contains("\tarc=pass (i=1 sealed by list.test)", delivered);
+        Assert.Contains("; not applied: list.test, a trusted ARC sealer, saw dmarc=pass at the first hop) header.from=bank.test", delivered);
+    }
+
+    [Fact]
     public async Task A_body_changed_after_the_last_seal_fails()
     {
         var message = Mail();

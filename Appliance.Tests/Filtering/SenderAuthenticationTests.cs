@@ -40,6 +40,7 @@ public sealed class SenderAuthenticationTests
         Assert.StartsWith("Return-Path: <x@good.test>\r\nAuthentication-Results: mx.test;\r\n" +
             "\tspf=pass (good.test: 127.0.0.1 matched ip4:127.0.0.0/8) smtp.mailfrom=x@good.test;\r\n" +
             "\tdkim=none;\r\n" +
+            "\tarc=none;\r\n" +
             "\tdmarc=none (good.test publishes no DMARC policy) header.from=good.test\r\n" +
             "Received: from client.test", pass);
 

@@ -46,7 +46,7 @@ public sealed class SieveDelivery(MailStore store, OutboundQueue? queue, string 
             verdicts.Add($"sieve=error({active.Name}: {script.Error})");
             return await StoreAsync(user, folder, copy, structure, [], false, verdicts, ct);
         }
-        var folders = (await store.ListFolderInfosAsync(user, ct)).Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+        var folders = (await store.ListFoldersAsync(user, ct)).Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
         var context = new SieveContext(envelopeFrom, envelopeTo.Count > 0 ? envelopeTo[0] : user.Address, copy)
         {
             UserAddresses = [user.Address, .. envelopeTo.Where(a => !a.Equals(user.Address, StringComparison.OrdinalIgnoreCase))],
