@@ -110,6 +110,11 @@ internal static class SieveCommands
         new("mailboxexists", true, "mailbox", [], List),
     }.ToDictionary(s => s.Name, StringComparer.Ordinal);
 
+    /// <summary>Whether a test or test list may follow the arguments (an unknown name is reported by Validate).</summary>
+    public static bool TakesTests(string name) => !Table.TryGetValue(name, out var sig) || sig.Tests != SieveTestArity.None;
+
+    public static bool NeedsBlock(string name) => Table.TryGetValue(name, out var sig) && sig.Block;
+
     public static readonly string[] Relations = ["gt", "ge", "lt", "le", "eq", "ne"];
 
     public static void Validate(SieveNode node, bool isTest, HashSet<string> required)

@@ -113,7 +113,7 @@ internal sealed class SieveMessage
                 foreach (var child in multipart) Walk(child, types, result);
                 return;
             case MessagePart part:
-                if (Matches(part.ContentType, types) && part.Message is not null) result.Add(part.Message.Headers.ToString() ?? "");
+                if (Matches(part.ContentType, types) && part.Message is not null) result.Add(string.Concat(part.Message.Headers.Select(h => $"{h.Field}: {Unfold(h.Value).Trim()}\r\n")));
                 if (part.Message is not null) Walk(part.Message.Body, types, result);
                 return;
             case TextPart text:

@@ -86,7 +86,9 @@ internal sealed class SieveParser(List<SieveToken> tokens)
             if (_requiresDone || depth > 0) throw new SieveException("\"require\" must come before any other command", node.Line);
         }
         else _requiresDone = true;
-        ParseArguments(node, depth);
+        ParseArguments(node, 0); // tests nest apart from blocks
+        if (SieveCommands.NeedsBlock(node.Name) && !IsPunctuation("{"))
+            throw new SieveException($"\"{node.Name}\" needs a block in braces, found {Peek.Describe()}", Peek.Line);
         if (IsPunctuation("{"))
         {
             var open = Next();
@@ -140,6 +142,7 @@ internal sealed class SieveParser(List<SieveToken> tokens)
             else if (IsPunctuation("[")) node.Arguments.Add(ParseStringList());
             else break;
         }
+        if (!SieveCommands.TakesTests(node.Name)) return;
         if (Peek.Kind == SieveTokenKind.Identifier) node.Tests.Add(ParseTest(depth + 1));
         else if (IsPunctuation("("))
         {
