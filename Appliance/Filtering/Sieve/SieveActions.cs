@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Appliance.Filtering.Sieve;
 
 /// <summary>What a script is run against: the envelope and the message as received.</summary>
@@ -21,6 +23,11 @@ public sealed record KeepAction(IReadOnlyList<string> Flags) : SieveAction
 {
     public bool Equals(KeepAction? other) => other is not null && Flags.SequenceEqual(other.Flags);
     public override int GetHashCode() => Flags.Count;
+    protected override bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append("Flags = [").AppendJoin(", ", Flags).Append(']');
+        return true;
+    }
 }
 
 /// <summary>Deliver to Folder ("/" separates levels); Create: the script allows creating it (RFC 5490).</summary>
@@ -29,6 +36,11 @@ public sealed record FileIntoAction(string Folder, IReadOnlyList<string> Flags, 
     public bool Equals(FileIntoAction? other) =>
         other is not null && Folder == other.Folder && Create == other.Create && Flags.SequenceEqual(other.Flags);
     public override int GetHashCode() => HashCode.Combine(Folder, Create);
+    protected override bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append("Folder = ").Append(Folder).Append(", Flags = [").AppendJoin(", ", Flags).Append("], Create = ").Append(Create);
+        return true;
+    }
 }
 
 /// <summary>Forward the message unchanged to Address.</summary>

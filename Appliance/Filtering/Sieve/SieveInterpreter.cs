@@ -94,40 +94,40 @@ internal sealed class SieveRun(SieveScript script, SieveContext context)
             case "mailboxexists":
                 return Strs(test.Positional[0]).All(m => m.Equals("INBOX", StringComparison.OrdinalIgnoreCase) || context.ExistingFolders.Contains(m));
             case "header":
-            {
-                var values = Strs(test.Positional[0]).Where(SieveCommands.IsFieldName).SelectMany(_message.Headers).ToList();
-                return Match(test, values, Strs(test.Positional[1]));
-            }
-            case "address":
-            {
-                var addresses = Strs(test.Positional[0]).Where(SieveCommands.IsFieldName).SelectMany(_message.Addresses);
-                return Match(test, Parts(test, addresses), Strs(test.Positional[1]));
-            }
-            case "envelope":
-            {
-                var addresses = Strs(test.Positional[0]).Select(p => p.ToLowerInvariant() switch
                 {
-                    "from" => SieveMessage.Split(context.EnvelopeFrom),
-                    "to" => SieveMessage.Split(context.EnvelopeTo),
-                    _ => ((string, string)?)null,
-                }).OfType<(string, string)>();
-                return Match(test, Parts(test, addresses), Strs(test.Positional[1]));
-            }
+                    var values = Strs(test.Positional[0]).Where(SieveCommands.IsFieldName).SelectMany(_message.Headers).ToList();
+                    return Match(test, values, Strs(test.Positional[1]));
+                }
+            case "address":
+                {
+                    var addresses = Strs(test.Positional[0]).Where(SieveCommands.IsFieldName).SelectMany(_message.Addresses);
+                    return Match(test, Parts(test, addresses), Strs(test.Positional[1]));
+                }
+            case "envelope":
+                {
+                    var addresses = Strs(test.Positional[0]).Select(p => p.ToLowerInvariant() switch
+                    {
+                        "from" => SieveMessage.Split(context.EnvelopeFrom),
+                        "to" => SieveMessage.Split(context.EnvelopeTo),
+                        _ => ((string, string)?)null,
+                    }).OfType<(string, string)>();
+                    return Match(test, Parts(test, addresses), Strs(test.Positional[1]));
+                }
             case "body":
-            {
-                var values = test.Has(":raw") ? [_message.RawBody()]
-                    : _message.BodyParts(test.Tag(":content") is { } content ? Strs(content) : ["text"]);
-                return Match(test, values, Strs(test.Positional[0]));
-            }
+                {
+                    var values = test.Has(":raw") ? [_message.RawBody()]
+                        : _message.BodyParts(test.Tag(":content") is { } content ? Strs(content) : ["text"]);
+                    return Match(test, values, Strs(test.Positional[0]));
+                }
             case "string":
                 return Match(test, Strs(test.Positional[0]), Strs(test.Positional[1]), countEmpty: false);
             case "hasflag":
-            {
-                var flags = test.Positional.Count == 2
-                    ? ParseFlags(test.Positional[0].Strings.Select(v => _vars.GetValueOrDefault(v, "")))
-                    : _flags;
-                return Match(test, flags, Strs(test.Positional[^1]));
-            }
+                {
+                    var flags = test.Positional.Count == 2
+                        ? ParseFlags(test.Positional[0].Strings.Select(v => _vars.GetValueOrDefault(v, "")))
+                        : _flags;
+                    return Match(test, flags, Strs(test.Positional[^1]));
+                }
             default:
                 throw new SieveRuntimeException($"unknown test \"{test.Name}\"", test.Line);
         }
@@ -258,27 +258,27 @@ internal sealed class SieveRun(SieveScript script, SieveContext context)
                 Deliver("INBOX", FlagsFor(node), create: false, keep: true);
                 break;
             case "fileinto":
-            {
-                var folder = Str(node.Positional[0]);
-                if (folder.Length == 0) throw new SieveRuntimeException("fileinto with an empty folder name", node.Line);
-                if (!node.Has(":copy")) _implicitKeep = false;
-                Deliver(folder, FlagsFor(node), node.Has(":create"), keep: false);
-                break;
-            }
-            case "redirect":
-            {
-                var address = Str(node.Positional[0]).Trim();
-                if (!SieveCommands.IsAddress(address))
-                    throw new SieveRuntimeException($"redirect to \"{address}\", which is not an email address", node.Line);
-                if (!node.Has(":copy")) _implicitKeep = false;
-                if (_redirects.Add(address))
                 {
-                    if (_redirects.Count > SieveInterpreter.MaxRedirects)
-                        throw new SieveRuntimeException($"more than {SieveInterpreter.MaxRedirects} redirects", node.Line);
-                    _actions.Add(new RedirectAction(address));
+                    var folder = Str(node.Positional[0]);
+                    if (folder.Length == 0) throw new SieveRuntimeException("fileinto with an empty folder name", node.Line);
+                    if (!node.Has(":copy")) _implicitKeep = false;
+                    Deliver(folder, FlagsFor(node), node.Has(":create"), keep: false);
+                    break;
                 }
-                break;
-            }
+            case "redirect":
+                {
+                    var address = Str(node.Positional[0]).Trim();
+                    if (!SieveCommands.IsAddress(address))
+                        throw new SieveRuntimeException($"redirect to \"{address}\", which is not an email address", node.Line);
+                    if (!node.Has(":copy")) _implicitKeep = false;
+                    if (_redirects.Add(address))
+                    {
+                        if (_redirects.Count > SieveInterpreter.MaxRedirects)
+                            throw new SieveRuntimeException($"more than {SieveInterpreter.MaxRedirects} redirects", node.Line);
+                        _actions.Add(new RedirectAction(address));
+                    }
+                    break;
+                }
             case "reject" or "ereject":
                 if (_actions.OfType<RejectAction>().Any())
                     throw new SieveRuntimeException("the message is rejected twice", node.Line);
