@@ -31,6 +31,7 @@ public abstract record JournalOp
         JournalOpType.QueueRemove => new QueueRemoveOp(r.ReadString()),
         JournalOpType.Metrics => MetricsOp.ReadBody(r),
         JournalOpType.Alert => AlertOp.ReadBody(r),
+        JournalOpType.SieveScript => SieveScriptOp.ReadBody(r),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
     /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
@@ -111,6 +112,7 @@ public enum JournalOpType : byte
     QueueRemove = 15,
     Metrics = 16,
     Alert = 17,
+    SieveScript = 18,
 }
 
 /// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
@@ -381,6 +383,29 @@ public sealed record AlertOp(Monitoring.AlertRecord Alert) : JournalOp
 
     internal static AlertOp ReadBody(BinaryReader r) => new(new Monitoring.AlertRecord(r.ReadString(), r.ReadString(), r.ReadString(), (Monitoring.CheckStatus)r.ReadByte(),
         r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadBoolean()));
+}
+
+/// <summary>What a <see cref="SieveScriptOp"/> does to a user's Sieve scripts.</summary>
+public enum SieveScriptChange : byte { Put = 1, Delete = 2, Rename = 3, Activate = 4 }
+
+/// <summary>
+/// A change to one user's Sieve scripts (RFC 5804 PUTSCRIPT, DELETESCRIPT, RENAMESCRIPT,
+/// SETACTIVE), with the state the primary decided: the whole content of a put script and
+/// whether it is active, the new name of a renamed one, the one active name ("" for none).
+/// </summary>
+public sealed record SieveScriptOp(SieveScriptChange Change, string Account, string Name, string NewName, string Content, bool Active) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.SieveScript;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write((byte)Change); w.Write(Account); w.Write(Name); w.Write(NewName); w.Write(Content); w.Write(Active);
+    }
+    internal static SieveScriptOp ReadBody(BinaryReader r)
+    {
+        var change = (SieveScriptChange)r.ReadByte();
+        if (change is < SieveScriptChange.Put or > SieveScriptChange.Activate) throw new InvalidDataException($"bad sieve change {(byte)change}");
+        return new(change, r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadBoolean());
+    }
 }
 
 /// <summary>An op with its place in the partition's history.</summary>

@@ -347,6 +347,9 @@ public sealed partial class Partition
                 case MetricsOp or AlertOp:
                     ApplyMonitoring(op);
                     break;
+                case SieveScriptOp sieve:
+                    ApplySieve(sieve);
+                    break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));
                     c.Execute(
@@ -357,6 +360,7 @@ public sealed partial class Partition
                         DELETE FROM messages WHERE folder_id IN (SELECT id FROM folders WHERE account = @Account);
                         DELETE FROM folders WHERE account = @Account;
                         DELETE FROM subscriptions WHERE account = @Account;
+                        DELETE FROM sieve_scripts WHERE account = @Account;
                         DELETE FROM accounts WHERE account = @Account;
                         """, new { d.Account }, tx);
                     break;
