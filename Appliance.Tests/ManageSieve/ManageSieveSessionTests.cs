@@ -104,6 +104,20 @@ public sealed class ManageSieveSessionTests
         Assert.Equal("NO \"Invalid script name: it must be non-empty text without control characters\"", await c.SendAsync("PUTSCRIPT \"\" \"keep;\""));
     }
 
+    /// <summary>The node checks scripts with the Sieve parser: an error comes back with its line.</summary>
+    [Fact]
+    public async Task AScriptWithASyntaxError_IsRefused_WithTheParsersLine()
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var c = await RawSieveClient.LoginAsync(node.ManageSieve, Alice);
+        const string bad = "keep;\r\nfilein \"Junk\";\r\n";
+        Assert.StartsWith("NO \"line 2: ", await c.SendAsync($"PUTSCRIPT \"bad\" {Literal(bad)}"));
+        Assert.StartsWith("NO \"line 2: ", await c.SendAsync($"CHECKSCRIPT {Literal(bad)}"));
+        Assert.Equal("OK \"Script is valid\"", await c.SendAsync($"CHECKSCRIPT {Literal("require \"fileinto\";\r\nfileinto \"Junk\";\r\n")}"));
+        Assert.Equal("OK \"Listscripts completed\"", await c.SendAsync("LISTSCRIPTS"));
+        Assert.Contains("vacation", c.Greeting);
+    }
+
     [Fact]
     public async Task HaveSpace_AndTheLimits_AnswerQuotaCodes()
     {

@@ -63,11 +63,6 @@ public sealed class ApplianceHost : IAsyncDisposable
     public int Pop3Sessions => _pop3?.ActiveSessions ?? 0;
     public int ManageSieveSessions => _manageSieve?.ActiveSessions ?? 0;
 
-    /// <summary>
-    /// How PUTSCRIPT and CHECKSCRIPT check a script, and the SIEVE capability. Until the Sieve
-    /// parser (Appliance.Filtering.Sieve) is wired here, <see cref="SieveChecker.Unchecked"/>.
-    /// </summary>
-    public static SieveChecker SieveChecker => SieveChecker.Unchecked;
     /// <summary>How to stop each running service by the name its check carries (smtp, submission, imap, pop3, managesieve, http).</summary>
     private readonly Dictionary<string, Func<Task>> _services = [];
 
@@ -207,7 +202,8 @@ public sealed class ApplianceHost : IAsyncDisposable
 
         if (Options.Listen.ManageSieve >= 0)
         {
-            var sieve = new ManageSieveServer(Store, Directory, Certificate, Options.ManageSieve, SieveChecker, Options.Node.DevMode) { Forwarder = Cluster };
+            var sieve = new ManageSieveServer(Store, Directory, Certificate, Options.ManageSieve,
+                SieveChecker.Parser(Options.ManageSieve.MaxScriptBytes), Options.Node.DevMode) { Forwarder = Cluster };
             Cluster?.HostSessions("managesieve", sieve);
             _stops.Add(sieve.StopAsync);
             _services["managesieve"] = sieve.StopAsync;

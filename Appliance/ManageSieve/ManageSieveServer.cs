@@ -14,11 +14,19 @@ namespace Appliance.ManageSieve;
 /// </summary>
 public sealed record SieveChecker(Func<string, string?> Check, IReadOnlyList<string> Extensions)
 {
-    /// <summary>
-    /// Takes every script and announces the base language's extensions (RFC 5228 fileinto,
-    /// reject, envelope): for a host without a Sieve parser wired in. Not for production.
-    /// </summary>
-    public static readonly SieveChecker Unchecked = new(_ => null, ["fileinto", "envelope"]);
+    /// <summary>The Sieve parser (RFC 5228 and the extensions it supports), with the script size limit.</summary>
+    public static SieveChecker Parser(int maxBytes) => new(source =>
+    {
+        try
+        {
+            Filtering.Sieve.SieveScript.Parse(source, maxBytes);
+            return null;
+        }
+        catch (Filtering.Sieve.SieveException ex)
+        {
+            return ex.Message;
+        }
+    }, Filtering.Sieve.SieveScript.Extensions);
 }
 
 /// <summary>
