@@ -102,6 +102,8 @@ public sealed class ManageSieveSessionTests
         Assert.Equal("OK \"Deletescript completed\"", await c.SendAsync("DELETESCRIPT \"main\""));
         Assert.Equal("OK \"Listscripts completed\"", await c.SendAsync("LISTSCRIPTS"));
         Assert.Equal("NO \"Invalid script name: it must be non-empty text without control characters\"", await c.SendAsync("PUTSCRIPT \"\" \"keep;\""));
+        await c.WriteAsync([.. "PUTSCRIPT \"x\" {2+}\r\n"u8, 0xff, 0xfe, .. "\r\n"u8]);
+        Assert.Equal("NO \"The script is not UTF-8\"", await c.ReadResponseAsync());
     }
 
     /// <summary>The node checks scripts with the Sieve parser: an error comes back with its line.</summary>
