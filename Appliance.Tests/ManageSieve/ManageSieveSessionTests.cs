@@ -196,6 +196,15 @@ public sealed class ManageSieveSessionTests
     }
 
     [Fact]
+    public async Task AnIdleSession_IsClosed_WithBye()
+    {
+        await using var node = await TestNode.StartAsync(configure: o => o.ManageSieve.IdleTimeoutSeconds = 1);
+        await using var c = await RawSieveClient.LoginAsync(node.ManageSieve, Alice);
+        Assert.Equal("BYE \"Idle timeout, closing connection\"", await c.ReadResponseAsync());
+        Assert.True(await c.IsClosedAsync());
+    }
+
+    [Fact]
     public async Task DataPipelinedAfterStartTls_ClosesTheConnection()
     {
         await using var node = await TestNode.StartAsync();
