@@ -58,7 +58,7 @@ $Inv = [Globalization.CultureInfo]::InvariantCulture
 # Ports of the bench instances (spare ports, loopback only; see DESIGN.md §1 for the defaults).
 $AppPorts = [ordered]@{
     Smtp = 22525; Submission = 22587; Smtps = 22465; Imap = 22143; Imaps = 22993
-    Pop3 = 22110; Pop3s = 22995; Http = 28080; Https = -1
+    Pop3 = 22110; Pop3s = 22995; ManageSieve = 22190; Http = 28080; Https = -1
 }
 $PeerSmtpPort = 12525
 $PeerImapPort = 12143

@@ -24,6 +24,7 @@ public sealed class TestNode : IAsyncDisposable
     public IPEndPoint Imaps => Host.Endpoints["imaps"];
     public IPEndPoint Submission => Host.Endpoints["submission"];
     public IPEndPoint Smtps => Host.Endpoints["smtps"];
+    public IPEndPoint ManageSieve => Host.Endpoints["managesieve"];
     public MailDirectory Directory => Host.Directory;
     public MailStore Store => Host.Store;
 
@@ -66,6 +67,7 @@ public sealed class TestNode : IAsyncDisposable
         o.Listen.Smtps = -1;
         o.Listen.Imap = 0;
         o.Listen.Imaps = 0;
+        o.Listen.ManageSieve = 0;
         o.Listen.Http = -1;
         o.Listen.Https = -1;
         o.Security.LoginFailuresBeforeThrottle = 1000;

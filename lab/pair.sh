@@ -55,7 +55,7 @@ config() {
   cat <<JSON
 {
   "Node": { "Name": "$n", "Hostname": "$n.lab.test", "DataDirectory": "$dir/$n" },
-  "Listen": { "Address": "0.0.0.0", "Smtp": 25, "Imap": 143, "Pop3": 110, "Imaps": 993, "Pop3s": 995,
+  "Listen": { "Address": "0.0.0.0", "Smtp": 25, "Imap": 143, "Pop3": 110, "Imaps": 993, "Pop3s": 995, "ManageSieve": 4190,
               "Submission": -1, "Smtps": -1, "Http": -1, "Https": -1 },
   "Security": { "LoginFailuresBeforeThrottle": 1000 },
   "Cluster": {
@@ -92,7 +92,7 @@ single_config() {
   cat <<JSON
 {
   "Node": { "Name": "$1", "Hostname": "$1.lab.test", "DataDirectory": "$dir/$1-single" },
-  "Listen": { "Address": "0.0.0.0", "Smtp": 25, "Imap": 143, "Pop3": 110, "Imaps": 993, "Pop3s": 995,
+  "Listen": { "Address": "0.0.0.0", "Smtp": 25, "Imap": 143, "Pop3": 110, "Imaps": 993, "Pop3s": 995, "ManageSieve": 4190,
               "Submission": -1, "Smtps": -1, "Http": -1, "Https": -1 },
   "Security": { "LoginFailuresBeforeThrottle": 1000 }
 }

@@ -27,6 +27,7 @@ public sealed class ApplianceProcess : IAsyncDisposable
         ["APPLIANCE__Listen__Imaps"] = "-1",
         ["APPLIANCE__Listen__Pop3"] = "-1",
         ["APPLIANCE__Listen__Pop3s"] = "-1",
+        ["APPLIANCE__Listen__ManageSieve"] = "-1",
         ["APPLIANCE__Listen__Http"] = "-1",
         ["APPLIANCE__Listen__Https"] = "-1",
     };

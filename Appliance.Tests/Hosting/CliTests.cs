@@ -169,6 +169,7 @@ public sealed class CliTests : IDisposable
                 ["Imaps"] = -1,
                 ["Pop3"] = -1,
                 ["Pop3s"] = -1,
+                ["ManageSieve"] = -1,
                 ["Http"] = -1,
                 ["Https"] = -1,
             },

@@ -6,6 +6,7 @@ using Appliance.Cluster;
 using Appliance.Cluster.Fencing;
 using Appliance.Directory;
 using Appliance.Imap;
+using Appliance.ManageSieve;
 using Appliance.Pop3;
 using Appliance.Provisioning;
 using Appliance.Smtp;
@@ -16,7 +17,7 @@ namespace Appliance.Hosting;
 
 /// <summary>
 /// One node with every role it hosts in single-node mode: directory, store partitions, MX,
-/// POP3/POP3S, IMAP/IMAPS and the control socket. Start order: data (identity, TLS, directory, store with
+/// POP3/POP3S, IMAP/IMAPS, ManageSieve and the control socket. Start order: data (identity, TLS, directory, store with
 /// journal replay), then listeners; stop is the reverse, so nothing accepts work it cannot store.
 /// </summary>
 public sealed class ApplianceHost : IAsyncDisposable
@@ -59,9 +60,12 @@ public sealed class ApplianceHost : IAsyncDisposable
     public Monitoring.MonitoringService Monitoring { get; }
     private ImapServer? _imap;
     private Pop3Server? _pop3;
+    private ManageSieveServer? _manageSieve;
     public int ImapSessions => _imap?.ActiveSessions ?? 0;
     public int Pop3Sessions => _pop3?.ActiveSessions ?? 0;
-    /// <summary>How to stop each running service by the name its check carries (smtp, submission, imap, pop3, http).</summary>
+    public int ManageSieveSessions => _manageSieve?.ActiveSessions ?? 0;
+
+    /// <summary>How to stop each running service by the name its check carries (smtp, submission, imap, pop3, managesieve, http).</summary>
     private readonly Dictionary<string, Func<Task>> _services = [];
 
     private ApplianceHost(ApplianceOptions options)
@@ -100,6 +104,7 @@ public sealed class ApplianceHost : IAsyncDisposable
             throw new InvalidOperationException($"Store:Partitions: '{MailStore.MonitorPartition}' is the monitor unit's name, not a mailbox partition's");
         Store = MailStore.Open(DataDirectory, [.. options.Store.Partitions, MailStore.MonitorPartition], options.Store.JournalSegmentBytes,
             options.Store.JournalRetainBytes < 0 ? long.MaxValue : options.Store.JournalRetainBytes);
+        Store.SieveLimits = new SieveLimits(options.ManageSieve.MaxScriptBytes, options.ManageSieve.MaxScripts);
         Provisioner = new Provisioner(Directory, Store, options.Store.DefaultQuotaBytes);
         // The journal is the monitor unit's partition (DESIGN.md §3, units/monitor/); jobs are this node's.
         var journal = new ProvisioningJournal(Store, Directory, Path.Combine(DataDirectory, "jobs.db"));
@@ -198,6 +203,17 @@ public sealed class ApplianceHost : IAsyncDisposable
             if (Options.Listen.Imaps >= 0) _endpoints["imaps"] = await imap.StartAsync(new IPEndPoint(address, Options.Listen.Imaps), implicitTls: true, ct);
         }
 
+        if (Options.Listen.ManageSieve >= 0)
+        {
+            var sieve = new ManageSieveServer(Store, Directory, Certificate, Options.ManageSieve,
+                SieveChecker.Parser(Options.ManageSieve.MaxScriptBytes), Options.Node.DevMode) { Forwarder = Cluster };
+            Cluster?.HostSessions("managesieve", sieve);
+            _stops.Add(sieve.StopAsync);
+            _services["managesieve"] = sieve.StopAsync;
+            _manageSieve = sieve;
+            _endpoints["managesieve"] = sieve.Start(new IPEndPoint(address, Options.Listen.ManageSieve), ct);
+        }
+
         if (Options.Listen.Http >= 0 || Options.Listen.Https >= 0 || Options.Listen.Admin >= 0)
         {
             var web = await Web.WebServer.StartAsync(address, Options.Listen.Http, Options.Listen.Https, Options.Listen.Admin, Certificate, Options.Node.DevMode,
@@ -240,7 +256,7 @@ public sealed class ApplianceHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stops one service (smtp, submission, imap, pop3, http) while the node keeps running: its
+    /// Stops one service (smtp, submission, imap, pop3, managesieve, http) while the node keeps running: its
     /// port closes, its sessions end, and its check goes CRITICAL. Maintenance and the
     /// monitoring's own tests use it; a restart of the node brings it back.
     /// </summary>

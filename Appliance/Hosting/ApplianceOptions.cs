@@ -12,6 +12,7 @@ public sealed class ApplianceOptions
     public SmtpOptions Smtp { get; set; } = new();
     public Pop3Options Pop3 { get; set; } = new();
     public ImapOptions Imap { get; set; } = new();
+    public ManageSieveOptions ManageSieve { get; set; } = new();
     public StoreOptions Store { get; set; } = new();
     public TlsOptions Tls { get; set; } = new();
     public RelayOptions Relay { get; set; } = new();
@@ -48,6 +49,8 @@ public sealed class ListenOptions
     public int Imaps { get; set; } = 2993;
     public int Pop3 { get; set; } = 2110;
     public int Pop3s { get; set; } = 2995;
+    /// <summary>ManageSieve (RFC 5804, STARTTLS; production 4190).</summary>
+    public int ManageSieve { get; set; } = 24190;
     public int Http { get; set; } = 8080;
     public int Https { get; set; } = -1;
     /// <summary>
@@ -68,6 +71,16 @@ public sealed class SmtpOptions
 
 public sealed class Pop3Options
 {
+    public int IdleTimeoutSeconds { get; set; } = 600;
+    public int MaxConnectionsPerIp { get; set; } = 20;
+}
+
+public sealed class ManageSieveOptions
+{
+    /// <summary>Largest Sieve script a user may store, in bytes (and the largest literal a command may carry).</summary>
+    public int MaxScriptBytes { get; set; } = 64 * 1024;
+    /// <summary>Scripts per user.</summary>
+    public int MaxScripts { get; set; } = 20;
     public int IdleTimeoutSeconds { get; set; } = 600;
     public int MaxConnectionsPerIp { get; set; } = 20;
 }

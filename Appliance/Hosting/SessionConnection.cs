@@ -30,6 +30,13 @@ internal sealed class SessionConnection
     public PipeWriter Writer { get; private set; }
     public bool IsTls { get; private set; }
 
+    /// <summary>
+    /// Whether a plaintext password (LOGIN, USER/PASS, SASL PLAIN) may be taken: over TLS, or in
+    /// dev mode from a loopback address. The one rule of IMAP, POP3 and ManageSieve.
+    /// </summary>
+    public static bool PlaintextAllowed(bool tls, bool devMode, System.Net.IPAddress remote) =>
+        tls || devMode && System.Net.IPAddress.IsLoopback(remote);
+
     /// <summary>True when the client has already sent more bytes (a command pipelined after STARTTLS: refuse it).</summary>
     public bool HasBufferedInput()
     {

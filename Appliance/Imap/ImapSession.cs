@@ -59,7 +59,7 @@ internal sealed partial class ImapSession
         _state == ImapStates.NotAuthenticated ? _server.Options.PreAuthTimeoutSeconds : _server.Options.IdleTimeoutSeconds));
 
     /// <summary>Plaintext mechanisms need TLS, except in dev mode from a loopback address.</summary>
-    private bool PlaintextAllowed => _conn.IsTls || _server.DevMode && IPAddress.IsLoopback(_remote);
+    private bool PlaintextAllowed => SessionConnection.PlaintextAllowed(_conn.IsTls, _server.DevMode, _remote);
 
     public Task RunAsync(bool implicitTls) => RunGuardedAsync(async () =>
     {

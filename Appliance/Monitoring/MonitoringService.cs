@@ -165,6 +165,7 @@ public sealed class MonitoringService
         values.Add(new("queue_oldest_seconds", queued == 0 ? 0 : Math.Max(0, (now.ToUnixTimeMilliseconds() - oldest) / 1000.0)));
         values.Add(new("imap_sessions", _host.ImapSessions));
         values.Add(new("pop3_sessions", _host.Pop3Sessions));
+        values.Add(new("managesieve_sessions", _host.ManageSieveSessions));
         if (_host.Cluster is { } cluster) values.AddRange(cluster.Figures());
         return values;
     }
@@ -217,6 +218,7 @@ public sealed class MonitoringService
         ["queue_oldest_seconds"] = "Age of the oldest message waiting in those queues.",
         ["imap_sessions"] = "IMAP sessions open now.",
         ["pop3_sessions"] = "POP3 sessions open now.",
+        ["managesieve_sessions"] = "ManageSieve sessions open now.",
         ["peer_up"] = "1 while the other node of the pair is heard, else 0.",
         ["unit_state"] = "State of a unit on this node: 0 stopped, 1 starting, 2 active, 3 stopping, 4 failed.",
         ["replication_in_sync"] = "1 when the replica of a unit active here is in sync, else 0.",

@@ -121,6 +121,8 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
             "smtp" or "submission" or "smtps" => ("220", "QUIT\r\n"),
             "imap" or "imaps" => ("* OK", "a LOGOUT\r\n"),
             "pop3" or "pop3s" => ("+OK", "QUIT\r\n"),
+            // RFC 5804 §1.7: the greeting is the capability list, IMPLEMENTATION first here.
+            "managesieve" => ("\"IMPLEMENTATION\"", "LOGOUT\r\n"),
             _ => throw new InvalidDataException($"no probe for {name}"),
         };
         using var client = new TcpClient(ep.AddressFamily);
@@ -157,7 +159,8 @@ public sealed class NodeChecks(MonitoringOptions options, Func<IReadOnlyDictiona
     /// <summary>With a probe account: signs in over the service's own TLS (STARTTLS where it offers it); returns what was proved.</summary>
     private async Task<string> LoginAsync(string name, IPEndPoint ep, CancellationToken ct)
     {
-        if (options.ProbeAccount.Length == 0 || name == "smtp") return "";
+        // No ManageSieve client in MailKit: that probe stops at the greeting.
+        if (options.ProbeAccount.Length == 0 || name is "smtp" or "managesieve") return "";
         await _loginGate.WaitAsync(ct);
         try
         {

@@ -46,13 +46,7 @@ internal sealed partial class Pop3Session
     private CancellationToken Token => _timeout.Token;
 
     /// <summary>Plaintext mechanisms need TLS, except in dev mode from a loopback address.</summary>
-    private bool PlaintextAllowed
-    {
-        get
-        {
-            return _conn.IsTls || _server.DevMode && IPAddress.IsLoopback(_remote);
-        }
-    }
+    private bool PlaintextAllowed => SessionConnection.PlaintextAllowed(_conn.IsTls, _server.DevMode, _remote);
 
     public Task RunAsync(bool implicitTls) => RunGuardedAsync(async () =>
     {

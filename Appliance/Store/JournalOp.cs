@@ -33,6 +33,7 @@ public abstract record JournalOp
         JournalOpType.Alert => AlertOp.ReadBody(r),
         JournalOpType.Bayes => BayesOp.ReadBody(r),
         JournalOpType.Vacation => new VacationOp(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt64()),
+        JournalOpType.SieveScript => SieveScriptOp.ReadBody(r),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
     /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
@@ -113,6 +114,7 @@ public enum JournalOpType : byte
     QueueRemove = 15,
     Metrics = 16,
     Alert = 17,
+    SieveScript = 18,
     Bayes = 19,
     Vacation = 20,
 }
@@ -417,6 +419,29 @@ public sealed record VacationOp(string Account, string Handle, string Sender, lo
     public override void Write(BinaryWriter w)
     {
         w.Write(Account); w.Write(Handle); w.Write(Sender); w.Write(Time); w.Write(Until);
+    }
+}
+
+/// <summary>What a <see cref="SieveScriptOp"/> does to a user's Sieve scripts.</summary>
+public enum SieveScriptChange : byte { Put = 1, Delete = 2, Rename = 3, Activate = 4 }
+
+/// <summary>
+/// A change to one user's Sieve scripts (RFC 5804 PUTSCRIPT, DELETESCRIPT, RENAMESCRIPT,
+/// SETACTIVE), with the state the primary decided: the whole content of a put script and
+/// whether it is active, the new name of a renamed one, the one active name ("" for none).
+/// </summary>
+public sealed record SieveScriptOp(SieveScriptChange Change, string Account, string Name, string NewName, string Content, bool Active) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.SieveScript;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write((byte)Change); w.Write(Account); w.Write(Name); w.Write(NewName); w.Write(Content); w.Write(Active);
+    }
+    internal static SieveScriptOp ReadBody(BinaryReader r)
+    {
+        var change = (SieveScriptChange)r.ReadByte();
+        if (change is < SieveScriptChange.Put or > SieveScriptChange.Activate) throw new InvalidDataException($"bad sieve change {(byte)change}");
+        return new(change, r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadBoolean());
     }
 }
 

@@ -355,6 +355,9 @@ public sealed partial class Partition
                     c.Execute("INSERT OR REPLACE INTO vacation_sent(account, handle, sender, until) VALUES (@Account, @Handle, @Sender, @Until)",
                         new { v.Account, v.Handle, v.Sender, v.Until }, tx);
                     break;
+                case SieveScriptOp sieve:
+                    ApplySieve(sieve);
+                    break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));
                     c.Execute(
@@ -365,6 +368,7 @@ public sealed partial class Partition
                         DELETE FROM messages WHERE folder_id IN (SELECT id FROM folders WHERE account = @Account);
                         DELETE FROM folders WHERE account = @Account;
                         DELETE FROM subscriptions WHERE account = @Account;
+                        DELETE FROM sieve_scripts WHERE account = @Account;
                         DELETE FROM accounts WHERE account = @Account;
                         DELETE FROM bayes_tokens WHERE account = @Account;
                         DELETE FROM bayes_seen WHERE account = @Account;

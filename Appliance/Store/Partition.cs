@@ -371,6 +371,8 @@ public sealed partial class Partition : IAsyncDisposable
             sb.Append("account ").Append(a.Account).Append(' ').Append(a.UsedBytes).Append(' ').Append(a.Messages).Append('\n');
         foreach (var s in await c.QueryAsync<TextRow>("SELECT 0 AS Uid, account || ' ' || name AS Text FROM subscriptions ORDER BY account, name"))
             sb.Append("subscribed ").Append(s.Text).Append('\n');
+        foreach (var s in await c.QueryAsync<SieveRow>("SELECT " + SieveRow.Columns + " FROM sieve_scripts ORDER BY account, name"))
+            sb.Append($"sieve {s.Account} {s.Name} {(s.Active != 0 ? "active" : "inactive")} {Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s.Content)))}\n");
         foreach (var q in await c.QueryAsync<QueueRow>("SELECT " + QueueRow.Columns + " FROM outbound ORDER BY id"))
         {
             var data = c.ExecuteScalar<byte[]>("SELECT data FROM outbound_data WHERE id = @Id", new { q.Id });

@@ -16,6 +16,9 @@ internal static class PartitionSchema
             c.Execute("ALTER TABLE folders ADD COLUMN special_use TEXT");
         bool indexExisted = c.ExecuteScalar<long>("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'message_index'") > 0;
         c.Execute(FolderApi);
+        // Added with ManageSieve: an index.db of an older version gets the (empty) table; the
+        // scripts only ever come from journal records of this version on.
+        c.Execute(SieveTables);
         // An index.db from before the search tables: its messages are indexed from their files
         // once (Partition.IndexUnindexed), the mark going in the same transaction as the rows.
         if (!indexExisted && c.ExecuteScalar<long>("SELECT count(*) FROM messages") > 0)
@@ -60,6 +63,20 @@ internal static class PartitionSchema
             refs TEXT NOT NULL,
             UNIQUE(folder_id, uid));
         CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hsubject, hfrom, hto, hcc, hbcc, body, headers, tokenize = 'trigram');
+        """;
+
+    /// <summary>
+    /// Each user's Sieve scripts (RFC 5804), at most one active per account (the partial unique
+    /// index makes a second one a constraint error, never a silent state).
+    /// </summary>
+    private const string SieveTables = """
+        CREATE TABLE IF NOT EXISTS sieve_scripts(
+            account TEXT NOT NULL,
+            name TEXT NOT NULL,
+            content TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            PRIMARY KEY(account, name)) WITHOUT ROWID;
+        CREATE UNIQUE INDEX IF NOT EXISTS sieve_scripts_active ON sieve_scripts(account) WHERE active = 1;
         """;
 
     public const string Create = """

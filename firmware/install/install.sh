@@ -199,7 +199,7 @@ cat >"$root/etc/appliance/appliance.json" <<JSON
 {
   "Node": { "Name": "$node", "Hostname": $(json "$hostname_me"), "DataDirectory": "/var/lib/appliance", "DevMode": false },
   "Listen": { "Address": "0.0.0.0", "Smtp": 25, "Submission": 587, "Smtps": 465, "Imap": 143, "Imaps": 993,
-              "Pop3": 110, "Pop3s": 995, "Http": 80, "Https": 443, "Admin": 8443 },
+              "Pop3": 110, "Pop3s": 995, "ManageSieve": 4190, "Http": 80, "Https": 443, "Admin": 8443 },
   "Cluster": {
     "Peer": "$peer",
     "Secret": $(json "$CLUSTER_SECRET"),
