@@ -203,6 +203,42 @@ public sealed class SpamTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_mailbox_own_sender_lists_set_through_the_api_decide_for_that_mailbox_only()
+    {
+        await using var node = await TestNode.StartAsync(["alice", "bob"], o => o.Listen.Http = 0);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{node.Host.Endpoints["http"]}") };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", node.Directory.CreateToken("portal", "provision"));
+        var put = await http.PutAsync($"/api/v1/mailboxes/{Alice}/sender-lists", new StringContent(
+            """{"allow":["Partner.example"],"block":["@promo1.example","pest@x.example"]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, put.StatusCode);
+        Assert.Equal("""{"allow":["partner.example"],"block":["@promo1.example","pest@x.example"]}""", await put.Content.ReadAsStringAsync());
+        Assert.Equal("""{"allow":["partner.example"],"block":["@promo1.example","pest@x.example"]}""", await http.GetStringAsync($"/api/v1/mailboxes/{Alice}/sender-lists"));
+        // Nonsense and contradictions are refused, and change nothing.
+        var bad = await http.PutAsync($"/api/v1/mailboxes/{Alice}/sender-lists", new StringContent("""{"allow":["a@b.example"],"block":["A@B.example"]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("a@b.example is on both the allow and the block list", await bad.Content.ReadAsStringAsync());
+        bad = await http.PutAsync($"/api/v1/mailboxes/{Alice}/sender-lists", new StringContent("""{"block":["not a domain"]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal(["partner.example"], node.Directory.SenderLists(Alice).Allow);
+
+        // Blocked for Alice (envelope sender, or the From field) goes to her Junk; Bob, sent the same, has it in his INBOX.
+        await SendAsync(node, Spam(1), to: Alice);
+        await SendAsync(node, Spam(1), to: Bob);
+        var fromField = Mailkit.Text("pest@x.example", Alice, "hi again", "it is me");
+        await SendAsync(node, fromField, "bounces@mailer.example");
+        var junk = await FolderAsync(node, "Junk");
+        Assert.Equal(2, junk.Count);
+        Assert.All(junk, m => Assert.Contains("\ttests=USER_BLOCKED=100.0\r\nX-Spam-Flag: YES\r\n", m));
+        Assert.Single(await FolderAsync(node, "INBOX", "bob"));
+        Assert.Empty(await FolderAsync(node, "INBOX"));
+        // Allowed for Alice: a partner's mail is not judged by her filter.
+        await SendAsync(node, Ham());
+        Assert.Contains("X-Spam-Status: No, score=-100.0 required=5.0\r\n\ttests=USER_ALLOWED=-100.0\r\n", Assert.Single(await FolderAsync(node, "INBOX")));
+        // The change is in the provisioning journal.
+        Assert.Contains("sender lists of alice@example.test set: 1 allowed, 2 blocked", await http.GetStringAsync("/api/v1/provisioning"));
+    }
+
+    [Fact]
     public async Task Spam_checks_are_not_applied_to_trusted_networks_or_submission()
     {
         await using var dns = TestDns.Start();

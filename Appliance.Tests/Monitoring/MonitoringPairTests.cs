@@ -17,7 +17,7 @@ public sealed class MonitoringPairTests
     private static readonly string[] BothNodes = ["node1", "node2"];
 
     // What a test node runs: a probe per listener (SMTP, POP3, POP3S, IMAP, IMAPS; no DNSBL configured) and the node's own checks.
-    private static readonly string[] CheckNames = ["certificate", "disk", "imap", "imaps", "pop3", "pop3s", "queue", "replication", "smtp"];
+    private static readonly string[] CheckNames = ["certificate", "disk", "imap", "imaps", "managesieve", "pop3", "pop3s", "queue", "replication", "smtp"];
 
     private static Task<TestPair> StartAsync() => TestPair.StartPlacedAsync(o => o.Monitoring.IntervalSeconds = 1);
 

@@ -32,6 +32,11 @@ internal static class DirectorySchema
             secret_hash TEXT NOT NULL,
             scopes TEXT NOT NULL,
             created INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS sender_lists(
+            mailbox TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            block INTEGER NOT NULL,
+            PRIMARY KEY(mailbox, entry)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS deleted_mailboxes(
             address TEXT PRIMARY KEY,
             partition TEXT NOT NULL,

@@ -139,6 +139,43 @@ public sealed partial class MailDirectory
         return a;
     }
 
+    /// <summary>Most entries a mailbox's allow and block lists may hold together.</summary>
+    public const int MaxSenderListEntries = 1000;
+
+    /// <summary>
+    /// Replaces a mailbox's own sender lists (its spam filter's allow and block lists). An entry is
+    /// "user@domain", "@domain" or "domain" (and its subdomains), kept lower-cased; one on both
+    /// lists, or not of these forms, is refused.
+    /// </summary>
+    public string SetSenderLists(DirectoryTransaction t, string address, IReadOnlyList<string> allow, IReadOnlyList<string> block)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        var (c, tx) = (t.Connection, t.Transaction);
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM mailboxes WHERE address = @a", new { a }, tx) == 0)
+            throw new DirectoryException($"no such mailbox {a}", DirectoryError.NotFound);
+        var allowed = allow.Select(SenderEntry).Distinct().ToList();
+        var blocked = block.Select(SenderEntry).Distinct().ToList();
+        if (allowed.Count + blocked.Count > MaxSenderListEntries) throw new DirectoryException($"at most {MaxSenderListEntries} entries in the sender lists");
+        if (allowed.Intersect(blocked).FirstOrDefault() is { } both) throw new DirectoryException($"{both} is on both the allow and the block list");
+        c.Execute("DELETE FROM sender_lists WHERE mailbox = @a", new { a }, tx);
+        foreach (var (entries, isBlock) in new[] { (allowed, 0L), (blocked, 1L) })
+            foreach (var entry in entries)
+                c.Execute("INSERT INTO sender_lists(mailbox, entry, block) VALUES (@a, @entry, @isBlock)", new { a, entry, isBlock }, tx);
+        return a;
+    }
+
+    /// <summary>One sender list entry, checked and lower-cased.</summary>
+    private static string SenderEntry(string raw)
+    {
+        var e = raw.Trim().ToLowerInvariant();
+        var at = e.LastIndexOf('@');
+        var domain = at < 0 ? e : e[(at + 1)..];
+        var ok = e.Length is > 0 and <= 254 && domain.Length > 0 && !domain.StartsWith('.') && !domain.EndsWith('.')
+            && domain.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '.' or '-' || ch > 127)
+            && (at <= 0 || Addresses.NormalizeAddress(e, out _) is not null);
+        return ok ? e : throw new DirectoryException($"\"{raw}\" is not an address, @domain or domain");
+    }
+
     /// <summary>
     /// Removes a mailbox (and alias targets pointing at it). With <paramref name="retainUntil"/>
     /// its mail stays in its partition until then (<see cref="DeletedMailboxes"/>), else the
@@ -151,6 +188,7 @@ public sealed partial class MailDirectory
         var record = c.QuerySingleOrDefault<MailboxRecord>(SelectMailbox, new { address = a }, tx)
             ?? throw new DirectoryException($"no such mailbox {a}", DirectoryError.NotFound);
         c.Execute("DELETE FROM aliases WHERE target = @a", new { a }, tx);
+        c.Execute("DELETE FROM sender_lists WHERE mailbox = @a", new { a }, tx);
         c.Execute("DELETE FROM mailboxes WHERE address = @a", new { a }, tx);
         if (retainUntil is { } until)
             c.Execute("INSERT OR REPLACE INTO deleted_mailboxes(address, partition, deleted, purge_after) VALUES (@a, @p, @now, @until)",

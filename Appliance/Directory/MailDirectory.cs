@@ -205,6 +205,14 @@ public sealed partial class MailDirectory : IMailAuthenticator
     /// own address (with or without a +detail), or an alias whose targets lead to it. Not a
     /// catch-all's arbitrary addresses, and never another mailbox's address.
     /// </summary>
+    /// <summary>A mailbox's own allow and block lists of senders (its spam filter's), each sorted.</summary>
+    public (IReadOnlyList<string> Allow, IReadOnlyList<string> Block) SenderLists(string mailbox)
+    {
+        using var c = Open();
+        var rows = c.Query<SenderListRow>("SELECT entry AS Entry, block AS Block FROM sender_lists WHERE mailbox = @mailbox ORDER BY entry", new { mailbox }).AsList();
+        return ([.. rows.Where(r => r.Block == 0).Select(r => r.Entry)], [.. rows.Where(r => r.Block != 0).Select(r => r.Entry)]);
+    }
+
     public bool MaySendAs(string mailbox, string address)
     {
         var m = mailbox.Trim().ToLowerInvariant();
@@ -378,4 +386,10 @@ internal static class Secrets
         const string alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
         return RandomNumberGenerator.GetString(alphabet, 20);
     }
+}
+
+internal sealed class SenderListRow
+{
+    public string Entry { get; set; } = "";
+    public long Block { get; set; }
 }

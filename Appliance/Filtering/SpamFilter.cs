@@ -125,6 +125,27 @@ public sealed class SpamFilter
     /// <summary>A sender on Spam:AllowSenders: never spam, and no Bayes verdict is asked.</summary>
     public static readonly SpamTest AllowedSender = new("ALLOWED_SENDER", -100);
 
+    /// <summary>A sender on the recipient's own allow list (its mailbox's sender lists): not spam for them.</summary>
+    public static readonly SpamTest UserAllowed = new("USER_ALLOWED", -100);
+    /// <summary>A sender on the recipient's own block list: spam for them, to Junk.</summary>
+    public static readonly SpamTest UserBlocked = new("USER_BLOCKED", 100);
+
+    /// <summary>The addresses a message is from, for the sender lists: the envelope sender and the From field's.</summary>
+    public static IReadOnlyList<string> Senders(string envelopeFrom, byte[] message)
+    {
+        var senders = new List<string>();
+        if (envelopeFrom.Length > 0) senders.Add(envelopeFrom);
+        try
+        {
+            using var stream = new MemoryStream(message, writable: false);
+            var headers = MimeKit.HeaderList.Load(stream);
+            if (headers[MimeKit.HeaderId.From] is { } from && MimeKit.InternetAddressList.TryParse(from, out var list))
+                senders.AddRange(list.Mailboxes.Select(m => m.Address));
+        }
+        catch (FormatException) { }
+        return senders;
+    }
+
     /// <summary>The header fields this filter writes, removed from what a sender sent.</summary>
     public static readonly string[] OurFields = ["X-Spam-Score", "X-Spam-Status", "X-Spam-Flag"];
 }

@@ -188,6 +188,7 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
                 r.Partition = directory.AddMailbox(t, Need(r.Address), Need(r.PasswordHash), r.QuotaBytes ?? 0, r.Partition, null).Partition;
                 break;
             case RequestKinds.MailboxSet: directory.UpdateMailbox(t, Need(r.Address), r.PasswordHash, r.QuotaBytes, r.Enabled); break;
+            case RequestKinds.MailboxSenderLists: directory.SetSenderLists(t, Need(r.Address), r.Allow ?? [], r.Block ?? []); break;
             case RequestKinds.MailboxRemove:
                 r.Partition = directory.RemoveMailbox(t, Need(r.Address), r.RetainUntil is { } until ? DateTimeOffset.FromUnixTimeSeconds(until) : null).Partition;
                 break;

@@ -12,6 +12,8 @@ public static class RequestKinds
     public const string DomainDkim = "domain.dkim";
     public const string MailboxAdd = "mailbox.add";
     public const string MailboxSet = "mailbox.set";
+    /// <summary>Replaces a mailbox's own sender allow and block lists (its spam filter's).</summary>
+    public const string MailboxSenderLists = "mailbox.senderlists";
     public const string MailboxRemove = "mailbox.remove";
     public const string MailboxBulk = "mailbox.bulk";
     /// <summary>Deletes the kept mail of a removed mailbox (its retention period over, or an admin's wish).</summary>
@@ -41,6 +43,9 @@ public sealed class ProvisioningRequest
     public string? Partition { get; set; }
     /// <summary>mailbox.remove: the mail is kept until then (unix seconds); null deletes it at once.</summary>
     public long? RetainUntil { get; set; }
+    /// <summary>mailbox.senderlists: the senders the mailbox never takes for spam, and those it files as spam.</summary>
+    public string[]? Allow { get; set; }
+    public string[]? Block { get; set; }
     /// <summary>alias.*: the alias ("user@domain" or "@domain").</summary>
     public string? Source { get; set; }
     public string[]? Targets { get; set; }
@@ -78,6 +83,7 @@ public sealed class ProvisioningRequest
         RequestKinds.DomainRemove => $"domain {Domain} removed",
         RequestKinds.DomainQuota => $"quota of every mailbox of {Domain} set to {Sizes.Format(QuotaBytes ?? 0)}",
         RequestKinds.MailboxAdd => $"mailbox {Address} added (quota {Sizes.Format(QuotaBytes ?? 0)}, partition {Partition})",
+        RequestKinds.MailboxSenderLists => $"sender lists of {Address} set: {Allow?.Length ?? 0} allowed, {Block?.Length ?? 0} blocked",
         RequestKinds.MailboxSet => $"mailbox {Address} changed:" + (PasswordHash is null ? "" : " password reset")
             + (QuotaBytes is { } q ? $" quota {Sizes.Format(q)}" : "") + (Enabled is { } e ? (e ? " enabled" : " disabled") : ""),
         RequestKinds.MailboxRemove => $"mailbox {Address} removed" + (RetainUntil is { } r ? $", mail kept until {DateTimeOffset.FromUnixTimeSeconds(r):yyyy-MM-dd}" : ", mail deleted"),

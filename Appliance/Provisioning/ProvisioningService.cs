@@ -172,6 +172,14 @@ public sealed class ProvisioningService : IProvisioningCommands
         return _directory.FindMailbox(a)!;
     }
 
+    /// <summary>Replaces a mailbox's sender allow and block lists; returns them as stored once the change is durable.</summary>
+    public async Task<(IReadOnlyList<string> Allow, IReadOnlyList<string> Block)> SetSenderListsAsync(string address, string[] allow, string[] block, string actor)
+    {
+        var a = Addresses.NormalizeAddress(address, out var reason) ?? throw new DirectoryException(reason);
+        await SubmitAsync(new ProvisioningRequest { Kind = RequestKinds.MailboxSenderLists, Address = a, Allow = allow, Block = block }, actor);
+        return _directory.SenderLists(a);
+    }
+
     /// <summary>
     /// Removes a mailbox; its mail is kept for the retention period unless <paramref name="purge"/>.
     /// With <paramref name="purge"/>, an address already removed has its kept mail deleted.

@@ -216,6 +216,7 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         long[]? tokens = null;
         var copies = new List<LocalCopy>();
         var many = boxes.Skip(1).Any();
+        IReadOnlyList<string>? senders = null;
         foreach (var box in boxes)
         {
             var header = Array.Empty<byte>();
@@ -223,7 +224,15 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
             if (spamTests is not null)
             {
                 var tests = new List<Filtering.SpamTest>(spamTests);
-                if (!tests.Contains(Filtering.SpamFilter.AllowedSender))
+                // The recipient's own sender lists (envelope sender or From), set through the API.
+                var (allow, block) = directory.SenderLists(box.Address);
+                if (allow.Count + block.Count > 0)
+                {
+                    senders ??= Filtering.SpamFilter.Senders(transaction.From.AsAddress(), body);
+                    if (senders.Any(s => Filtering.SpamFilter.Matches(allow, s))) tests.Add(Filtering.SpamFilter.UserAllowed);
+                    else if (senders.Any(s => Filtering.SpamFilter.Matches(block, s))) tests.Add(Filtering.SpamFilter.UserBlocked);
+                }
+                if (!tests.Contains(Filtering.SpamFilter.AllowedSender) && !tests.Contains(Filtering.SpamFilter.UserAllowed))
                 {
                     tokens ??= Filtering.Bayes.Tokenize(body);
                     if (store.SpamProbability(box.ToUser(), tokens, Spam!.BayesMinSpam) is { } p) tests.Add(Filtering.SpamFilter.BayesTest(p));

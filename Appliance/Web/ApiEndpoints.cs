@@ -86,6 +86,19 @@ public sealed class ApiEndpoints(ProvisioningService provisioning, MailStore sto
             var box = await provisioning.UpdateMailboxAsync(address, body.Password, body.QuotaBytes, body.Enabled, caller.Actor);
             return Results.Json(View(box), WebJson.Default.MailboxView);
         }));
+        api.MapGet("/mailboxes/{address}/sender-lists", Handle("read", (ctx, _) =>
+        {
+            var address = Route(ctx, "address").Trim().ToLowerInvariant();
+            if (Directory.FindMailbox(address) is null) throw new DirectoryException($"no such mailbox {address}", DirectoryError.NotFound);
+            var (allow, block) = Directory.SenderLists(address);
+            return Ok(new SenderLists { Allow = [.. allow], Block = [.. block] }, WebJson.Default.SenderLists);
+        }));
+        api.MapPut("/mailboxes/{address}/sender-lists", Handle("provision", async (ctx, caller) =>
+        {
+            var body = await Body(ctx, WebJson.Default.SenderLists);
+            var (allow, block) = await provisioning.SetSenderListsAsync(Route(ctx, "address"), body.Allow ?? [], body.Block ?? [], caller.Actor);
+            return Results.Json(new SenderLists { Allow = [.. allow], Block = [.. block] }, WebJson.Default.SenderLists);
+        }));
         api.MapDelete("/mailboxes/{address}", Handle("provision", async (ctx, caller) =>
         {
             var address = Route(ctx, "address");

@@ -15,6 +15,13 @@ public sealed class MailboxCreate
     public string? Password { get; set; }
     public long? QuotaBytes { get; set; }
 }
+/// <summary>A mailbox's own sender lists: never spam, always spam.</summary>
+public sealed class SenderLists
+{
+    public string[]? Allow { get; set; }
+    public string[]? Block { get; set; }
+}
+
 public sealed class MailboxPatch
 {
     public string? Password { get; set; }
@@ -68,6 +75,7 @@ public sealed record Problem(string Type, string Title, int Status, string? Deta
 [JsonSerializable(typeof(QuotaChange))]
 [JsonSerializable(typeof(MailboxCreate))]
 [JsonSerializable(typeof(MailboxPatch))]
+[JsonSerializable(typeof(SenderLists))]
 [JsonSerializable(typeof(BulkRequest))]
 [JsonSerializable(typeof(AliasCreate))]
 [JsonSerializable(typeof(SessionLogin))]
