@@ -70,6 +70,8 @@ for v in NODE1_HOSTNAME NODE2_HOSTNAME PUBLIC_IF NODE1_PUBLIC_ADDRESS NODE2_PUBL
 done
 [ ${#CLUSTER_SECRET} -ge 16 ] || die "$pair: CLUSTER_SECRET must have at least 16 characters"
 case $BOND_MODE in active-backup|balance-rr|802.3ad|none) ;; *) die "$pair: BOND_MODE must be active-backup, balance-rr, 802.3ad or none" ;; esac
+ANTIVIRUS=${ANTIVIRUS:-clamav}
+case $ANTIVIRUS in clamav|none) ;; *) die "$pair: ANTIVIRUS must be clamav or none" ;; esac
 case $FENCE_DRIVER in
   agent)
     if [ -z "${FENCE_AGENT:-}" ] || [ -z "${NODE1_FENCE_ARGS:-}" ] || [ -z "${NODE2_FENCE_ARGS:-}" ]; then
@@ -129,6 +131,9 @@ if $packages; then
   in_root apt-get update -q
   DEBIAN_FRONTEND=noninteractive in_root apt-get install -y -q --no-install-recommends \
     systemd systemd-resolved nftables iproute2 iputils-arping iputils-ping fence-agents wireguard-tools ca-certificates publicsuffix
+  if [ "$ANTIVIRUS" = clamav ]; then
+    DEBIAN_FRONTEND=noninteractive in_root apt-get install -y -q --no-install-recommends clamav-daemon clamav-freshclam
+  fi
 fi
 
 step "user appliance"
@@ -192,6 +197,10 @@ case $FENCE_DRIVER in
     fence_json="\"Driver\": \"agent\", \"Agent\": $(json "$FENCE_AGENT"), \"DelaySeconds\": 5, \"AgentArgs\": { $args }" ;;
   http) fence_json='"Driver": "http"' ;;
 esac
+# Inbound protection: SPF, DKIM, DMARC and DNS lists ask the node's caching resolver
+# (systemd-resolved, forwarding to DNS); clamd's Debian socket when ANTIVIRUS=clamav.
+filtering_json='"Dns": { "Servers": [ "127.0.0.53" ] },'
+if [ "$ANTIVIRUS" = clamav ]; then filtering_json+=' "Antivirus": { "Clamd": "unix:/run/clamav/clamd.ctl" },'; fi
 links="{ \"Local\": $(json "$(addr "$repl_me")"), \"Peer\": $(json "$(addr "$repl_peer")") }"
 if [ "$BOND_MODE" = none ]; then links+=", { \"Local\": $(json "$(addr "$repl2_me")"), \"Peer\": $(json "$(addr "$repl2_peer")") }"; fi
 links+=", { \"Local\": $(json "$(addr "$public_me")"), \"Peer\": $(json "$(addr "$(val "$other" PUBLIC_ADDRESS)")") }"
@@ -200,6 +209,7 @@ cat >"$root/etc/appliance/appliance.json" <<JSON
   "Node": { "Name": "$node", "Hostname": $(json "$hostname_me"), "DataDirectory": "/var/lib/appliance", "DevMode": false },
   "Listen": { "Address": "0.0.0.0", "Smtp": 25, "Submission": 587, "Smtps": 465, "Imap": 143, "Imaps": 993,
               "Pop3": 110, "Pop3s": 995, "ManageSieve": 4190, "Http": 80, "Https": 443, "Admin": 8443 },
+  $filtering_json
   "Cluster": {
     "Peer": "$peer",
     "Secret": $(json "$CLUSTER_SECRET"),

@@ -73,6 +73,7 @@ FENCE_DRIVER=none
 WITNESS=
 NODE1_ADMIN_VPN_NET=10.99.1.0/24
 NODE2_ADMIN_VPN_NET=10.99.2.0/24
+ANTIVIRUS=clamav
 PAIR
 
 install_into() { # NODE
@@ -97,6 +98,9 @@ for f in /usr/local/lib/appliance/appliance /usr/local/lib/appliance/libe_sqlite
   [ -e "$r1$f" ] || fail "$f missing in the installed root"
 done
 ok "installed files present"
+[ -x "$r1/usr/sbin/clamd" ] || fail "ANTIVIRUS=clamav did not install clamd"
+grep -q '"Clamd": "unix:/run/clamav/clamd.ctl"' "$r1/etc/appliance/appliance.json" || fail "appliance.json does not point Antivirus:Clamd at clamd"
+ok "clamd installed and configured"
 grep -q '^appliance:' "$r1/etc/passwd" || fail "no appliance user"
 [ -L "$r1/etc/systemd/system/multi-user.target.wants/appliance.service" ] || fail "appliance.service not enabled"
 ok "appliance user and enabled unit"
