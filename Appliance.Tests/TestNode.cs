@@ -122,11 +122,18 @@ public sealed class TestNode : IAsyncDisposable
         Store.ListAsync(User(local), MailStore.Inbox, CancellationToken.None);
 
     /// <summary>The stored bytes of every message in a mailbox's INBOX, in UID order.</summary>
-    public async Task<List<byte[]>> InboxBytesAsync(string local)
+    public Task<List<byte[]>> InboxBytesAsync(string local) => FolderBytesAsync(local, MailStore.Inbox);
+
+    /// <summary>Every message of a mailbox's folder as text (UTF-8), in UID order.</summary>
+    public async Task<List<string>> FolderTextsAsync(string local, string folder) =>
+        [.. (await FolderBytesAsync(local, folder)).Select(System.Text.Encoding.UTF8.GetString)];
+
+    /// <summary>The stored bytes of every message in a mailbox's folder, in UID order.</summary>
+    public async Task<List<byte[]>> FolderBytesAsync(string local, string folder)
     {
         var user = User(local);
         var result = new List<byte[]>();
-        foreach (var m in await InboxAsync(local))
+        foreach (var m in await Store.ListAsync(user, folder, CancellationToken.None))
         {
             await using var s = Store.OpenMessage(user, m);
             using var ms = new MemoryStream();

@@ -48,18 +48,8 @@ public sealed class DmarcTests : IAsyncLifetime
         await client.DisconnectAsync(true);
     }
 
-    private static async Task<List<string>> FolderAsync(TestNode node, string folder)
-    {
-        var user = node.User("alice");
-        var texts = new List<string>();
-        foreach (var m in await node.Store.ListAsync(user, folder, CancellationToken.None))
-        {
-            await using var s = node.Store.OpenMessage(user, m);
-            using var reader = new StreamReader(s, Encoding.UTF8);
-            texts.Add(await reader.ReadToEndAsync());
-        }
-        return texts;
-    }
+    private static Task<List<string>> FolderAsync(TestNode node, string folder) =>
+        node.FolderTextsAsync("alice", folder);
 
     [Fact]
     public async Task Mail_spoofing_a_domain_whose_spf_and_dmarc_say_reject_is_refused()

@@ -44,18 +44,8 @@ public sealed class SpamTests(Xunit.Abstractions.ITestOutputHelper output)
         await client.DisconnectAsync(true);
     }
 
-    private static async Task<List<string>> FolderAsync(TestNode node, string folder, string local = "alice")
-    {
-        var user = node.User(local);
-        var texts = new List<string>();
-        foreach (var m in await node.Store.ListAsync(user, folder, CancellationToken.None))
-        {
-            await using var s = node.Store.OpenMessage(user, m);
-            using var reader = new StreamReader(s, Encoding.UTF8);
-            texts.Add(await reader.ReadToEndAsync());
-        }
-        return texts;
-    }
+    private static Task<List<string>> FolderAsync(TestNode node, string folder, string local = "alice") =>
+        node.FolderTextsAsync(local, folder);
 
     private static async Task<ImapClient> ImapAsync(TestNode node)
     {
