@@ -46,6 +46,8 @@ public sealed partial class ClusterManager
                 return await metrics(Convert.FromBase64String(args[1]));
             case "alert-ack" when forwarded && args.Length == 3 && AlertAckHandler is { } ack:
                 return await ack(args[1], args[2]);
+            case "vacation" when forwarded && args.Length == 7:
+                return await ServeVacationClaimAsync(args);
             default:
                 return (2, ["usage: appliance cluster status | switchover UNIT | standby NODE | online NODE"]);
         }

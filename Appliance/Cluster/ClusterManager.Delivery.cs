@@ -49,6 +49,28 @@ public sealed partial class ClusterManager : IRemoteDelivery
         };
     }
 
+    public async Task<bool> ClaimVacationAsync(MailUser user, string handle, string sender, DateTimeOffset now, DateTimeOffset until, CancellationToken ct)
+    {
+        var (exit, lines) = await ForwardAsync(["vacation", user.Address, user.Partition, handle, sender,
+            now.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture), until.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)], ct);
+        return exit switch
+        {
+            0 => true,
+            3 => false,
+            _ => throw new UnitUnavailableException($"vacation reply of {user.Address}: {string.Join(' ', lines)}"),
+        };
+    }
+
+    /// <summary>The peer's <see cref="ClaimVacationAsync"/>: exit 0 claimed, 3 already replied, 1 the partition is not active here.</summary>
+    private async Task<(int Exit, List<string> Lines)> ServeVacationClaimAsync(string[] args)
+    {
+        var user = new MailUser(args[1], args[2], 0);
+        if (!_store.Hosts(user.Partition) || !_store.IsServedHere(user)) return (1, [$"partition {user.Partition} is not active on {_self}"]);
+        var claimed = await _store.ClaimVacationAsync(user, args[3], args[4], DateTimeOffset.FromUnixTimeSeconds(long.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture)),
+            DateTimeOffset.FromUnixTimeSeconds(long.Parse(args[6], System.Globalization.CultureInfo.InvariantCulture)), _stop.Token);
+        return claimed ? (0, ["claimed"]) : (3, ["already replied"]);
+    }
+
     /// <summary>
     /// Connects to the peer for one request over the first link that answers (each tried within
     /// the replication timeout); <see cref="UnitUnavailableException"/> when none does.

@@ -46,7 +46,8 @@ public sealed class SieveDelivery(MailStore store, OutboundQueue? queue, string 
             verdicts.Add($"sieve=error({active.Name}: {script.Error})");
             return await StoreAsync(user, folder, copy, structure, [], false, verdicts, ct);
         }
-        var folders = (await store.ListFoldersAsync(user, ct)).Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+        // Read from this node's copy (a replica, when the partition is active on the other node): no writes here.
+        var folders = (await store.For(user).ListFolderInfosAsync(user.Address, ct)).Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
         var context = new SieveContext(envelopeFrom, envelopeTo.Count > 0 ? envelopeTo[0] : user.Address, copy)
         {
             UserAddresses = [user.Address, .. envelopeTo.Where(a => !a.Equals(user.Address, StringComparison.OrdinalIgnoreCase))],
@@ -61,7 +62,9 @@ public sealed class SieveDelivery(MailStore store, OutboundQueue? queue, string 
         LocalOutcome? stored = null;
         string? rejected = null;
         var done = new List<string>();
-        foreach (var action in outcome.Actions)
+        // Redirects first: one that cannot be queued fails the delivery (451, retried) before
+        // anything is stored; vacation last, once the message is in the mailbox.
+        foreach (var action in outcome.Actions.OrderBy(a => a switch { RedirectAction => 0, VacationAction => 2, _ => 1 }))
         {
             switch (action)
             {
@@ -159,8 +162,17 @@ public sealed class SieveDelivery(MailStore store, OutboundQueue? queue, string 
         if (queue is null) return "vacation(not sent: no queue)";
         var now = DateTimeOffset.UtcNow;
         var sender = context.EnvelopeFrom.ToLowerInvariant();
-        if (!await store.For(user).ClaimVacationAsync(user.Address, vacation.Handle, sender, now, now + vacation.Period))
-            return "vacation(already replied)";
+        try
+        {
+            if (!await store.ClaimVacationAsync(user, vacation.Handle, sender, now, now + vacation.Period, ct))
+                return "vacation(already replied)";
+        }
+        catch (Exception ex) when (ex is UnitUnavailableException or IOException)
+        {
+            // The message itself is stored; a reply we cannot account for is not sent (never twice).
+            Log.Warn("vacation reply of {0} to {1} not sent: {2}", user.Address, sender, ex.Message);
+            return "vacation(not sent: the mailbox's unit is unavailable)";
+        }
         var reply = SieveVacation.BuildReply(context, vacation, hostname, now);
         // RFC 5230 §4.6 / RFC 3834 §3.3: from the null sender, so nothing bounces back or answers it.
         await queue.EnqueueAsync(user.Partition, "", user.Address, [new OutboundQueue.Recipient(context.EnvelopeFrom)], null, null, reply);

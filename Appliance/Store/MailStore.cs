@@ -201,6 +201,16 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
         return result.Uids[0];
     }
 
+    /// <summary>
+    /// Claims the right to send a vacation reply of <paramref name="user"/> to
+    /// <paramref name="sender"/> (once per handle and period), where the mailbox's partition is
+    /// active: here, or on the other node of a pair.
+    /// </summary>
+    public Task<bool> ClaimVacationAsync(MailUser user, string handle, string sender, DateTimeOffset now, DateTimeOffset until, CancellationToken ct) =>
+        !IsServedHere(user) && Remote is { } remote && remote.Serves(user.Partition)
+            ? remote.ClaimVacationAsync(user, handle, sender, now, until, ct)
+            : For(user).ClaimVacationAsync(user.Address, handle, sender, now, until);
+
     /// <summary>A new mailbox: INBOX and the special-use <see cref="DefaultFolders"/>, all subscribed.</summary>
     public Task CreateMailboxAsync(MailUser user) =>
         For(user).CreateFoldersAsync(user.Address, [(Inbox, null), .. DefaultFolders.Select(f => (f.Name, (string?)f.SpecialUse))]);

@@ -165,6 +165,8 @@ public interface IRemoteDelivery
     bool Serves(string partition);
     /// <summary>Delivers there, durable on both nodes when it returns; the UID, or null when over quota.</summary>
     Task<long?> DeliverAsync(MailUser user, string folder, ReadOnlyMemory<byte> data, DeliveryState state, CancellationToken ct);
+    /// <summary>Claims a vacation reply there (<see cref="Partition.ClaimVacationAsync"/>): true when it may be sent.</summary>
+    Task<bool> ClaimVacationAsync(MailUser user, string handle, string sender, DateTimeOffset now, DateTimeOffset until, CancellationToken ct);
 }
 
 /// <summary>How a delivered message starts out: its flags and keywords, and whether its folder is created when missing.</summary>
