@@ -23,6 +23,9 @@ internal sealed class BayesTotalsRow
 
 public sealed partial class Partition
 {
+    /// <summary>Tokens an account's filter keeps before it drops those seen once (about 10 MB of index).</summary>
+    public const long MaxBayesTokens = 200_000;
+
     /// <summary>Learns messages (key, tokens) as spam or ham; returns once durable here and, in a pair, on the replica.</summary>
     public Task TrainAsync(string account, IReadOnlyList<(string Key, long[] Tokens)> messages, bool spam) =>
         SubmitAsync(ctx =>
@@ -84,6 +87,12 @@ public sealed partial class Partition
             var message = op.Message;
             var isSpam = op.Spam ? 1 : 0;
             c.Execute("INSERT OR REPLACE INTO bayes_seen(account, message, spam) VALUES (@account, @message, @isSpam)", new { account, message, isSpam }, tx);
+            // Bounded, as SpamAssassin expires its tokens: past MaxBayesTokens an account drops the
+            // tokens seen in one message only (they decide little). Decided from the counts
+            // alone, so every copy drops the same ones.
+            if (c.ExecuteScalar<long>("SELECT count(*) FROM bayes_seen WHERE account = @account", new { account }, tx) % 100 == 0
+                && c.ExecuteScalar<long>("SELECT count(*) FROM bayes_tokens WHERE account = @account", new { account }, tx) > MaxBayesTokens)
+                c.Execute("DELETE FROM bayes_tokens WHERE account = @account AND spam + ham <= 1", new { account }, tx);
         }
     }
 }
