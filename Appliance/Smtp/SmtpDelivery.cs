@@ -170,7 +170,7 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
                 return (Copy: d, Outcome: outcome, Verdicts: verdicts);
             }));
             foreach (var (copy, _, verdicts) in delivered)
-                state.Verdicts.AddRange(copies.Count > 1 ? verdicts.Select(v => $"{v}[{copy.Box.Address}]") : verdicts);
+                state.Verdicts.AddRange(copies.Count > 1 ? verdicts.Select(v => v.IndexOf('=') is > 0 and var eq ? $"{v[..eq]}[{copy.Box.Address}]{v[eq..]}" : v) : verdicts);
             if (delivered.Any(r => r.Outcome.OverQuota))
                 return new SmtpResponse(SmtpReplyCode.InsufficientStorage, "4.2.2 Mailbox full, try again later");
             var rejected = delivered.Where(r => r.Outcome.Rejected is not null).ToList();
