@@ -128,12 +128,14 @@ in_root() { if [ -n "$root" ]; then chroot "$root" "$@"; else "$@"; fi; }
 
 if $packages; then
   step "packages"
+  antivirus=()
+  if [ "$ANTIVIRUS" = clamav ]; then antivirus=(clamav-daemon clamav-freshclam); fi
   in_root apt-get update -q
+  # One apt-get: installing systemd-resolved points /etc/resolv.conf at its stub, which a chroot
+  # (or a host whose resolved is not running yet) cannot use for a second download.
   DEBIAN_FRONTEND=noninteractive in_root apt-get install -y -q --no-install-recommends \
-    systemd systemd-resolved nftables iproute2 iputils-arping iputils-ping fence-agents wireguard-tools ca-certificates publicsuffix
-  if [ "$ANTIVIRUS" = clamav ]; then
-    DEBIAN_FRONTEND=noninteractive in_root apt-get install -y -q --no-install-recommends clamav-daemon clamav-freshclam
-  fi
+    systemd systemd-resolved nftables iproute2 iputils-arping iputils-ping fence-agents wireguard-tools ca-certificates publicsuffix \
+    "${antivirus[@]}"
 fi
 
 step "user appliance"
