@@ -329,7 +329,7 @@ public static class HtmlSanitizer
                 {
                     ("a", "href") => CleanLink(value),
                     ("img", "src") => CleanImage(value, kept),
-                    (_, "style") => Css.Clean(value),
+                    (_, "style") => Css.Clean(value, ref Removed),
                     _ => value,
                 };
                 if (clean is null)
@@ -482,7 +482,8 @@ public static class HtmlSanitizer
             "position", "/*", "*/", "<", ">", "{", "}", "@",
         ];
 
-        public static string? Clean(string style)
+        /// <summary>The allowed declarations, or null if none is left; counts each dropped one.</summary>
+        public static string? Clean(string style, ref int removed)
         {
             var sb = new StringBuilder();
             foreach (string declaration in style.Split(';'))
@@ -490,12 +491,14 @@ public static class HtmlSanitizer
                 int colon = declaration.IndexOf(':', StringComparison.Ordinal);
                 if (colon <= 0)
                 {
+                    removed += declaration.Trim().Length > 0 ? 1 : 0;
                     continue;
                 }
                 string property = declaration[..colon].Trim().ToLowerInvariant();
                 string value = declaration[(colon + 1)..].Trim();
                 if (value.Length == 0 || !IsAllowedProperty(property) || !IsAllowedValue(property, value))
                 {
+                    removed++;
                     continue;
                 }
                 if (sb.Length > 0)
