@@ -229,7 +229,7 @@ public sealed class SpamTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Spam_checks_are_not_applied_to_trusted_networks_or_submission()
+    public async Task Spam_checks_are_not_applied_to_trusted_networks()
     {
         await using var dns = TestDns.Start();
         dns.Add("1.0.0.127.hard.test", "A", "127.0.0.2");

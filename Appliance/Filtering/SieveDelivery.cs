@@ -21,7 +21,7 @@ namespace Appliance.Filtering;
 //   automatic mail (SieveVacation.WhyNotRespond).
 // A script that cannot be run (an error) keeps the message: nothing is ever lost to a rule.
 
-/// <summary>What became of one recipient's copy: stored (the first UID, or none if discarded), over quota, or refused by a rule.</summary>
+/// <summary>What became of one recipient's copy: stored (or discarded), over quota, or refused by a rule (with its reason).</summary>
 public sealed record LocalOutcome(bool OverQuota, string? Rejected);
 
 public sealed class SieveDelivery(MailStore store, OutboundQueue? queue, string hostname)
@@ -176,7 +176,6 @@ public sealed class SieveDelivery(MailStore store, OutboundQueue? queue, string 
         var reply = SieveVacation.BuildReply(context, vacation, hostname, now);
         // RFC 5230 §4.6 / RFC 3834 §3.3: from the null sender, so nothing bounces back or answers it.
         await queue.EnqueueAsync(user.Partition, "", user.Address, [new OutboundQueue.Recipient(context.EnvelopeFrom)], null, null, reply);
-        ct.ThrowIfCancellationRequested();
         return "vacation(sent)";
     }
 }

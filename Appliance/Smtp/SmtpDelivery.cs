@@ -104,19 +104,19 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
             if (EnforceDmarc && outcome.Disposition == Filtering.DmarcDisposition.Reject)
                 return new SmtpResponse(SmtpReplyCode.MailboxUnavailable, $"5.7.1 Message refused: the DMARC policy of {outcome.FromDomain} says reject ({outcome.Explanation})");
             // Quarantine: the hosted copies go to Junk (RFC 7489 §6.3), where the user still finds them.
-            if (EnforceDmarc && outcome.Disposition == Filtering.DmarcDisposition.Quarantine) folder = "Junk";
+            if (EnforceDmarc && outcome.Disposition == Filtering.DmarcDisposition.Quarantine) folder = MailStore.Junk;
             received = [.. Filtering.AuthenticationResults.Header(hostname, outcome.Results), .. received];
         }
         // Spam: what holds for every recipient first (refused at RejectScore), each one's own
         // filter at delivery.
         var spamTests = new List<Filtering.SpamTest>();
-        var scored = !state.Trusted && Spam is not null;
-        if (scored)
+        var spam = state.Trusted ? null : Spam;
+        if (spam is not null)
         {
             body = Filtering.HeaderFields.Remove(body, Filtering.SpamFilter.OurFields);
-            if (Spam!.IsAllowedSender(transaction.From.AsAddress())) spamTests.Add(Filtering.SpamFilter.AllowedSender);
+            if (spam.IsAllowedSender(transaction.From.AsAddress())) spamTests.Add(Filtering.SpamFilter.AllowedSender);
             spamTests.AddRange(Filtering.SpamFilter.Tests(state.Lists ?? Filtering.DnsListVerdict.None));
-            if (Spam.Rspamd is { } rspamd && !spamTests.Contains(Filtering.SpamFilter.AllowedSender))
+            if (spam.Rspamd is { } rspamd && !spamTests.Contains(Filtering.SpamFilter.AllowedSender))
             {
                 var verdict = await rspamd.CheckAsync(body, new Filtering.RspamdRequest(SmtpSessionState.Remote(context)?.Address, state.Helo, transaction.From.AsAddress(),
                     [.. transaction.To.Select(t => t.AsAddress())]) { QueueId = id, Hostname = hostname }, ct);
@@ -128,7 +128,7 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
                 if (verdict.Error is null) spamTests.Add(new("RSPAMD", Math.Round(verdict.Score, 1)));
             }
             var score = spamTests.Sum(t => t.Score);
-            if (score >= Spam.RejectScore)
+            if (score >= spam.RejectScore)
             {
                 state.Verdicts.Add(FormattableString.Invariant($"spam={score:0.0}(refused)"));
                 return new SmtpResponse(SmtpReplyCode.MailboxUnavailable,
@@ -151,7 +151,7 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
 
         if (boxes.Count > 0)
         {
-            var copies = LocalCopies(transaction, state, boxes.Values, message, body, folder, scored ? spamTests : null);
+            var copies = LocalCopies(transaction, state, boxes.Values, message, body, folder, spam, spamTests);
             var full = copies.Where(d => d.Box.QuotaBytes > 0 && store.UsedBytes(d.Box.ToUser()) + d.Bytes.Length > d.Box.QuotaBytes).ToList();
             if (full.Count > 0)
             {
@@ -204,12 +204,13 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
     private sealed record LocalCopy(MailboxRecord Box, byte[] Bytes, MessageStructure Structure, string Folder);
 
     /// <summary>
-    /// The copies for the hosted recipients. With spam scoring, each recipient's own Bayes
-    /// filter adds its part to <paramref name="spamTests"/>; at JunkScore their copy goes to
-    /// Junk, and each copy carries its X-Spam fields. Copies with the same bytes share one parse.
+    /// The copies for the hosted recipients. With spam scoring (<paramref name="spam"/>), each
+    /// recipient's own sender lists and Bayes filter add their part to <paramref name="spamTests"/>;
+    /// at JunkScore their copy goes to Junk, and each copy carries its X-Spam fields. Copies with
+    /// the same bytes share one parse.
     /// </summary>
     private List<LocalCopy> LocalCopies(IMessageTransaction transaction, SmtpSessionState state, IEnumerable<MailboxRecord> boxes, byte[] message, byte[] body,
-        string folder, List<Filtering.SpamTest>? spamTests)
+        string folder, Filtering.SpamFilter? spam, List<Filtering.SpamTest> spamTests)
     {
         var returnPath = ReturnPath(transaction);
         var parsed = new Dictionary<string, (byte[] Bytes, MessageStructure Structure)>();
@@ -221,7 +222,7 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
         {
             var header = Array.Empty<byte>();
             var boxFolder = folder;
-            if (spamTests is not null)
+            if (spam is not null)
             {
                 var tests = new List<Filtering.SpamTest>(spamTests);
                 // The recipient's own sender lists (envelope sender or From), set through the API.
@@ -234,14 +235,14 @@ internal sealed class SmtpDelivery(MailStore store, MailDirectory directory, str
                 }
                 if (!tests.Contains(Filtering.SpamFilter.AllowedSender) && !tests.Contains(Filtering.SpamFilter.UserAllowed))
                 {
-                    tokens ??= Filtering.Bayes.Tokenize(body);
-                    if (store.SpamProbability(box.ToUser(), tokens, Spam!.BayesMinSpam) is { } p) tests.Add(Filtering.SpamFilter.BayesTest(p));
+                    if (store.SpamProbability(box.ToUser(), () => tokens ??= Filtering.Bayes.Tokenize(body), spam.BayesMinSpam) is { } p)
+                        tests.Add(Filtering.SpamFilter.BayesTest(p));
                 }
                 var score = tests.Sum(t => t.Score);
-                var junk = folder == "Junk" || score >= Spam!.JunkScore;
-                if (junk) boxFolder = "Junk";
+                var junk = folder == MailStore.Junk || score >= spam.JunkScore;
+                if (junk) boxFolder = MailStore.Junk;
                 // Nothing judged (no list, no trained filter): nothing to say, the message stays as sent.
-                if (tests.Count > 0) header = Spam!.Header(tests, junk);
+                if (tests.Count > 0) header = spam.Header(tests, junk);
                 state.Verdicts.Add(FormattableString.Invariant($"spam{(many ? "[" + box.Address + "]" : "")}={score:0.0}{(junk ? "(junk)" : "")}"));
             }
             var key = Convert.ToBase64String(header);

@@ -11,7 +11,10 @@ public sealed partial class MailStore
 {
     /// <summary>The special-use folders every new mailbox gets (RFC 6154), with their attribute.</summary>
     public static readonly IReadOnlyList<(string Name, string SpecialUse)> DefaultFolders =
-        [("Drafts", @"\Drafts"), ("Sent", @"\Sent"), ("Trash", @"\Trash"), ("Junk", @"\Junk"), ("Archive", @"\Archive")];
+        [("Drafts", @"\Drafts"), ("Sent", @"\Sent"), ("Trash", @"\Trash"), (Junk, @"\Junk"), ("Archive", @"\Archive")];
+
+    /// <summary>The folder spam is delivered to (a new mailbox's \Junk).</summary>
+    public const string Junk = "Junk";
 
     /// <summary>Folder change notifications for live sessions.</summary>
     public ChangeFeed Changes { get; } = new();

@@ -22,13 +22,14 @@ public sealed partial class MailStore
     /// <summary>
     /// The user's spam indicator for a message (0 ham … 1 spam), or null while the filter has
     /// learned fewer than <paramref name="minSpam"/> spam messages. Read from whichever copy of
-    /// the partition this node holds.
+    /// the partition this node holds. <paramref name="tokens"/> is asked only for a trained
+    /// filter: most mailboxes never train one, and their mail is not tokenized.
     /// </summary>
-    public double? SpamProbability(MailUser user, long[] tokens, int minSpam)
+    public double? SpamProbability(MailUser user, Func<long[]> tokens, int minSpam)
     {
-        if (!Hosts(user.Partition)) return null;
-        var counts = For(user).BayesCounts(user.Address, tokens);
-        return counts.SpamMessages < Math.Max(minSpam, 1) ? null : Bayes.Probability(tokens, counts);
+        if (!Hosts(user.Partition) || SpamTraining(user).Spam < Math.Max(minSpam, 1)) return null;
+        var t = tokens();
+        return Bayes.Probability(t, For(user).BayesCounts(user.Address, t));
     }
 
     /// <summary>What the filter of <paramref name="user"/> has learned: spam and ham messages.</summary>
@@ -68,5 +69,5 @@ public sealed partial class MailStore
 
     /// <summary>The folder the user files spam in: marked \Junk, or an unmarked folder named Junk.</summary>
     private static bool IsJunk(FolderInfo folder) =>
-        folder.SpecialUse == @"\Junk" || (folder.SpecialUse is null && folder.Name.Equals("Junk", StringComparison.OrdinalIgnoreCase));
+        folder.SpecialUse == @"\Junk" || (folder.SpecialUse is null && folder.Name.Equals(Junk, StringComparison.OrdinalIgnoreCase));
 }

@@ -90,7 +90,8 @@ public sealed partial class Partition
             // Bounded, as SpamAssassin expires its tokens: past MaxBayesTokens an account drops the
             // tokens seen in one message only (they decide little). Decided from the counts
             // alone, so every copy drops the same ones.
-            if (c.ExecuteScalar<long>("SELECT count(*) FROM bayes_seen WHERE account = @account", new { account }, tx) % 100 == 0
+            // (spam + ham is the account's learned messages: every 100th checks the token count.)
+            if (c.ExecuteScalar<long>("SELECT spam + ham FROM bayes_totals WHERE account = @account", new { account }, tx) % 100 == 0
                 && c.ExecuteScalar<long>("SELECT count(*) FROM bayes_tokens WHERE account = @account", new { account }, tx) > MaxBayesTokens)
                 c.Execute("DELETE FROM bayes_tokens WHERE account = @account AND spam + ham <= 1", new { account }, tx);
         }
