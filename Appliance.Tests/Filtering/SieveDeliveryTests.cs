@@ -83,6 +83,16 @@ public sealed class SieveDeliveryTests
     }
 
     [Fact]
+    public async Task A_script_over_64_KiB_that_a_raised_limit_allowed_runs_at_delivery()
+    {
+        await using var node = await TestNode.StartAsync(["alice"], o => o.ManageSieve.MaxScriptBytes = 256 * 1024);
+        var comment = "# " + new string('x', 80) + "\r\n";
+        await ActivateAsync(node, "alice", string.Concat(Enumerable.Repeat(comment, 1000)) + "require \"fileinto\";\r\nfileinto \"Archive\";\r\n");
+        await SendAsync(node, Mailkit.Text("friend@x.example", Alice, "big rules", "x"));
+        Assert.Single(await FolderAsync(node, "alice", "Archive"));
+    }
+
+    [Fact]
     public async Task Reject_is_refused_in_the_reply_for_one_recipient_and_bounced_when_others_share_the_message()
     {
         await using var node = await TestNode.StartAsync(["alice", "bob", "carol"]);

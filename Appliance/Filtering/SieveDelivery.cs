@@ -102,7 +102,9 @@ public sealed class SieveDelivery(MailStore store, OutboundQueue? queue, string 
     {
         if (_scripts.TryGetValue(account, out var cached) && cached.Content == content) return cached;
         (string, SieveScript?, string?) parsed;
-        try { parsed = (content, SieveScript.Parse(content), null); }
+        // Stored means accepted under the limits of its day: no size limit again here (the
+        // parser's 64 KiB default would refuse a script ManageSieve:MaxScriptBytes allowed).
+        try { parsed = (content, SieveScript.Parse(content, int.MaxValue), null); }
         catch (SieveException ex) { parsed = (content, null, ex.Message); }
         _scripts[account] = parsed;
         return parsed;
