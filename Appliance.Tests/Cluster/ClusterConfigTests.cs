@@ -1,5 +1,6 @@
 using Appliance.Cluster;
 using Appliance.Hosting;
+using Appliance.Store;
 
 namespace Appliance.Tests.Cluster;
 
@@ -13,6 +14,9 @@ public sealed class ClusterConfigTests
     [InlineData("unit missing", "no unit store-b")]
     [InlineData("bad witness", "Cluster:Witness")]
     [InlineData("bad address", "floating address")]
+    [InlineData("db as a mailbox partition", "Store:Partitions: 'db'")]
+    [InlineData("monitor as a mailbox partition", "Store:Partitions: 'monitor'")]
+    [InlineData("store-db", "unknown unit 'store-db'")]
     public void BadPairConfiguration_IsRefusedWithTheKey(string case_, string expected)
     {
         var dir = Path.Combine(Path.GetTempPath(), "appliance-cfg-" + Guid.NewGuid().ToString("N")[..8]);
@@ -33,6 +37,9 @@ public sealed class ClusterConfigTests
             case "unit missing": c.Units = [c.Units[0]]; break;
             case "bad witness": c.Witness = "witness.example"; break;
             case "bad address": c.Units[0].Addresses = ["10.0.0.10 eth0"]; break;
+            case "db as a mailbox partition": o.Store.Partitions = ["a", "b", "db"]; break;
+            case "monitor as a mailbox partition": o.Store.Partitions = ["a", "monitor", "b"]; break;
+            case "store-db": c.Units = [.. c.Units, new UnitOptions { Name = "store-db", Preferred = "node1" }]; break;
         }
         try
         {
@@ -46,4 +53,22 @@ public sealed class ClusterConfigTests
             try { System.IO.Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
     }
+
+    [Theory]
+    [InlineData("a", "store-a")]
+    [InlineData("monitor", "monitor")]
+    [InlineData("db", "db")]
+    public void EveryPartition_HasOneUnit_AndBack(string partition, string unit)
+    {
+        Assert.Equal(unit, MailStore.UnitName(partition));
+        Assert.Equal(partition, MailStore.PartitionOfUnit(unit));
+        Assert.Equal(partition is "monitor" or "db", MailStore.IsServicePartition(partition));
+    }
+
+    [Theory]
+    [InlineData("webmail")]
+    [InlineData("store-db")]
+    [InlineData("store-monitor")]
+    [InlineData("a")]
+    public void AUnitWithoutAPartition_HasNone(string unit) => Assert.Null(MailStore.PartitionOfUnit(unit));
 }

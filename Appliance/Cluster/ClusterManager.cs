@@ -94,12 +94,12 @@ public sealed partial class ClusterManager : IAsyncDisposable
                 throw new InvalidOperationException($"Cluster:Links: '{link.Local}' → '{link.Peer}' are not IP addresses");
         if (options.Witness.Length > 0) WitnessClient.ParseEndpoint(options.Witness);
         if (options.Units.Length > 0)
-            foreach (var p in partitions.Where(p => p != MailStore.MonitorPartition))
-                if (!options.Units.Any(u => u.Name == "store-" + p))
-                    throw new InvalidOperationException($"Cluster:Units has no unit store-{p} for partition {p}");
+            foreach (var p in partitions.Where(p => !MailStore.IsServicePartition(p)))
+                if (!options.Units.Any(u => u.Name == MailStore.UnitName(p)))
+                    throw new InvalidOperationException($"Cluster:Units has no unit {MailStore.UnitName(p)} for partition {p}");
         foreach (var u in options.Units)
             if (MailStore.PartitionOfUnit(u.Name) is null)
-                throw new InvalidOperationException($"Cluster:Units: unknown unit '{u.Name}' (store-NAME for a mailbox partition, or monitor)");
+                throw new InvalidOperationException($"Cluster:Units: unknown unit '{u.Name}' (store-NAME for a mailbox partition, {string.Join(" or ", MailStore.ServicePartitions)})");
         foreach (var address in options.Units.SelectMany(u => u.Addresses)) FloatingAddress.Parse(address);
     }
 
@@ -107,13 +107,15 @@ public sealed partial class ClusterManager : IAsyncDisposable
 
     /// <summary>
     /// The configured units, or one per hosted mail partition preferring the two nodes in turn
-    /// (by name order); then the monitor unit, unless configured, preferring the first node.
+    /// (by name order); then each service unit (monitor, db) that is not configured, preferring
+    /// the first node.
     /// </summary>
     /// <remarks>
     /// DESIGN.md's table puts the monitor on node2. It defaults to the first node instead so that
     /// the first node still holds more units than the second: after a cut between two live
     /// nodes the one holding fewer units waits before fencing, and that keeps the first node
-    /// the survivor as before the monitor unit existed. Cluster:Units can place it anywhere.
+    /// the survivor as before the monitor unit existed. The db unit is on node1 as DESIGN.md has
+    /// it (beside the webmail unit it serves). Cluster:Units can place either anywhere.
     /// </remarks>
     private static IEnumerable<UnitOptions> UnitsOf(ClusterOptions options, MailStore store, string self)
     {
@@ -127,11 +129,12 @@ public sealed partial class ClusterManager : IAsyncDisposable
         else
         {
             var i = 0;
-            foreach (var p in store.PartitionNames.Where(p => p != MailStore.MonitorPartition))
-                yield return new UnitOptions { Name = "store-" + p, Preferred = nodes[i++ % 2] };
+            foreach (var p in store.MailboxPartitionNames)
+                yield return new UnitOptions { Name = MailStore.UnitName(p), Preferred = nodes[i++ % 2] };
         }
-        if (!options.Units.Any(u => u.Name == MailStore.MonitorPartition))
-            yield return new UnitOptions { Name = MailStore.MonitorPartition, Preferred = nodes[0] };
+        foreach (var service in MailStore.ServicePartitions)
+            if (!options.Units.Any(u => u.Name == service))
+                yield return new UnitOptions { Name = service, Preferred = nodes[0] };
     }
 
     public async Task StartAsync()

@@ -99,10 +99,11 @@ public sealed class ApplianceHost : IAsyncDisposable
         Identity = LoadIdentity(DataDirectory, options.Node.Name);
         Certificate = CertificateProvider.Load(options.Tls, DataDirectory, options.Node.Hostname);
         Throttle = new LoginThrottle(options.Security.LoginFailuresBeforeThrottle, TimeSpan.FromSeconds(options.Security.LoginFailureWindowSeconds));
+        if (options.Store.Partitions.FirstOrDefault(MailStore.IsServicePartition) is { } taken)
+            throw new InvalidOperationException($"Store:Partitions: '{taken}' is the {taken} unit's name, not a mailbox partition's");
         Directory = new MailDirectory(Path.Combine(DataDirectory, "directory.db"), options.Store.Partitions, Throttle);
-        if (options.Store.Partitions.Contains(MailStore.MonitorPartition))
-            throw new InvalidOperationException($"Store:Partitions: '{MailStore.MonitorPartition}' is the monitor unit's name, not a mailbox partition's");
-        Store = MailStore.Open(DataDirectory, [.. options.Store.Partitions, MailStore.MonitorPartition], options.Store.JournalSegmentBytes,
+        // Every node hosts the service units' partitions (units/monitor, units/db) beside the mailbox ones.
+        Store = MailStore.Open(DataDirectory, [.. options.Store.Partitions, .. MailStore.ServicePartitions], options.Store.JournalSegmentBytes,
             options.Store.JournalRetainBytes < 0 ? long.MaxValue : options.Store.JournalRetainBytes);
         Store.SieveLimits = new SieveLimits(options.ManageSieve.MaxScriptBytes, options.ManageSieve.MaxScripts);
         Provisioner = new Provisioner(Directory, Store, options.Store.DefaultQuotaBytes);

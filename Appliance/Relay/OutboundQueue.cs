@@ -94,8 +94,14 @@ public sealed partial class OutboundQueue : IQueueCommands
     private Partition? PickPartition(string? preferred)
     {
         if (preferred is not null && _store.Hosts(preferred) && _store.Partition(preferred).IsPrimary) return _store.Partition(preferred);
-        // Mailbox partitions before the monitor unit's, whose node is busy with the journal.
-        return _store.PartitionNames.OrderBy(n => n == MailStore.MonitorPartition).Select(_store.Partition).FirstOrDefault(p => p.IsPrimary);
+        // Mailbox partitions before the monitor unit's, whose node is busy with the journal. Never
+        // the db unit's: it holds the webmail's data and nothing else, so that data can one day
+        // move to another engine (DESIGN.md §1, the farm) without carrying mail, and its journal,
+        // already heavy with file uploads, does not hold up mail. The monitor unit defaults to
+        // the same node as db, so this costs nothing there; a node where db alone is active
+        // answers a submission 451 4.3.0, as one where nothing is.
+        return _store.MailboxPartitionNames.Append(MailStore.MonitorPartition).Where(_store.Hosts)
+            .Select(_store.Partition).FirstOrDefault(p => p.IsPrimary);
     }
 
     /// <summary>Wakes the delivery loop (a new entry, a retry).</summary>

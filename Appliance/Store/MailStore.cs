@@ -99,19 +99,44 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
 
     /// <summary>
     /// The partition of the monitor unit: it holds no mailboxes but the provisioning journal
-    /// (and later the metrics history), replicated like a mail partition. Every node hosts it.
+    /// and the monitoring history, replicated like a mail partition. Every node hosts it.
     /// </summary>
     public const string MonitorPartition = "monitor";
 
-    /// <summary>The unit a partition belongs to: store-NAME for mailbox partitions, monitor for the monitor's.</summary>
-    public static string UnitName(string partition) => partition == MonitorPartition ? MonitorPartition : "store-" + partition;
+    /// <summary>
+    /// The partition of the db unit: it holds no mailboxes but the webmail's data of every user
+    /// (contacts, notes, personal files, settings: Partition.Webmail.cs), replicated like a mail
+    /// partition. Every node hosts it.
+    /// </summary>
+    public const string DbPartition = "db";
+
+    /// <summary>
+    /// The partitions of the service units (monitor, db), as opposed to mailbox partitions: every
+    /// node hosts them, their unit is named like the partition, no mailbox lives in them and
+    /// Store:Partitions cannot use their names.
+    /// </summary>
+    public static IReadOnlyList<string> ServicePartitions { get; } = [MonitorPartition, DbPartition];
+
+    /// <summary>Whether <paramref name="name"/> is a service unit's partition (monitor, db), not a mailbox partition.</summary>
+    public static bool IsServicePartition(string name) => name is MonitorPartition or DbPartition;
+
+    /// <summary>The mailbox partitions this node hosts (the service units' left out).</summary>
+    public IEnumerable<string> MailboxPartitionNames => PartitionNames.Where(p => !IsServicePartition(p));
+
+    /// <summary>The unit a partition belongs to: store-NAME for mailbox partitions, the partition's own name for a service unit's.</summary>
+    public static string UnitName(string partition) => IsServicePartition(partition) ? partition : "store-" + partition;
 
     /// <summary>The partition of a unit (the reverse of <see cref="UnitName"/>), or null for a unit without one.</summary>
     public static string? PartitionOfUnit(string unit) =>
-        unit == MonitorPartition ? MonitorPartition : unit.StartsWith("store-", StringComparison.Ordinal) ? unit["store-".Length..] : null;
+        IsServicePartition(unit) ? unit
+        : unit.StartsWith("store-", StringComparison.Ordinal) && !IsServicePartition(unit["store-".Length..]) ? unit["store-".Length..]
+        : null;
 
     /// <summary>The monitor unit's partition (the provisioning journal).</summary>
     public Partition Monitor => Partition(MonitorPartition);
+
+    /// <summary>The db unit's partition (the webmail's data).</summary>
+    public Partition Db => Partition(DbPartition);
 
     /// <summary>
     /// Cuts a replica's copy back to <paramref name="seq"/> (journal records after it are
