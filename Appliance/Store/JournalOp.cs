@@ -34,6 +34,7 @@ public abstract record JournalOp
         JournalOpType.Bayes => BayesOp.ReadBody(r),
         JournalOpType.Vacation => new VacationOp(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt64()),
         JournalOpType.SieveScript => SieveScriptOp.ReadBody(r),
+        JournalOpType.Webmail => WebmailOp.ReadBody(r),
         _ => throw new InvalidDataException($"unknown journal op type {(byte)type}"),
     };
     /// <summary>The messages an op adds (an append, or the appends inside a batch).</summary>
@@ -117,6 +118,7 @@ public enum JournalOpType : byte
     SieveScript = 18,
     Bayes = 19,
     Vacation = 20,
+    Webmail = 21,
 }
 
 /// <summary>A new folder; with a special use (RFC 6154) it is written under its own tag, so
@@ -442,6 +444,42 @@ public sealed record SieveScriptOp(SieveScriptChange Change, string Account, str
         var change = (SieveScriptChange)r.ReadByte();
         if (change is < SieveScriptChange.Put or > SieveScriptChange.Activate) throw new InvalidDataException($"bad sieve change {(byte)change}");
         return new(change, r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadBoolean());
+    }
+}
+
+/// <summary>What a <see cref="WebmailOp"/> does to a user's webmail items.</summary>
+public enum WebmailChange : byte { Put = 1, Delete = 2, Move = 3, DeleteAccount = 4 }
+
+/// <summary>
+/// A change to one user's webmail items (db unit: contacts, notes, files, settings), with the
+/// state the primary decided. Put: the whole item (<see cref="Data"/> carries its bytes, up to a
+/// file's size, so a replica needs nothing else) and its time. Delete: the item
+/// (<see cref="Kind"/>, <see cref="Id"/>) and, <see cref="WithChildren"/>, every item of any kind
+/// under <see cref="Id"/> + "/". Move: the items at <see cref="Id"/> (any kind) become
+/// <see cref="NewId"/> with <see cref="Parent"/> and <see cref="Name"/> at <see cref="Updated"/>,
+/// and their children follow. DeleteAccount: everything of the account. Fields a change does not
+/// use are empty.
+/// </summary>
+public sealed record WebmailOp(WebmailChange Change, string Account, string Kind, string Id, string Parent, string Name,
+    string NewId, bool WithChildren, long Updated, byte[] Data) : JournalOp
+{
+    public override JournalOpType Type => JournalOpType.Webmail;
+    public override void Write(BinaryWriter w)
+    {
+        w.Write((byte)Change); w.Write(Account); w.Write(Kind); w.Write(Id); w.Write(Parent); w.Write(Name);
+        w.Write(NewId); w.Write(WithChildren); w.Write(Updated);
+        w.Write(Data.Length); w.Write(Data);
+    }
+
+    internal static WebmailOp ReadBody(BinaryReader r)
+    {
+        var change = (WebmailChange)r.ReadByte();
+        if (change is < WebmailChange.Put or > WebmailChange.DeleteAccount) throw new InvalidDataException($"bad webmail change {(byte)change}");
+        var account = r.ReadString(); var kind = r.ReadString(); var id = r.ReadString(); var parent = r.ReadString(); var name = r.ReadString();
+        var newId = r.ReadString(); var withChildren = r.ReadBoolean(); var updated = r.ReadInt64();
+        var n = r.ReadInt32();
+        if (n < 0) throw new InvalidDataException("bad webmail data length");
+        return new(change, account, kind, id, parent, name, newId, withChildren, updated, r.ReadBytes(n));
     }
 }
 

@@ -358,6 +358,9 @@ public sealed partial class Partition
                 case SieveScriptOp sieve:
                     ApplySieve(sieve);
                     break;
+                case WebmailOp webmail:
+                    ApplyWebmail(webmail);
+                    break;
                 case DeleteAccountOp d:
                     _removedBlobs.AddRange(c.Query<string>("SELECT m.blob FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @Account", new { d.Account }, tx));
                     c.Execute(

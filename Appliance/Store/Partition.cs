@@ -373,6 +373,8 @@ public sealed partial class Partition : IAsyncDisposable
             sb.Append("subscribed ").Append(s.Text).Append('\n');
         foreach (var s in await c.QueryAsync<SieveRow>("SELECT " + SieveRow.Columns + " FROM sieve_scripts ORDER BY account, name"))
             sb.Append($"sieve {s.Account} {s.Name} {(s.Active != 0 ? "active" : "inactive")} {Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s.Content)))}\n");
+        foreach (var w in await c.QueryAsync<WebmailRow>("SELECT " + WebmailRow.Columns + ", data AS Data FROM webmail_items ORDER BY account, kind, id"))
+            sb.Append($"webmail {w.Account} {w.Kind} {w.Id} parent={w.Parent} name={w.Name} {w.Size} {w.Updated} {Convert.ToHexStringLower(SHA256.HashData(w.Data ?? []))}\n");
         foreach (var q in await c.QueryAsync<QueueRow>("SELECT " + QueueRow.Columns + " FROM outbound ORDER BY id"))
         {
             var data = c.ExecuteScalar<byte[]>("SELECT data FROM outbound_data WHERE id = @Id", new { q.Id });

@@ -19,6 +19,8 @@ internal static class PartitionSchema
         // Added with ManageSieve: an index.db of an older version gets the (empty) table; the
         // scripts only ever come from journal records of this version on.
         c.Execute(SieveTables);
+        // Added with the db unit (the webmail's data): likewise, an older index.db gets the empty table.
+        c.Execute(WebmailTables);
         // An index.db from before the search tables: its messages are indexed from their files
         // once (Partition.IndexUnindexed), the mark going in the same transaction as the rows.
         if (!indexExisted && c.ExecuteScalar<long>("SELECT count(*) FROM messages") > 0)
@@ -77,6 +79,28 @@ internal static class PartitionSchema
             active INTEGER NOT NULL,
             PRIMARY KEY(account, name)) WITHOUT ROWID;
         CREATE UNIQUE INDEX IF NOT EXISTS sieve_scripts_active ON sieve_scripts(account) WHERE active = 1;
+        """;
+
+    /// <summary>
+    /// Each user's webmail items (Partition.Webmail.cs; only the db unit's partition has rows).
+    /// data is the last column: SQLite reads a row's columns in order, so the narrow ones come
+    /// before a file's bytes, which spill into overflow pages. webmail_items_list covers listing
+    /// a kind (by parent) and summing an account's sizes without touching those pages;
+    /// webmail_items_id serves the id-prefix ranges (a folder's children, of any kind).
+    /// </summary>
+    private const string WebmailTables = """
+        CREATE TABLE IF NOT EXISTS webmail_items(
+            account TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            parent TEXT NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            updated INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY(account, kind, id));
+        CREATE INDEX IF NOT EXISTS webmail_items_list ON webmail_items(account, kind, parent, name, id, size, updated);
+        CREATE INDEX IF NOT EXISTS webmail_items_id ON webmail_items(account, id);
         """;
 
     public const string Create = """
