@@ -1,4 +1,5 @@
 using System.Text;
+using Appliance.Directory;
 using Appliance.Store;
 using Microsoft.Data.Sqlite;
 
@@ -346,5 +347,44 @@ public sealed class WebmailItemsTests : IDisposable
         await using var again = Open(dir);
         Assert.Equal(WebmailResult.Ok, await again.PutWebmailItemAsync(Alice, "note", "n", "", "n", [1], 0));
         Assert.Single(again.ListWebmailItems(Alice, "note"));
+    }
+
+    [Fact]
+    public async Task TheStore_ChangesItemsOnlyWhereTheDbUnitIsActive_AndAPurgedMailboxTakesThemAlong()
+    {
+        await using var store = MailStore.Open(_root, ["a", MailStore.MonitorPartition, MailStore.DbPartition], 1 << 20);
+        var alice = new MailUser(Alice, "a", 0);
+        var bob = new MailUser(Bob, "a", 0);
+        Assert.True(store.WebmailWritable);
+        Assert.True(System.IO.Directory.Exists(Path.Combine(_root, "units", "db", "journal")));
+        Assert.Equal(WebmailResult.Ok, await store.PutWebmailItemAsync(alice, "note", "n1", "", "first", Bytes("text"), 0));
+        Assert.Equal(WebmailResult.Ok, await store.PutWebmailItemAsync(bob, "note", "n1", "", "bob's", Bytes("text"), 0));
+        Assert.Equal(["first"], store.ListWebmailItems(alice, "note").Select(n => n.Name));
+        Assert.Equal("text", Text(store.GetWebmailItem(alice, "note", "n1")));
+        Assert.Equal(4, store.WebmailBytes(alice));
+        Assert.Empty(store.Partition("a").ListWebmailItems(Alice, "note")); // not in the mail's partition
+
+        // Not active here: reads still answer from this copy, changes are refused with the reason.
+        store.Db.IsPrimary = false;
+        Assert.False(store.WebmailWritable);
+        Assert.Equal("first", store.ListWebmailItems(alice, "note").Single().Name);
+        var refused = Assert.Throws<UnitUnavailableException>(() => { _ = store.PutWebmailItemAsync(alice, "note", "n2", "", "n2", [1], 0); });
+        Assert.Contains("db unit", refused.Message);
+        Assert.Throws<UnitUnavailableException>(() => { _ = store.DeleteWebmailItemAsync(alice, "note", "n1", false); });
+        Assert.Throws<UnitUnavailableException>(() => { _ = store.MoveWebmailItemsAsync(alice, "n1", "n2", "", "n2"); });
+        Assert.Throws<UnitUnavailableException>(() => { _ = store.DeleteWebmailAccountAsync(alice); });
+
+        // A purge where only the mail's partition is active deletes the mail and leaves the items
+        // to the node holding the db unit; where both are, both go.
+        await store.CreateMailboxAsync(alice);
+        await store.DeleteMailboxAsync(alice);
+        Assert.Null(await store.Partition("a").GetFolderAsync(Alice, MailStore.Inbox, CancellationToken.None));
+        Assert.Single(store.ListWebmailItems(alice, "note"));
+        store.Db.IsPrimary = true;
+        await store.DeleteMailboxAsync(alice);
+        Assert.Empty(store.ListWebmailItems(alice, "note"));
+        Assert.Single(store.ListWebmailItems(bob, "note"));
+        await store.DeleteWebmailAccountAsync(bob);
+        Assert.Empty(store.ListWebmailItems(bob, "note"));
     }
 }

@@ -30,7 +30,7 @@ public sealed class Provisioner(MailDirectory directory, MailStore store, long d
     public async Task<MailboxRecord> RemoveMailboxAsync(string address)
     {
         var record = directory.RemoveMailbox(address);
-        if (store.IsServedHere(record.ToUser())) await store.DeleteMailboxAsync(record.ToUser());
+        await store.DeleteMailboxAsync(record.ToUser()); // the parts active here
         return record;
     }
 }

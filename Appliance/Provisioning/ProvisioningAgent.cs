@@ -223,13 +223,11 @@ public sealed class ProvisioningAgent(MailDirectory directory, MailStore store, 
             _ => false,
         };
         if (!purged || r.Address is null || r.Partition is null) return;
-        var user = new MailUser(r.Address.Trim().ToLowerInvariant(), r.Partition, 0);
-        if (ServedHere(user)) await store.DeleteMailboxAsync(user);
+        // Each part (the mail, the webmail items) is deleted by the node where its unit is active.
+        await store.DeleteMailboxAsync(new MailUser(r.Address.Trim().ToLowerInvariant(), r.Partition, 0));
     }
 
     /// <summary>The addresses of removed mailboxes whose retention period is over (purged by the node holding the journal).</summary>
     public IReadOnlyList<string> ExpiredRetentions(DateTimeOffset now) =>
         directory.DeletedMailboxes().Where(d => d.PurgeAfter <= now.ToUnixTimeSeconds()).Select(d => d.Address).ToList();
-
-    private bool ServedHere(MailUser user) => store.Hosts(user.Partition) && store.IsServedHere(user);
 }

@@ -240,7 +240,19 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
     public Task CreateMailboxAsync(MailUser user) =>
         For(user).CreateFoldersAsync(user.Address, [(Inbox, null), .. DefaultFolders.Select(f => (f.Name, (string?)f.SpecialUse))]);
 
-    public Task DeleteMailboxAsync(MailUser user) => For(user).DeleteAccountAsync(user.Address);
+    /// <summary>
+    /// Deletes a mailbox's data (a purge), each part only where it is active on this node: its mail
+    /// where its partition is, its webmail items where the db unit is. In a pair the provisioning
+    /// agent of every node applies the purge and calls this, so each part is deleted by the node
+    /// holding it and reaches the other copy by replication; a part active on the other node is
+    /// that node's agent's to delete (it applies the same request from its copy of the journal),
+    /// and a replica is never written. Calling it again deletes nothing more.
+    /// </summary>
+    public async Task DeleteMailboxAsync(MailUser user)
+    {
+        if (Hosts(user.Partition) && IsServedHere(user)) await For(user).DeleteAccountAsync(user.Address);
+        if (Hosts(DbPartition) && Db.IsPrimary) await Db.DeleteWebmailAccountAsync(user.Address);
+    }
 
     public async ValueTask DisposeAsync()
     {
