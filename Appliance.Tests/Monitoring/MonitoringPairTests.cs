@@ -78,6 +78,9 @@ public sealed class MonitoringPairTests
             Assert.Contains((node, "queue_messages"), seriesAtCutoff);
             Assert.Contains((node, "load1"), seriesAtCutoff);
             Assert.Contains((node, "peer_up"), seriesAtCutoff);
+            // Every unit's state on every node, the service units added by themselves (the pair configures store-a and store-b).
+            foreach (var unit in new[] { "store-a", "store-b", "monitor", "db" })
+                Assert.Contains((node, MetricValue.Series("unit_state", ("unit", unit))), seriesAtCutoff);
         }
         Assert.Equal(BothNodes, holderSeries.Select(s => s.Node).Distinct());
         // The replica is behind the holder at most: it has every series the holder had at the cutoff, and none the holder lacks.
@@ -134,6 +137,7 @@ public sealed class MonitoringPairTests
         await pair.Node1.CrashAsync();
         var crashed = Now();
         await pair.WaitForAsync(() => pair.Node2.Store.Monitor.IsPrimary, "the monitor unit active on node2", 60);
+        await pair.WaitForAsync(() => pair.Node2.Store.Db.IsPrimary, "the db unit, node1's too, active on node2", 10);
         var monitor = pair.Node2.Store.Monitor;
         var takeover = Now();
 
