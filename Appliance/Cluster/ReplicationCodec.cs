@@ -10,6 +10,9 @@ internal static class ReplicationCodec
     /// when the primary still has it (live batches): the replica then does not parse the
     /// messages again (both nodes of a small pair share few cores). Journal catch-up records
     /// carry none and are extracted on the replica.
+    /// Added with the webmail's listing: the sender (FromName, FromAddress) of every index sent,
+    /// after all the records. A peer of the version before reads no further; records from it lack
+    /// the trailer, and their messages are extracted again on this side rather than stored without a sender.
     /// </summary>
     public static byte[] EncodeRecords(IReadOnlyList<JournalRecord> records) => ClusterWire.Encode(w =>
     {
@@ -25,6 +28,9 @@ internal static class ReplicationCodec
                 if (append.Index is { } x) WriteIndex(w, x);
             }
         }
+        foreach (var r in records)
+            foreach (var append in JournalOp.AppendsOf(r.Op))
+                if (append.Index is { } x) { w.Write(x.FromName); w.Write(x.FromAddress); }
     });
 
     public static List<JournalRecord> DecodeRecords(byte[] payload)
@@ -40,8 +46,17 @@ internal static class ReplicationCodec
             var op = WithIndexes(JournalOp.Read(type, r), r);
             list.Add(new JournalRecord(seq, op));
         }
+        var hasSenders = r.BaseStream.Position < r.BaseStream.Length;
+        for (var i = 0; i < list.Count; i++) list[i] = list[i] with { Op = WithSenders(list[i].Op, r, hasSenders) };
         return list;
     }
+
+    private static JournalOp WithSenders(JournalOp op, BinaryReader r, bool hasSenders) => op switch
+    {
+        AppendOp { Index: { } x } a => a with { Index = hasSenders ? x with { FromName = r.ReadString(), FromAddress = r.ReadString() } : null },
+        BatchOp b => new BatchOp([.. b.Ops.Select(o => WithSenders(o, r, hasSenders))]),
+        _ => op,
+    };
 
     private static JournalOp WithIndexes(JournalOp op, BinaryReader r) => op switch
     {
@@ -62,7 +77,8 @@ internal static class ReplicationCodec
         r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(),
         r.ReadInt64(), r.ReadString(), r.ReadBoolean(),
         r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(),
-        r.ReadString(), r.ReadString(), r.ReadString());
+        r.ReadString(), r.ReadString(), r.ReadString(),
+        FromName: "", FromAddress: ""); // from the trailer (DecodeRecords)
 
     public static void WriteHistory(BinaryWriter w, IReadOnlyList<Generation> history)
     {

@@ -97,7 +97,8 @@ public static class ImapSearchCommands
         if (algorithm is not ("REFERENCES" or "ORDEREDSUBJECT")) throw ImapException.Bad($"unknown threading algorithm {args[0].Text}");
         var (key, matched, evaluator) = await SearchForAsync(c, args);
         var info = await SortInfoAsync(c, evaluator, matched);
-        var threads = algorithm == "REFERENCES" ? ImapThread.References(matched, info) : ImapThread.OrderedSubject(matched, info);
+        var keyed = matched.Select(m => (m.Seq, info[m.Message.Uid])).ToList();
+        var threads = algorithm == "REFERENCES" ? MessageThreads.References(keyed) : MessageThreads.OrderedSubject(keyed);
 
         var w = c.Writer;
         w.Raw("* THREAD"u8);

@@ -1,4 +1,3 @@
-using System.Text;
 using Appliance.Store;
 
 namespace Appliance.Imap;
@@ -10,7 +9,7 @@ public readonly record struct SortCriterion(SortKey Key, bool Reverse);
 /// <summary>
 /// RFC 5256 §3 SORT ordering: criteria in priority order, each optionally REVERSEd, and the
 /// sequence number as the final, never reversed tie-break. Strings collate with
-/// i;ascii-casemap (RFC 4790: a-z folded to A-Z, then by code point, i.e. UTF-8 octet order).
+/// i;ascii-casemap (<see cref="AsciiCaseMap"/>).
 /// </summary>
 public static class ImapSort
 {
@@ -73,39 +72,12 @@ public static class ImapSort
         SortKey.Arrival => a.InternalDate.CompareTo(b.InternalDate),
         SortKey.Size => a.Size.CompareTo(b.Size),
         SortKey.Date => info[a.Uid].SentDate.CompareTo(info[b.Uid].SentDate),
-        SortKey.Subject => CompareCaseMap(info[a.Uid].BaseSubject, info[b.Uid].BaseSubject),
-        SortKey.From => CompareCaseMap(info[a.Uid].From, info[b.Uid].From),
-        SortKey.To => CompareCaseMap(info[a.Uid].To, info[b.Uid].To),
-        SortKey.Cc => CompareCaseMap(info[a.Uid].Cc, info[b.Uid].Cc),
-        SortKey.DisplayFrom => CompareCaseMap(info[a.Uid].DisplayFrom, info[b.Uid].DisplayFrom),
-        SortKey.DisplayTo => CompareCaseMap(info[a.Uid].DisplayTo, info[b.Uid].DisplayTo),
+        SortKey.Subject => AsciiCaseMap.Compare(info[a.Uid].BaseSubject, info[b.Uid].BaseSubject),
+        SortKey.From => AsciiCaseMap.Compare(info[a.Uid].From, info[b.Uid].From),
+        SortKey.To => AsciiCaseMap.Compare(info[a.Uid].To, info[b.Uid].To),
+        SortKey.Cc => AsciiCaseMap.Compare(info[a.Uid].Cc, info[b.Uid].Cc),
+        SortKey.DisplayFrom => AsciiCaseMap.Compare(info[a.Uid].DisplayFrom, info[b.Uid].DisplayFrom),
+        SortKey.DisplayTo => AsciiCaseMap.Compare(info[a.Uid].DisplayTo, info[b.Uid].DisplayTo),
         _ => 0,
     };
-
-    /// <summary>i;ascii-casemap (RFC 4790 §9.2): ASCII letters fold to upper case, the rest compares by code point.</summary>
-    public static int CompareCaseMap(string a, string b)
-    {
-        var ea = a.EnumerateRunes();
-        var eb = b.EnumerateRunes();
-        while (true)
-        {
-            bool ha = ea.MoveNext(), hb = eb.MoveNext();
-            if (!ha || !hb) return ha == hb ? 0 : ha ? 1 : -1;
-            int r = Fold(ea.Current).CompareTo(Fold(eb.Current));
-            if (r != 0) return r;
-        }
-
-        static int Fold(Rune r) => r.Value is >= 'a' and <= 'z' ? r.Value - 32 : r.Value;
-    }
-
-    /// <summary>The i;ascii-casemap equality key of a string (base subjects in THREAD).</summary>
-    public static string CaseMapKey(string s)
-    {
-        var chars = s.ToCharArray();
-        for (int i = 0; i < chars.Length; i++)
-        {
-            if (chars[i] is >= 'a' and <= 'z') chars[i] = (char)(chars[i] - 32);
-        }
-        return new string(chars);
-    }
 }

@@ -155,6 +155,19 @@ public sealed partial class MailStore
     public Task<IReadOnlyList<MessageSortInfo>> GetSortInfoAsync(MailUser user, string folder, IReadOnlyCollection<long> uids, CancellationToken ct) =>
         For(user).GetSortInfoAsync(user.Address, FolderName(folder), uids, ct);
 
+    /// <summary>
+    /// One page of a folder's messages (the webmail's list): sorted by <paramref name="order"/>,
+    /// ties broken by UID in the same direction, <paramref name="limit"/> rows from
+    /// <paramref name="offset"/>. With <paramref name="only"/>, just those UIDs (a search result).
+    /// With <paramref name="threads"/>, rows come in conversation order instead (RFC 5256
+    /// REFERENCES threads, ordered by their newest message, newest first when descending; within
+    /// a thread oldest first) with their depth, and <paramref name="order"/> is not used.
+    /// Messages marked \Deleted are listed like the others. Throws <see cref="FolderNotFoundException"/>.
+    /// </summary>
+    public Task<MessagePage> ListPageAsync(MailUser user, string folder, MessageOrder order, bool descending, int offset, int limit,
+        bool threads, IReadOnlySet<long>? only, CancellationToken ct) =>
+        For(user).ListPageAsync(user.Address, FolderName(folder), order, descending, offset, limit, threads, only, ct);
+
     /// <summary>Bytes and message count of the account (QUOTA STORAGE and MESSAGE).</summary>
     public (long Bytes, long Messages) Usage(MailUser user) => For(user).Usage(user.Address);
 

@@ -78,6 +78,22 @@ public sealed record MessageSortInfo(
     string InReplyTo,
     string[] References);
 
+/// <summary>What a folder listing is sorted by (<see cref="MailStore.ListPageAsync"/>).</summary>
+public enum MessageOrder { Date, From, Subject, Size }
+
+/// <summary>One row of a folder listing.</summary>
+/// <param name="Date">The Date header, else the internal date.</param>
+/// <param name="FromName">Decoded display name of the first From address, "" when none.</param>
+/// <param name="FromAddress">Address of the first From address, "" when none.</param>
+/// <param name="To">RFC 5957 display of the first To address (its name, else its address), "" when none.</param>
+/// <param name="Subject">The decoded subject, in full (not the base subject).</param>
+/// <param name="Depth">Thread depth (0 for a thread's first message), 0 unless the listing is threaded.</param>
+public sealed record MessageSummary(long Uid, MessageFlags Flags, string[] Keywords, DateTimeOffset Date, long Size,
+    string FromName, string FromAddress, string To, string Subject, int Depth);
+
+/// <summary>One page of a folder listing; <see cref="Total"/> counts all the rows the page is taken from.</summary>
+public sealed record MessagePage(int Total, IReadOnlyList<MessageSummary> Messages);
+
 public sealed class FolderNotFoundException(string folder) : Exception($"no folder {folder}")
 {
     public string Folder { get; } = folder;

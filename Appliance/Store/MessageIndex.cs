@@ -14,12 +14,15 @@ namespace Appliance.Store;
 // which is where FTS5 tokenizes the text); it never throws (a message
 // MimeKit cannot read is indexed with empty texts and the internal date).
 
-/// <summary>Search texts and sort keys of one message.</summary>
+/// <summary>Search texts and sort keys of one message, and what a listing shows of its sender:
+/// <see cref="FromName"/> the decoded display name of the first From address ("" when none),
+/// <see cref="FromAddress"/> its address.</summary>
 public sealed partial record MessageIndex(
     string Subject, string From, string To, string Cc, string Bcc, string Body, string Headers,
     long SentDateUnixMs, string BaseSubject, bool SubjectIsReply,
     string FromAddr, string ToAddr, string CcAddr, string DisplayFrom, string DisplayTo,
-    string MessageId, string InReplyTo, string References)
+    string MessageId, string InReplyTo, string References,
+    string FromName, string FromAddress)
 {
     public static MessageIndex Extract(ReadOnlyMemory<byte> data, long internalDateUnixMs)
     {
@@ -31,7 +34,7 @@ public sealed partial record MessageIndex(
         }
         catch (FormatException)
         {
-            return new("", "", "", "", "", "", "", internalDateUnixMs, "", false, "", "", "", "", "", "", "", "");
+            return new("", "", "", "", "", "", "", internalDateUnixMs, "", false, "", "", "", "", "", "", "", "", "", "");
         }
         return Build(message, internalDateUnixMs);
     }
@@ -65,7 +68,8 @@ public sealed partial record MessageIndex(
             subject, Addresses(m.From), Addresses(m.To), Addresses(m.Cc), Addresses(m.Bcc), body.ToString(), headers.ToString(),
             sent, baseSubject, isReply,
             Mailbox(from), Mailbox(to), Mailbox(cc), Display(from), Display(to),
-            m.MessageId ?? "", m.InReplyTo ?? "", string.Join(' ', m.References));
+            m.MessageId ?? "", m.InReplyTo ?? "", string.Join(' ', m.References),
+            from?.Name?.Trim() ?? "", from?.Address ?? "");
     }
 
     private static string OneLine(string value) => value.Replace("\r", "", StringComparison.Ordinal).Replace('\n', ' ');

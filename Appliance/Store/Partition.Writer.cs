@@ -422,8 +422,8 @@ public sealed partial class Partition
                     """, p, tx);
                 var id = c.ExecuteScalar<long?>(
                     """
-                    INSERT INTO message_index(folder_id, uid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs)
-                    SELECT @target, @tuid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs
+                    INSERT INTO message_index(folder_id, uid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs, from_name, from_address)
+                    SELECT @target, @tuid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs, from_name, from_address
                     FROM message_index WHERE folder_id = @source AND uid = @suid
                     ON CONFLICT DO NOTHING RETURNING id
                     """, p, tx);
@@ -464,11 +464,11 @@ public sealed partial class Partition
         {
             var id = c.ExecuteScalar<long?>(
                 """
-                INSERT INTO message_index(folder_id, uid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs)
-                VALUES (@folderId, @uid, @SentDateUnixMs, @BaseSubject, @reply, @FromAddr, @ToAddr, @CcAddr, @DisplayFrom, @DisplayTo, @MessageId, @InReplyTo, @References)
+                INSERT INTO message_index(folder_id, uid, sent_date, base_subject, subject_reply, from_addr, to_addr, cc_addr, display_from, display_to, message_id, in_reply_to, refs, from_name, from_address)
+                VALUES (@folderId, @uid, @SentDateUnixMs, @BaseSubject, @reply, @FromAddr, @ToAddr, @CcAddr, @DisplayFrom, @DisplayTo, @MessageId, @InReplyTo, @References, @FromName, @FromAddress)
                 ON CONFLICT DO NOTHING RETURNING id
                 """,
-                new { folderId, uid, x.SentDateUnixMs, x.BaseSubject, reply = x.SubjectIsReply ? 1 : 0, x.FromAddr, x.ToAddr, x.CcAddr, x.DisplayFrom, x.DisplayTo, x.MessageId, x.InReplyTo, x.References }, tx);
+                new { folderId, uid, x.SentDateUnixMs, x.BaseSubject, reply = x.SubjectIsReply ? 1 : 0, x.FromAddr, x.ToAddr, x.CcAddr, x.DisplayFrom, x.DisplayTo, x.MessageId, x.InReplyTo, x.References, x.FromName, x.FromAddress }, tx);
             if (id is null) return;
             c.Execute("INSERT INTO fts(rowid, hsubject, hfrom, hto, hcc, hbcc, body, headers) VALUES (@id, @Subject, @From, @To, @Cc, @Bcc, @Body, @Headers)",
                 new { id, x.Subject, x.From, x.To, x.Cc, x.Bcc, x.Body, x.Headers }, tx);

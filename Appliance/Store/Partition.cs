@@ -129,6 +129,7 @@ public sealed partial class Partition : IAsyncDisposable
             ctx.DeleteRemovedBlobs(Path.Combine(dir, "blobs"));
         }
         IndexUnindexed(writer, Path.Combine(dir, "blobs"));
+        FillFromColumns(writer, Path.Combine(dir, "blobs"));
         return new Partition(name, dir, writer, journal, connectionString);
     }
 
@@ -177,6 +178,34 @@ public sealed partial class Partition : IAsyncDisposable
         writer.Execute("DELETE FROM meta WHERE key = 'index_backfill'", transaction: tx);
         tx.Commit();
         Log.Info("indexed {0} messages for search", indexed);
+    }
+
+    /// <summary>
+    /// Gives the message_index rows of an index.db from before the listing columns their sender
+    /// (from_name, from_address), extracted again from the message files, once (meta index_from_backfill).
+    /// </summary>
+    private static void FillFromColumns(SqliteConnection writer, string blobDir)
+    {
+        if (writer.ExecuteScalar<long?>("SELECT value FROM meta WHERE key = 'index_from_backfill'") is null) return;
+        var rows = writer.Query<UnindexedRow>(
+            """
+            SELECT i.folder_id AS FolderId, i.uid AS Uid, m.blob AS Blob, m.internal_date AS InternalDate
+            FROM message_index i JOIN messages m ON m.folder_id = i.folder_id AND m.uid = i.uid
+            """).AsList();
+        using var tx = writer.BeginTransaction();
+        int filled = 0;
+        foreach (var m in rows)
+        {
+            var path = BlobPath(blobDir, m.Blob);
+            if (!File.Exists(path)) continue;
+            var x = MessageIndex.Extract(File.ReadAllBytes(path), m.InternalDate);
+            writer.Execute("UPDATE message_index SET from_name = @FromName, from_address = @FromAddress WHERE folder_id = @FolderId AND uid = @Uid",
+                new { x.FromName, x.FromAddress, m.FolderId, m.Uid }, tx);
+            filled++;
+        }
+        writer.Execute("DELETE FROM meta WHERE key = 'index_from_backfill'", transaction: tx);
+        tx.Commit();
+        Log.Info("read the sender of {0} messages for the folder listing", filled);
     }
 
     /// <summary>The op with the index of its messages extracted (done before submitting, off the writer loop).</summary>
@@ -391,7 +420,7 @@ public sealed partial class Partition : IAsyncDisposable
             var tombstones = await c.QueryAsync<TextRow>("SELECT uid AS Uid, CAST(modseq AS TEXT) AS Text FROM tombstones WHERE folder_id = @Id ORDER BY uid", new { f.Id });
             sb.Append("expunged [").AppendJoin(' ', tombstones.Select(t => $"{t.Uid}:{t.Text}")).Append("]\n");
             var indexed = await c.QueryAsync<TextRow>(
-                "SELECT i.uid AS Uid, i.base_subject || '|' || length(x.body) || '|' || length(x.headers) AS Text FROM message_index i JOIN fts x ON x.rowid = i.id WHERE i.folder_id = @Id ORDER BY i.uid", new { f.Id });
+                "SELECT i.uid AS Uid, i.base_subject || '|' || i.from_name || '|' || i.from_address || '|' || length(x.body) || '|' || length(x.headers) AS Text FROM message_index i JOIN fts x ON x.rowid = i.id WHERE i.folder_id = @Id ORDER BY i.uid", new { f.Id });
             sb.Append("indexed [").AppendJoin(' ', indexed.Select(t => $"{t.Uid}:{t.Text}")).Append("]\n");
             foreach (var m in await ListAsync(f.Account, f.Name, CancellationToken.None))
             {

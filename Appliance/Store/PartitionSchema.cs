@@ -16,6 +16,18 @@ internal static class PartitionSchema
             c.Execute("ALTER TABLE folders ADD COLUMN special_use TEXT");
         bool indexExisted = c.ExecuteScalar<long>("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'message_index'") > 0;
         c.Execute(FolderApi);
+        // Added with the webmail's listing: the first From's display name and address. Rows of an
+        // older index.db get them from their message files once (Partition.FillFromColumns).
+        if (c.ExecuteScalar<long>("SELECT count(*) FROM pragma_table_info('message_index') WHERE name = 'from_name'") == 0)
+        {
+            c.Execute("""
+                ALTER TABLE message_index ADD COLUMN from_name TEXT NOT NULL DEFAULT '';
+                ALTER TABLE message_index ADD COLUMN from_address TEXT NOT NULL DEFAULT '';
+                """);
+            if (c.ExecuteScalar<long>("SELECT count(*) FROM message_index") > 0)
+                c.Execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('index_from_backfill', 1)");
+        }
+        c.Execute(Listing);
         // Added with ManageSieve: an index.db of an older version gets the (empty) table; the
         // scripts only ever come from journal records of this version on.
         c.Execute(SieveTables);
@@ -63,8 +75,18 @@ internal static class PartitionSchema
             message_id TEXT NOT NULL,
             in_reply_to TEXT NOT NULL,
             refs TEXT NOT NULL,
+            from_name TEXT NOT NULL DEFAULT '',
+            from_address TEXT NOT NULL DEFAULT '',
             UNIQUE(folder_id, uid));
         CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hsubject, hfrom, hto, hcc, hbcc, body, headers, tokenize = 'trigram');
+        """;
+
+    /// <summary>
+    /// The webmail's folder listing (Partition.Listing.cs): a page by date, the default view, is
+    /// a walk of this index from either end instead of a sort of the whole folder.
+    /// </summary>
+    private const string Listing = """
+        CREATE INDEX IF NOT EXISTS message_index_date ON message_index(folder_id, sent_date, uid);
         """;
 
     /// <summary>
