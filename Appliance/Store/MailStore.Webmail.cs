@@ -12,7 +12,8 @@ public sealed partial class MailStore
     /// <summary>Whether the db unit is active on this node, so webmail items can be changed here (always, on a single node).</summary>
     public bool WebmailWritable => Db.IsPrimary;
 
-    public IReadOnlyList<WebmailItem> ListWebmailItems(MailUser user, string kind, string? parent = null) => Db.ListWebmailItems(user.Address, kind, parent);
+    public IReadOnlyList<WebmailItem> ListWebmailItems(MailUser user, string kind, string? parent = null, bool withData = false) =>
+        Db.ListWebmailItems(user.Address, kind, parent, withData);
 
     public WebmailItem? GetWebmailItem(MailUser user, string kind, string id) => Db.GetWebmailItem(user.Address, kind, id);
 

@@ -187,6 +187,10 @@ public sealed partial class MailStore : IMailStore, IAsyncDisposable
     public Task<IReadOnlyList<StoredMessage>> ListAsync(MailUser user, string folder, CancellationToken ct) =>
         For(user).ListAsync(user.Address, folder, ct);
 
+    /// <summary>One message by UID, or null when the folder has none such.</summary>
+    public Task<StoredMessage?> GetMessageAsync(MailUser user, string folder, long uid, CancellationToken ct) =>
+        For(user).GetMessageAsync(user.Address, FolderName(folder), uid, ct);
+
     public Stream OpenMessage(MailUser user, StoredMessage message) =>
         new FileStream(For(user).BlobPath(message.BlobId), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16, FileOptions.Asynchronous);
 

@@ -65,13 +65,21 @@ public sealed partial class Partition
 
     // ---- reads (any copy: a replica's are as of its last applied record) ----
 
-    /// <summary>The user's items of a kind (without their bytes), by name (ordinal) then id; only those under <paramref name="parent"/> when it is given.</summary>
-    public IReadOnlyList<WebmailItem> ListWebmailItems(string account, string kind, string? parent = null)
+    /// <summary>
+    /// The user's items of a kind, by name (ordinal) then id; only those under
+    /// <paramref name="parent"/> when it is given; with their bytes when <paramref name="withData"/>
+    /// (small items listed whole, like contacts and notes).
+    /// </summary>
+    public IReadOnlyList<WebmailItem> ListWebmailItems(string account, string kind, string? parent = null, bool withData = false)
     {
         using var c = OpenReader();
-        var rows = parent is null
-            ? c.Query<WebmailRow>("SELECT " + WebmailRow.Columns + " FROM webmail_items WHERE account = @account AND kind = @kind", new { account, kind })
-            : c.Query<WebmailRow>("SELECT " + WebmailRow.Columns + " FROM webmail_items WHERE account = @account AND kind = @kind AND parent = @parent", new { account, kind, parent });
+        var rows = (parent, withData) switch
+        {
+            (null, false) => c.Query<WebmailRow>("SELECT " + WebmailRow.Columns + " FROM webmail_items WHERE account = @account AND kind = @kind", new { account, kind }),
+            (null, true) => c.Query<WebmailRow>("SELECT " + WebmailRow.Columns + ", data AS Data FROM webmail_items WHERE account = @account AND kind = @kind", new { account, kind }),
+            (_, false) => c.Query<WebmailRow>("SELECT " + WebmailRow.Columns + " FROM webmail_items WHERE account = @account AND kind = @kind AND parent = @parent", new { account, kind, parent }),
+            (_, true) => c.Query<WebmailRow>("SELECT " + WebmailRow.Columns + ", data AS Data FROM webmail_items WHERE account = @account AND kind = @kind AND parent = @parent", new { account, kind, parent }),
+        };
         // Sorted here: SQLite orders by UTF-8 bytes, which is not .NET's ordinal (UTF-16) order past U+FFFF.
         return [.. rows.Select(r => r.ToItem()).OrderBy(i => i.Name, StringComparer.Ordinal).ThenBy(i => i.Id, StringComparer.Ordinal)];
     }

@@ -245,6 +245,16 @@ public sealed partial class Partition : IAsyncDisposable
         return rows.Select(r => r.ToStored()).ToList();
     }
 
+    /// <summary>One message of a folder by UID, or null when there is none.</summary>
+    public async Task<StoredMessage?> GetMessageAsync(string account, string folder, long uid, CancellationToken ct)
+    {
+        await using var c = OpenReader();
+        var row = await c.QuerySingleOrDefaultAsync<MessageRow>(
+            "SELECT " + MessageRow.Columns +
+            " FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account = @account AND f.name = @folder AND m.uid = @uid", new { account, folder, uid });
+        return row?.ToStored();
+    }
+
     public long UsedBytes(string account) => Usage(account).Bytes;
 
     public string BlobPath(string blobId) => BlobPath(_blobDir, blobId);
