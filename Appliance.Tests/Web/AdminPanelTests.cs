@@ -82,8 +82,8 @@ public sealed class AdminPanelTests(ITestOutputHelper output) : IAsyncLifetime
     // 1. The node's address opens the panel; a wrong password, then the right one: the dashboard with its counts.
     private async Task SignInAsync()
     {
-        // The node's address leads to the panel, which asks to sign in.
-        await _page.GotoAsync("/");
+        // The panel's address (the node's own address is the webmail's) asks to sign in.
+        await _page.GotoAsync("/admin/");
         await Expect(_page.GetByTestId("page-login")).ToBeVisibleAsync();
         Assert.EndsWith("/admin/#/login", _page.Url);
         await Expect(_page.GetByTestId("topbar")).ToBeHiddenAsync();

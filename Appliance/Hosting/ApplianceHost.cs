@@ -218,7 +218,9 @@ public sealed class ApplianceHost : IAsyncDisposable
         if (Options.Listen.Http >= 0 || Options.Listen.Https >= 0 || Options.Listen.Admin >= 0)
         {
             var web = await Web.WebServer.StartAsync(address, Options.Listen.Http, Options.Listen.Https, Options.Listen.Admin, Certificate, Options.Node.DevMode,
-                Provisioning, Store, Identity.Name, Queue, Monitoring, Options.Monitoring, Cluster, ct);
+                Provisioning, Store, Identity.Name, Queue, Monitoring, Options.Monitoring, Cluster,
+                new Web.WebmailSetup(_endpoints.GetValueOrDefault("submission"), Options.Submission.MaxMessageSize, Options.Webmail,
+                    SieveChecker.Parser(Options.ManageSieve.MaxScriptBytes).Check), ct);
             foreach (var (scheme, ep) in web.Endpoints) _endpoints[scheme] = ep;
             _web = web;
             _stops.Add(async () => await web.DisposeAsync());

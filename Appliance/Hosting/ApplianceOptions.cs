@@ -13,6 +13,7 @@ public sealed class ApplianceOptions
     public Pop3Options Pop3 { get; set; } = new();
     public ImapOptions Imap { get; set; } = new();
     public ManageSieveOptions ManageSieve { get; set; } = new();
+    public WebmailOptions Webmail { get; set; } = new();
     public StoreOptions Store { get; set; } = new();
     public TlsOptions Tls { get; set; } = new();
     public RelayOptions Relay { get; set; } = new();
@@ -83,6 +84,18 @@ public sealed class ManageSieveOptions
     public int MaxScripts { get; set; } = 20;
     public int IdleTimeoutSeconds { get; set; } = 600;
     public int MaxConnectionsPerIp { get; set; } = 20;
+}
+
+public sealed class WebmailOptions
+{
+    /// <summary>Room each user has in the webmail's database (files, notes, contacts, settings), in bytes; 0 = no limit.</summary>
+    public long QuotaBytes { get; set; } = 100L * 1024 * 1024;
+    /// <summary>Largest personal file one upload may store.</summary>
+    public long MaxFileBytes { get; set; } = 25L * 1024 * 1024;
+    /// <summary>A session ends this long after sign-in.</summary>
+    public int SessionHours { get; set; } = 12;
+    /// <summary>… or after this long without a request.</summary>
+    public int IdleMinutes { get; set; } = 60;
 }
 
 public sealed class ImapOptions

@@ -71,7 +71,8 @@ public sealed class AdminSessions(TimeProvider time)
         return now - s.Created > MaxAge || now - s.LastSeen > IdleTimeout;
     }
 
-    private static string NewSecret() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    /// <summary>256 random bits, URL-safe: session ids and CSRF tokens.</summary>
+    internal static string NewSecret() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     public static void SetCookie(HttpContext ctx, AdminSession session) =>
         ctx.Response.Cookies.Append(CookieName, session.Id, new CookieOptions

@@ -12,10 +12,16 @@ using Microsoft.Extensions.Logging;
 
 namespace Appliance.Web;
 
+/// <summary>What the webmail needs from the host: where to send mail through, and its limits.</summary>
+/// <param name="Submission">The node's submission listener (STARTTLS), or null without one.</param>
+/// <param name="MaxMessageSize">Largest message a user may send (Submission:MaxMessageSize).</param>
+/// <param name="CheckSieve">The Sieve parser's check: the error with its line, or null.</param>
+public sealed record WebmailSetup(IPEndPoint? Submission, long MaxMessageSize, Hosting.WebmailOptions Options, Func<string, string?> CheckSieve);
+
 /// <summary>
 /// Kestrel on Listen:Http (and Listen:Https with the node's certificate): the provisioning API
-/// and the admin panel (later the webmail). Outside dev mode the API and the panel answer only
-/// over HTTPS, or over HTTP from loopback.
+/// the admin panel, and the webmail (at /, Web/Webmail). Outside dev mode the API and the panel
+/// answer only over HTTPS, or over HTTP from loopback; so does the webmail's sign-in.
 /// </summary>
 public sealed class WebServer : IAsyncDisposable
 {
@@ -35,7 +41,7 @@ public sealed class WebServer : IAsyncDisposable
 
     public static async Task<WebServer> StartAsync(IPAddress address, int httpPort, int httpsPort, int adminPort, X509Certificate2 certificate, bool devMode,
         ProvisioningService provisioning, MailStore store, string nodeName, Relay.IQueueCommands queue, Monitoring.MonitoringService monitoring,
-        Hosting.MonitoringOptions monitoringOptions, Cluster.ClusterManager? cluster, CancellationToken ct)
+        Hosting.MonitoringOptions monitoringOptions, Cluster.ClusterManager? cluster, WebmailSetup webmail, CancellationToken ct)
     {
         Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? adminListener = null;
         var boundAdminPort = -1; // known once listening (the configured port may be 0 in tests)
@@ -77,8 +83,8 @@ public sealed class WebServer : IAsyncDisposable
             }
             await next(ctx);
         });
-        // Until the webmail exists (issue 8), the root leads to the admin panel.
-        app.MapGet("/", ctx => Results.Redirect("/admin/").ExecuteAsync(ctx));
+        new Webmail.WebmailEndpoints(store, provisioning, new Webmail.WebmailComposer(store, webmail.Submission, certificate, webmail.MaxMessageSize),
+            webmail.Options, webmail.CheckSieve, devMode, TimeProvider.System).Map(app);
         api.Map(app);
         new AdminEndpoints(provisioning, sessions, api).Map(app);
         new QueueEndpoints(queue, api).Map(app);
