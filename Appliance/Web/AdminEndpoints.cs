@@ -85,21 +85,5 @@ public sealed class AdminEndpoints(Provisioning.ProvisioningService provisioning
         return Results.Json(new SessionInfo(session.Name, session.Csrf, provisioning.Directory.AdminHasTotp(session.Name)), WebJson.Default.SessionInfo);
     }
 
-    private static IResult Asset(HttpContext ctx, string file)
-    {
-        var stream = typeof(AdminEndpoints).Assembly.GetManifestResourceStream("admin/" + file);
-        if (stream is null) return Results.NotFound();
-        var type = Path.GetExtension(file) switch
-        {
-            ".html" => "text/html; charset=utf-8",
-            ".js" => "text/javascript; charset=utf-8",
-            ".css" => "text/css; charset=utf-8",
-            ".svg" => "image/svg+xml",
-            ".png" => "image/png",
-            _ => "application/octet-stream",
-        };
-        ctx.Response.Headers.ContentSecurityPolicy = ContentSecurityPolicy;
-        ctx.Response.Headers.CacheControl = "no-cache";
-        return Results.Stream(stream, type);
-    }
+    private static IResult Asset(HttpContext ctx, string file) => EmbeddedAssets.Result(ctx, "admin", file, ContentSecurityPolicy);
 }

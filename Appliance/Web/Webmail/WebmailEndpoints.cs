@@ -155,23 +155,7 @@ public sealed partial class WebmailEndpoints
 
     private static IResult Json<T>(T value, JsonTypeInfo<T> type, int status = 200) => Results.Json(value, type, statusCode: status);
 
-    private static IResult Asset(HttpContext ctx, string file)
-    {
-        var stream = typeof(WebmailEndpoints).Assembly.GetManifestResourceStream("webmail/" + file);
-        if (stream is null) return Results.NotFound();
-        var type = Path.GetExtension(file) switch
-        {
-            ".html" => "text/html; charset=utf-8",
-            ".js" => "text/javascript; charset=utf-8",
-            ".css" => "text/css; charset=utf-8",
-            ".svg" => "image/svg+xml",
-            ".png" => "image/png",
-            _ => "application/octet-stream",
-        };
-        ctx.Response.Headers.ContentSecurityPolicy = ContentSecurityPolicy;
-        ctx.Response.Headers.CacheControl = "no-cache";
-        return Results.Stream(stream, type);
-    }
+    private static IResult Asset(HttpContext ctx, string file) => EmbeddedAssets.Result(ctx, "webmail", file, ContentSecurityPolicy);
 
     // ---- session ----
 
