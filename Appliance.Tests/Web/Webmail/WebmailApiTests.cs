@@ -83,6 +83,54 @@ public sealed class WebmailApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Another_user_reaches_none_of_alices_items()
+    {
+        await DeliverAsync(Alice, "Private");
+        var aliceUid = (long)(await ListAsync(_alice))[0]!["uid"]!;
+        var note = await _alice.OkAsync(_alice.PostAsync("/webmail/api/notes", new JsonObject { ["title"] = "Secret", ["body"] = "pin 1234" }));
+        var noteId = (string)note!["id"]!;
+        await _alice.UploadAsync("/webmail/api/files?folder=/", "file", "secret.txt", Encoding.ASCII.GetBytes("pin"), "text/plain");
+        var contact = await _alice.OkAsync(_alice.PostAsync("/webmail/api/contacts", new JsonObject { ["name"] = "Carol", ["emails"] = new JsonArray("carol@elsewhere.test") }));
+
+        using var bob = NewClient();
+        (await bob.SignInAsync(Bob, TestNode.Password)).EnsureSuccessStatusCode();
+        Assert.Empty((JsonArray)(await bob.GetJsonAsync("/webmail/api/notes"))["notes"]!);
+        Assert.Empty((JsonArray)(await bob.GetJsonAsync("/webmail/api/contacts"))["contacts"]!);
+        Assert.Empty((JsonArray)(await bob.GetJsonAsync("/webmail/api/files?folder=/"))["files"]!);
+        Assert.Empty(await ListAsync(bob));
+        // Alice's ids and paths, tried by Bob: nothing to find, nothing changed.
+        await WebmailClient.ProblemAsync(await bob.PutAsync($"/webmail/api/notes/{noteId}", new JsonObject { ["title"] = "mine", ["body"] = "" }), HttpStatusCode.NotFound);
+        await WebmailClient.ProblemAsync(await bob.DeleteAsync($"/webmail/api/notes/{noteId}"), HttpStatusCode.NotFound);
+        await WebmailClient.ProblemAsync(await bob.DeleteAsync($"/webmail/api/contacts/{(string)contact!["id"]!}"), HttpStatusCode.NotFound);
+        await WebmailClient.ProblemAsync(await bob.GetAsync("/webmail/api/files/download?path=/secret.txt"), HttpStatusCode.NotFound);
+        await WebmailClient.ProblemAsync(await bob.GetAsync($"/webmail/api/message?folder=INBOX&uid={aliceUid}"), HttpStatusCode.NotFound);
+        await WebmailClient.ProblemAsync(await bob.GetAsync($"/webmail/api/message/raw?folder=INBOX&uid={aliceUid}"), HttpStatusCode.NotFound);
+        Assert.Equal("pin 1234", (string)((JsonArray)(await _alice.GetJsonAsync("/webmail/api/notes"))["notes"]!).Single()!["body"]!);
+        Assert.False((bool)(await ListAsync(_alice))[0]!["seen"]!);
+
+    }
+
+    [Fact]
+    public async Task Guessing_passwords_is_throttled_like_mail_logins_and_a_signed_in_session_goes_on()
+    {
+        await using var node = await TestNode.StartAsync(["bob"], o =>
+        {
+            o.Listen.Http = 0;
+            o.Security.LoginFailuresBeforeThrottle = 3;
+        });
+        using var bob = new WebmailClient(node.Host.Endpoints["http"]);
+        (await bob.SignInAsync(Bob, TestNode.Password)).EnsureSuccessStatusCode();
+        using var guesser = new WebmailClient(node.Host.Endpoints["http"]);
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 5; i++) statuses.Add((await guesser.SignInAsync(Bob, "guess " + i)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, statuses[0]);
+        Assert.Equal(HttpStatusCode.TooManyRequests, statuses[^1]);
+        var detail = await WebmailClient.ProblemAsync(await guesser.SignInAsync(Bob, TestNode.Password), HttpStatusCode.TooManyRequests);
+        Assert.Contains("too many failed sign-ins", detail);
+        Assert.Equal(Bob, (string)(await bob.GetJsonAsync("/webmail/api/session"))["address"]!);
+    }
+
+    [Fact]
     public async Task Folders_list_and_message_view_show_new_mail_and_reading_marks_it_seen()
     {
         await DeliverAsync(Alice, "Quarterly report", text: "Numbers attached.");
