@@ -194,6 +194,22 @@ public sealed class MessagePageTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Threads_FollowTheFolder_AfterAnArrivalAndAnExpunge()
+    {
+        await ConversationsAsync();
+        Assert.Equal([(8L, 0), (9, 0), (6, 0), (1, 0), (2, 1), (3, 2), (7, 1), (4, 0), (5, 1)], await ThreadRowsAsync(descending: true));
+
+        // A late reply to "Lunch" makes it the newest conversation.
+        await AppendAsync("INBOX", Message("Message-ID: <j@x>\nIn-Reply-To: <d@x>\nDate: Sat, 09 Mar 2024 12:00:00 +0000\nSubject: Re: Lunch\n"));
+        Assert.Equal([(4L, 0), (5, 1), (10, 1), (8, 0), (9, 0), (6, 0), (1, 0), (2, 1), (3, 2), (7, 1)], await ThreadRowsAsync(descending: true));
+
+        // Expunging 2 and 10: 3 hangs from 1 directly, after its older sibling 7, and Lunch falls back to its place.
+        await _store.ExpungeAsync(_alice, "INBOX", [2, 10], None);
+        Assert.Equal([(8L, 0), (9, 0), (6, 0), (1, 0), (7, 1), (3, 1), (4, 0), (5, 1)], await ThreadRowsAsync(descending: true));
+        Assert.Equal(8, (await PageAsync(MessageOrder.Date, true, 0, 3, threads: true)).Total);
+    }
+
+    [Fact]
     public async Task Threads_WithOnly_ThreadTheMatchesAmongThemselves()
     {
         await ConversationsAsync();

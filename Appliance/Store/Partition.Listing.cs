@@ -1,4 +1,5 @@
 using Dapper;
+using Microsoft.Data.Sqlite;
 
 namespace Appliance.Store;
 
@@ -15,6 +16,8 @@ namespace Appliance.Store;
 // - With `only` (a search result) the UIDs are looked up one by one and the matches sorted.
 // - Threads need the whole folder: its thread keys are read, threaded by MessageThreads.References
 //   (the IMAP THREAD=REFERENCES algorithm), flattened into rows with depths, and paged in memory.
+//   The flattened order is kept per folder and direction until the folder's UIDs change
+//   (FolderConversationsAsync), so only the first threaded page of a folder pays for it.
 // The SQL of step 1 is one constant per order, direction and restriction (Dapper.AOT).
 public sealed partial class Partition
 {
@@ -34,11 +37,9 @@ public sealed partial class Partition
         int total;
         if (threads)
         {
-            var rows = only is null
-                ? await c.QueryAsync<SortRow>(ThreadKeys + " ORDER BY uid", new { f.Id }, tx)
-                : await c.QueryAsync<SortRow>(ThreadKeys + OnlyUids + " ORDER BY uid", new { f.Id, uids }, tx);
-            ct.ThrowIfCancellationRequested();
-            var flat = Conversations(rows.AsList(), descending);
+            var flat = only is null
+                ? await FolderConversationsAsync(c, tx, f, descending, ct)
+                : Conversations((await c.QueryAsync<SortRow>(ThreadKeys + OnlyUids + " ORDER BY uid", new { f.Id, uids }, tx)).AsList(), descending);
             total = flat.Count;
             page = flat.Skip(offset).Take(limit).ToList();
         }
@@ -57,6 +58,35 @@ public sealed partial class Partition
         var summaries = (await c.QueryAsync<SummaryRow>(Summaries, new { f.Id, uids = WriteContext.UidJson(page.Select(p => p.Uid)) }, tx))
             .ToDictionary(r => r.Uid);
         return new MessagePage(total, [.. page.Select(p => summaries[p.Uid].ToSummary(p.Depth))]);
+    }
+
+    /// <summary>A whole folder in conversation order, as of one set of its UIDs.</summary>
+    private sealed record ThreadOrder(long UidValidity, long UidNext, int Count, List<(long Uid, int Depth)> Rows);
+
+    private const int MaxThreadOrders = 16;
+    private readonly Dictionary<(long Folder, bool Descending), ThreadOrder> _threadOrders = [];
+
+    /// <summary>
+    /// The folder's conversation order, computed once per set of UIDs: a message's thread keys
+    /// never change, and UIDs only grow, so UIDVALIDITY, UIDNEXT and the count name the set (an
+    /// expunge lowers the count, any arrival raises UIDNEXT). Paging and returning to a threaded
+    /// folder cost one count instead of threading every message again.
+    /// </summary>
+    private async Task<List<(long Uid, int Depth)>> FolderConversationsAsync(SqliteConnection c, SqliteTransaction tx, FolderRow f, bool descending, CancellationToken ct)
+    {
+        var count = await c.ExecuteScalarAsync<int>("SELECT count(*) FROM message_index WHERE folder_id = @Id", new { f.Id }, tx);
+        ThreadOrder? cached;
+        lock (_threadOrders) _threadOrders.TryGetValue((f.Id, descending), out cached);
+        if (cached is not null && cached.UidValidity == f.UidValidity && cached.UidNext == f.UidNext && cached.Count == count) return cached.Rows;
+        var rows = (await c.QueryAsync<SortRow>(ThreadKeys + " ORDER BY uid", new { f.Id }, tx)).AsList();
+        ct.ThrowIfCancellationRequested();
+        var flat = Conversations(rows, descending);
+        lock (_threadOrders)
+        {
+            if (_threadOrders.Count >= MaxThreadOrders) _threadOrders.Clear();
+            _threadOrders[(f.Id, descending)] = new ThreadOrder(f.UidValidity, f.UidNext, rows.Count, flat);
+        }
+        return flat;
     }
 
     private const string OnlyUids = " AND uid IN (SELECT value FROM json_each(@uids))";
