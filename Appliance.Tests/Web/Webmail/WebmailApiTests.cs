@@ -143,6 +143,7 @@ public sealed class WebmailApiTests : IAsyncLifetime
         var row = Assert.Single(rows);
         Assert.Equal("Quarterly report", (string)row!["subject"]!);
         Assert.Equal("carol@elsewhere.test", (string)row["from"]!["address"]!);
+        Assert.Equal(Alice, (string)row["to"]![0]!["address"]!);
         Assert.False((bool)row["seen"]!);
         var uid = (long)row["uid"]!;
 

@@ -291,12 +291,18 @@ public sealed partial class WebmailEndpoints
         var uids = page.Messages.Select(m => m.Uid).ToArray();
         var structures = uids.Length == 0 ? new Dictionary<long, MessageStructure>() : await _store.GetStructuresAsync(user, folder, uids, ct);
         var rows = page.Messages.Select(m => new MessageRow(
-            m.Uid, new MailAddress(m.FromName, m.FromAddress), m.To.Length == 0 ? [] : [new MailAddress(m.To, "")], m.Subject, m.Date, m.Size,
+            m.Uid, new MailAddress(m.FromName, m.FromAddress), FirstTo(m.To), m.Subject, m.Date, m.Size,
             m.Flags.HasFlag(MessageFlags.Seen), m.Flags.HasFlag(MessageFlags.Flagged), m.Flags.HasFlag(MessageFlags.Answered), m.Flags.HasFlag(MessageFlags.Draft),
             structures.TryGetValue(m.Uid, out var s) && WebmailReader.HasAttachments(s), m.Depth)).ToList();
         ctx.Response.Headers["Server-Timing"] = "app;dur=" + clock.Elapsed.TotalMilliseconds.ToString("0.0", CultureInfo.InvariantCulture);
         return Json(new MessageList(folder, page.Total, offset, rows), WebmailJson.Default.MessageList);
     }
+
+    /// <summary>The index keeps the first To recipient's display: its name, else its address.</summary>
+    private static MailAddress[] FirstTo(string display) =>
+        display.Length == 0 ? []
+        : display.Contains('@') && !display.Any(char.IsWhiteSpace) ? [new MailAddress("", display)]
+        : [new MailAddress(display, "")];
 
     /// <summary>
     /// Server-sent events: "folder" with the folder's name whenever one of the mailbox's folders
