@@ -338,6 +338,13 @@ public sealed class WebmailApiTests : IAsyncLifetime
         do line = await reader.ReadLineAsync(cts.Token);
         while (line is not null && !line.StartsWith("data:", StringComparison.Ordinal));
         Assert.Equal("data: {\"folder\":\"INBOX\"}", line);
+
+        // Stopping the node ends the open stream rather than waiting for the browser to leave
+        // (Kestrel would hold the stop for its 30 s shutdown timeout).
+        var stopped = _node.StopAsync();
+        do line = await reader.ReadLineAsync(cts.Token);
+        while (line is not null);
+        await stopped.WaitAsync(cts.Token);
     }
 
     [Fact]

@@ -9,6 +9,8 @@ using Appliance.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Appliance.Web.Webmail;
 
@@ -67,7 +69,7 @@ public sealed partial class WebmailEndpoints
             _sessions.Remove(s.Id);
             WebmailSessions.ClearCookie(ctx);
             return Task.FromResult(Results.NoContent());
-        }));
+        }, needsMailbox: false));
 
         MapMail(app);
         MapMessages(app);
@@ -80,8 +82,9 @@ public sealed partial class WebmailEndpoints
     /// <summary>
     /// Runs a handler for the signed-in mailbox: the session (and the CSRF token on changes) is
     /// checked first, and the store's and the handler's refusals become problem documents.
+    /// Unless <paramref name="needsMailbox"/> is false (signing out), the mailbox's partition must be active here.
     /// </summary>
-    private RequestDelegate Handle(Func<HttpContext, WebmailSession, MailUser, Task<IResult>> handler) => async ctx =>
+    private RequestDelegate Handle(Func<HttpContext, WebmailSession, MailUser, Task<IResult>> handler, bool needsMailbox = true) => async ctx =>
     {
         ctx.Response.Headers.CacheControl = "no-store";
         var (session, problem) = _sessions.Identify(ctx, _directory);
@@ -94,7 +97,7 @@ public sealed partial class WebmailEndpoints
         IResult result;
         try
         {
-            if (!_store.IsServedHere(user))
+            if (needsMailbox && !_store.IsServedHere(user))
                 throw new WebmailException(503, "your mailbox is being served by the other node at the moment; try again in a few seconds");
             result = await handler(ctx, session, user);
         }
@@ -322,7 +325,10 @@ public sealed partial class WebmailEndpoints
         ctx.Response.Headers.ContentType = "text/event-stream";
         ctx.Response.Headers.CacheControl = "no-store";
         ctx.Response.Headers["X-Accel-Buffering"] = "no";
-        var ct = ctx.RequestAborted;
+        // Ends with the server too: an open stream would otherwise hold a stopping node for Kestrel's whole shutdown timeout.
+        var stopping = ctx.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        using var ends = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, stopping);
+        var ct = ends.Token;
         try
         {
             await ctx.Response.WriteAsync("retry: 5000\n\n", ct);
