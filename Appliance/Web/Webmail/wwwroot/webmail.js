@@ -290,10 +290,11 @@
     showLogin();
   }
 
+  /** Ends the session, then loads the page afresh: nothing of the mailbox stays in memory or in the DOM. */
   async function signOut() {
-    if (events) { events.close(); events = null; }
     try { await api('DELETE', '/session'); } catch { /* signed out anyway */ }
-    signedOut('');
+    session.csrf = null;
+    window.location.replace('/');
   }
 
   // ---- new-mail events --------------------------------------------------------------------------
@@ -1145,8 +1146,7 @@
     const error = byId(errorId);
     error.hidden = true;
     try {
-      await work(e.target.elements);
-      toast(t('saved'));
+      if (await work(e.target.elements) !== 'toasted') toast(t('saved'));
     } catch (err) {
       if (!err.signedOut) showError(error, err);
     }
@@ -1170,8 +1170,9 @@
     await api('POST', '/settings/password', { current: f.current.value, password: f.password.value });
     f.current.value = '';
     f.password.value = '';
-    // The server ends the session when the password changes.
-    signedOut(t('passwordChanged'));
+    // This session stays; the mailbox's other sessions end.
+    toast(t('passwordChanged'));
+    return 'toasted';
   }
 
   const saveVacation = f => api('PUT', '/settings/vacation', {
