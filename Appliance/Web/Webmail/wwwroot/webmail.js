@@ -303,6 +303,18 @@
   function openEvents() {
     if (events || !window.EventSource) return;
     events = new EventSource(`${API}/events`);
+    // The browser retries a dropped stream by itself; a refused one (401, 503) it gives up on:
+    // then the session is asked about (a 401 there signs the page out) and the stream reopened.
+    events.addEventListener('error', () => {
+      if (!events || events.readyState !== EventSource.CLOSED) return;
+      events = null;
+      setTimeout(async () => {
+        try {
+          await api('GET', '/session');
+          if (session.csrf) { openEvents(); loadFolders().catch(report); }
+        } catch { /* signed out, or the server is away: the next action says so */ }
+      }, 5000);
+    });
     events.addEventListener('folder', e => {
       let folder = '';
       try { folder = JSON.parse(e.data).folder; } catch { return; }
