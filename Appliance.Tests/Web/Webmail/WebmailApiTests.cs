@@ -209,10 +209,12 @@ public sealed class WebmailApiTests : IAsyncLifetime
         var pdf = Encoding.ASCII.GetBytes("%PDF-1.4\n% a tiny test file\n%%EOF\n");
         var upload = await _alice.UploadAsync("/webmail/api/uploads", "file", "plan.pdf", pdf, "application/pdf");
         Assert.Equal("plan.pdf", (string)upload["name"]!);
+        var sheet = Encoding.ASCII.GetBytes("item,amount\nservers,2\n"); // a text file with LF line ends must keep them
+        var csv = await _alice.UploadAsync("/webmail/api/uploads", "file", "costs.csv", sheet, "text/csv");
         var sent = await _alice.OkAsync(_alice.PostAsync("/webmail/api/send", new JsonObject
         {
             ["to"] = "Bob <" + Bob + ">", ["cc"] = "", ["bcc"] = "", ["subject"] = "The plan", ["text"] = "See the attachment.",
-            ["attachments"] = new JsonArray((string)upload["id"]!),
+            ["attachments"] = new JsonArray((string)upload["id"]!, (string)csv["id"]!),
         }));
         Assert.True((bool)sent!["savedInSent"]!);
 
@@ -220,9 +222,13 @@ public sealed class WebmailApiTests : IAsyncLifetime
         var received = MimeMessage.Load(new MemoryStream(Assert.Single(bobInbox)));
         Assert.Equal("The plan", received.Subject);
         Assert.Equal(Alice, received.From.Mailboxes.Single().Address);
-        var attachment = Assert.Single(received.Attachments.OfType<MimePart>());
+        var attachments = received.Attachments.OfType<MimePart>().ToList();
+        Assert.Equal(2, attachments.Count);
+        var attachment = attachments[0];
         Assert.Equal("plan.pdf", attachment.FileName);
         using (var decoded = new MemoryStream()) { attachment.Content!.DecodeTo(decoded); Assert.Equal(pdf, decoded.ToArray()); }
+        Assert.Equal("costs.csv", attachments[1].FileName);
+        using (var decoded = new MemoryStream()) { attachments[1].Content!.DecodeTo(decoded); Assert.Equal(sheet, decoded.ToArray()); }
         Assert.Single(await _node.FolderTextsAsync("alice", "Sent"));
 
         // Bob replies from his own webmail: the form comes prefilled, and the original gets \Answered.
@@ -230,7 +236,7 @@ public sealed class WebmailApiTests : IAsyncLifetime
         (await bob.SignInAsync(Bob, TestNode.Password)).EnsureSuccessStatusCode();
         var uid = (long)(await ListAsync(bob))[0]!["uid"]!;
         var view = await bob.GetJsonAsync($"/webmail/api/message?folder=INBOX&uid={uid}");
-        var part = (string)((JsonArray)view["attachments"]!).Single()!["part"]!;
+        var part = (string)((JsonArray)view["attachments"]!)[0]!["part"]!;
         var download = await bob.GetAsync($"/webmail/api/message/part?folder=INBOX&uid={uid}&part={part}&download=1");
         Assert.Equal(pdf, await download.Content.ReadAsByteArrayAsync());
         Assert.StartsWith("attachment", download.Content.Headers.ContentDisposition!.DispositionType);

@@ -53,7 +53,10 @@ public sealed class WebmailComposer(MailStore store, IPEndPoint? submission, X50
         foreach (var id in form.Attachments ?? [])
         {
             if (!session.Uploads.TryGetValue(id, out var upload)) throw new WebmailException(400, "an attachment is no longer there (uploads are kept for an hour); attach it again");
-            body.Attachments.Add(upload.Name, upload.Data, ContentType.TryParse(upload.Type, out var type) ? type : new ContentType("application", "octet-stream"));
+            var part = body.Attachments.Add(upload.Name, upload.Data, ContentType.TryParse(upload.Type, out var type) ? type : new ContentType("application", "octet-stream"));
+            // Base64 for every attachment, text ones included: in 7bit or quoted-printable a text
+            // file's LF line ends travel (and come back) as CRLF, so the bytes would not be the file's.
+            if (part is MimePart mime) mime.ContentTransferEncoding = ContentEncoding.Base64;
         }
         message.Body = body.ToMessageBody();
         return message;
