@@ -216,4 +216,83 @@ public sealed class WebmailBrowserTests(ITestOutputHelper output) : IAsyncLifeti
         // The only error answers the page met are the sign-in meant to fail and the first probe for a session.
         Assert.All(_browser.FailedFetches, f => Assert.Matches(@"/webmail/api/session answered 401$", f));
     }
+
+    private async Task DeliverAsync(string subject, string text, DateTimeOffset date)
+    {
+        var m = new MimeMessage();
+        m.From.Add(new MailboxAddress("Carol", "carol@elsewhere.test"));
+        m.To.Add(MailboxAddress.Parse(Alice));
+        m.Subject = subject;
+        m.Date = date;
+        m.Body = new TextPart("plain") { Text = text };
+        await Mailkit.SendAsync(_node.Smtp, m);
+    }
+
+    [Fact]
+    public async Task Search_keyboard_settings_vacation_and_filters_work_as_a_user_expects()
+    {
+        if (_browser is null) return;
+        var day = new DateTimeOffset(2026, 11, 2, 9, 0, 0, TimeSpan.Zero);
+        await DeliverAsync("Invoice March", "Please pay for the kumquats.", day);
+        await DeliverAsync("Lunch", "Noon at the usual place.", day.AddDays(1));
+        await DeliverAsync("Meeting", "Tuesday at ten.", day.AddDays(2));
+        var alice = await SignInAsync(Alice);
+        try
+        {
+            // Server-side search, then back to the whole folder.
+            await Expect(alice.GetByTestId("message-row")).ToHaveCountAsync(3);
+            await alice.Keyboard.PressAsync("/");
+            await alice.GetByTestId("search").FillAsync("kumquats");
+            await alice.GetByTestId("search").PressAsync("Enter");
+            await Expect(alice.GetByTestId("message-row")).ToHaveCountAsync(1);
+            await Expect(Row(alice, "Invoice March")).ToBeVisibleAsync();
+            await ShotAsync(alice, "search");
+            await alice.GetByTestId("search").PressAsync("Escape");
+            await Expect(alice.GetByTestId("message-row")).ToHaveCountAsync(3);
+
+            // The keyboard: j walks down the list (newest first), Delete moves the shown one to Trash.
+            await Row(alice, "Meeting").ClickAsync();
+            await Expect(alice.GetByTestId("reader-subject")).ToHaveTextAsync("Meeting");
+            await alice.Locator("body").PressAsync("j");
+            await Expect(alice.GetByTestId("reader-subject")).ToHaveTextAsync("Lunch");
+            await alice.Locator("body").PressAsync("Delete");
+            await Expect(Row(alice, "Lunch")).ToHaveCountAsync(0);
+            Assert.Contains("Noon at the usual place.", Assert.Single(await _node.FolderTextsAsync("alice", "Trash")));
+            await alice.Locator("body").PressAsync("?");
+            await Expect(alice.GetByTestId("shortcuts-help")).ToBeVisibleAsync();
+            await ShotAsync(alice, "shortcuts-help");
+            await alice.Keyboard.PressAsync("Escape");
+
+            // Vacation, then a filter that does not parse: refused with the reason, the vacation kept.
+            await alice.GetByTestId("nav-settings").ClickAsync();
+            await alice.GetByTestId("vacation-enabled").CheckAsync();
+            await alice.GetByTestId("vacation-subject").FillAsync("Away");
+            await alice.GetByTestId("vacation-body").FillAsync("Back on Monday.");
+            await alice.GetByTestId("vacation-save").ClickAsync();
+            await Expect(alice.GetByTestId("toast")).ToBeVisibleAsync();
+            var active = _node.Store.GetActiveSieveScript(_node.User("alice"));
+            Assert.NotNull(active);
+            Assert.Contains("Back on Monday.", active.Content);
+            await alice.GetByTestId("filters-script").FillAsync("if header :contains \"subject\" \"x\" { fileinto \"X\"");
+            await alice.GetByTestId("filters-save").ClickAsync();
+            await Expect(alice.GetByTestId("filters-error")).ToContainTextAsync("line");
+            await ShotAsync(alice, "filters-refused");
+            Assert.Equal(active.Content, _node.Store.GetActiveSieveScript(_node.User("alice"))!.Content);
+
+            // Spanish, kept across a reload.
+            await alice.GetByTestId("settings-language").SelectOptionAsync("es");
+            await alice.GetByTestId("settings-save").ClickAsync();
+            await Expect(alice.GetByTestId("nav-mail")).ToHaveTextAsync("Correo");
+            await alice.ReloadAsync();
+            await Expect(alice.GetByTestId("nav-mail")).ToHaveTextAsync("Correo");
+            await ShotAsync(alice, "in-spanish");
+        }
+        catch
+        {
+            await ShotAsync(alice, "failed");
+            throw;
+        }
+        _browser.AssertNoErrors();
+        Assert.All(_browser.FailedFetches, f => Assert.Matches(@"/webmail/api/(session answered 401|settings/filters answered 400)$", f));
+    }
 }
