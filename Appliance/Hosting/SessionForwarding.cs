@@ -50,6 +50,12 @@ public sealed class ForwardedSession(string node, Stream? stream, ForwardRefusal
 
     public ForwardRefusal? Refusal { get; } = refusal;
 
+    /// <summary>The connection to the peer once accepted, for a caller that speaks the protocol itself rather than relaying a client.</summary>
+    internal Stream? Stream => stream;
+
+    /// <summary>Cancelled when the peer is declared dead.</summary>
+    internal CancellationToken PeerLost => peerLost;
+
     /// <summary>
     /// Copies bytes both ways between the client and the peer until either side closes, the
     /// server stops or the peer is declared dead. The client's pipe may already hold commands

@@ -43,8 +43,9 @@ public sealed class WebServer : IAsyncDisposable
         ProvisioningService provisioning, MailStore store, string nodeName, Relay.IQueueCommands queue, Monitoring.MonitoringService monitoring,
         Hosting.MonitoringOptions monitoringOptions, Cluster.ClusterManager? cluster, WebmailSetup webmail, CancellationToken ct)
     {
-        Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? adminListener = null;
+        Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? adminListener = null, internalListener = null;
         var boundAdminPort = -1; // known once listening (the configured port may be 0 in tests)
+        var internalPort = -1;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new NLogBridge());
@@ -55,6 +56,8 @@ public sealed class WebServer : IAsyncDisposable
             if (httpPort >= 0) k.Listen(address, httpPort);
             if (httpsPort >= 0) k.Listen(address, httpsPort, l => l.UseHttps(certificate));
             if (adminPort >= 0) k.Listen(address, adminPort, l => { adminListener = l; l.UseHttps(certificate); });
+            // In a pair: where webmail requests the other node forwards are joined (WebmailForwarding).
+            if (cluster is not null) k.Listen(IPAddress.Loopback, 0, l => internalListener = l);
         });
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, WebJson.Default));
         var app = builder.Build();
@@ -69,6 +72,12 @@ public sealed class WebServer : IAsyncDisposable
             h["Referrer-Policy"] = "no-referrer";
             var path = ctx.Request.Path;
             var privileged = path.StartsWithSegments("/api") || path.StartsWithSegments("/admin") || path.StartsWithSegments("/metrics");
+            // The internal listener takes forwarded webmail calls only.
+            if (internalPort >= 0 && ctx.Connection.LocalPort == internalPort && !path.StartsWithSegments("/webmail/api"))
+            {
+                ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
             if (privileged) h.CacheControl = "no-store";
             // With an admin listener, the panel and the API answer there only (not on the public web ports).
             if (boundAdminPort >= 0 && privileged != (ctx.Connection.LocalPort == boundAdminPort))
@@ -83,8 +92,9 @@ public sealed class WebServer : IAsyncDisposable
             }
             await next(ctx);
         });
-        new Webmail.WebmailEndpoints(store, provisioning, new Webmail.WebmailComposer(store, webmail.Submission, certificate, webmail.MaxMessageSize),
-            webmail.Options, webmail.CheckSieve, devMode, TimeProvider.System).Map(app);
+        var webmailEndpoints = new Webmail.WebmailEndpoints(store, provisioning, new Webmail.WebmailComposer(store, webmail.Submission, certificate, webmail.MaxMessageSize),
+            webmail.Options, webmail.CheckSieve, devMode, TimeProvider.System, cluster);
+        webmailEndpoints.Map(app);
         api.Map(app);
         new AdminEndpoints(provisioning, sessions, api).Map(app);
         new QueueEndpoints(queue, api).Map(app);
@@ -92,12 +102,19 @@ public sealed class WebServer : IAsyncDisposable
 
         await app.StartAsync(ct);
         if (adminListener is not null) boundAdminPort = adminListener.IPEndPoint!.Port;
+        internalPort = internalListener?.IPEndPoint!.Port ?? -1;
+        if (internalPort > 0)
+        {
+            webmailEndpoints.Forwarding.InternalPort = internalPort;
+            cluster!.HostSessions(Webmail.WebmailForwarding.Protocol, webmailEndpoints.Forwarding);
+        }
         var server = new WebServer(app);
         var endpoints = new Dictionary<string, IPEndPoint>();
         foreach (var url in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
         {
             var uri = new Uri(url);
             var ep = new IPEndPoint(IPAddress.Parse(uri.Host.Trim('[', ']')), uri.Port);
+            if (uri.Port == internalPort) continue;
             var name = uri.Port == boundAdminPort ? "admin" : uri.Scheme;
             endpoints.TryAdd(name, ep);
         }

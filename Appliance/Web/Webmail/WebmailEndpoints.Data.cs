@@ -65,26 +65,27 @@ public sealed partial class WebmailEndpoints
         MapNotes(app);
         MapFiles(app);
         MapSettings(app);
+        MapInternal(app);
     }
 
     // ---- address book ----
 
     private void MapContacts(IEndpointRouteBuilder app)
     {
-        app.MapGet("/webmail/api/contacts", Handle((ctx, _, user) =>
+        app.MapGet("/webmail/api/contacts", HandleData((ctx, _, user) =>
         {
             var q = ctx.Request.Query["q"].ToString().Trim();
             var contacts = Contacts(user).Where(c => q.Length == 0 || Matches(c, q)).ToList();
             return Task.FromResult(Json(new ContactList(contacts), WebmailJson.Default.ContactList));
         }));
-        app.MapPost("/webmail/api/contacts", Handle(async (ctx, _, user) =>
+        app.MapPost("/webmail/api/contacts", HandleData(async (ctx, _, user) =>
         {
             var contact = CheckContact(await Body(ctx, WebmailJson.Default.Contact));
             contact.Id = NewId();
             await SaveContactAsync(user, contact, mustBeNew: true);
             return Json(contact, WebmailJson.Default.Contact, 201);
         }));
-        app.MapPut("/webmail/api/contacts/{id}", Handle(async (ctx, _, user) =>
+        app.MapPut("/webmail/api/contacts/{id}", HandleData(async (ctx, _, user) =>
         {
             var id = ctx.Request.RouteValues["id"] as string ?? "";
             if (_store.GetWebmailItem(user, ContactKind, id) is null) throw new WebmailException(404, "there is no such contact");
@@ -93,14 +94,14 @@ public sealed partial class WebmailEndpoints
             await SaveContactAsync(user, contact, mustBeNew: false);
             return Json(contact, WebmailJson.Default.Contact);
         }));
-        app.MapDelete("/webmail/api/contacts/{id}", Handle(async (ctx, _, user) =>
+        app.MapDelete("/webmail/api/contacts/{id}", HandleData(async (ctx, _, user) =>
         {
             var id = ctx.Request.RouteValues["id"] as string ?? "";
             if (await _store.DeleteWebmailItemAsync(user, ContactKind, id, withChildren: false) == WebmailResult.NotFound)
                 throw new WebmailException(404, "there is no such contact");
             return Results.NoContent();
         }));
-        app.MapGet("/webmail/api/contacts/complete", Handle((ctx, _, user) =>
+        app.MapGet("/webmail/api/contacts/complete", HandleData((ctx, _, user) =>
         {
             var q = ctx.Request.Query["q"].ToString().Trim();
             var list = new List<Suggestion>();
@@ -124,12 +125,12 @@ public sealed partial class WebmailEndpoints
             }
             return Task.FromResult(Json(new SuggestionList([.. list.Take(15)]), WebmailJson.Default.SuggestionList));
         }));
-        app.MapGet("/webmail/api/contacts/export", Handle((ctx, _, user) =>
+        app.MapGet("/webmail/api/contacts/export", HandleData((ctx, _, user) =>
         {
             ctx.Response.Headers.ContentDisposition = Disposition(false, "contacts.vcf");
             return Task.FromResult(Results.Text(VCard.Write(Contacts(user)), "text/vcard; charset=utf-8"));
         }));
-        app.MapPost("/webmail/api/contacts/import", Handle(async (ctx, _, user) =>
+        app.MapPost("/webmail/api/contacts/import", HandleData(async (ctx, _, user) =>
         {
             if (ctx.Request.ContentLength > VCard.MaxImportBytes) throw new WebmailException(413, "import at most 5 MB of vCards at a time");
             using var reader = new StreamReader(ctx.Request.Body, Encoding.UTF8);
@@ -186,20 +187,20 @@ public sealed partial class WebmailEndpoints
 
     private void MapNotes(IEndpointRouteBuilder app)
     {
-        app.MapGet("/webmail/api/notes", Handle((ctx, _, user) =>
+        app.MapGet("/webmail/api/notes", HandleData((ctx, _, user) =>
         {
             var notes = _store.ListWebmailItems(user, NoteKind, null, withData: true)
                 .Select(i => { var n = JsonSerializer.Deserialize(i.Data!, WebmailJson.Default.Note)!; n.Id = i.Id; n.Updated = i.Updated; return n; })
                 .OrderByDescending(n => n.Updated).ToList();
             return Task.FromResult(Json(new NoteList(notes), WebmailJson.Default.NoteList));
         }));
-        app.MapPost("/webmail/api/notes", Handle(async (ctx, _, user) =>
+        app.MapPost("/webmail/api/notes", HandleData(async (ctx, _, user) =>
         {
             var note = CheckNote(await Body(ctx, WebmailJson.Default.Note));
             note.Id = NewId();
             return Json(await SaveNoteAsync(user, note, mustBeNew: true), WebmailJson.Default.Note, 201);
         }));
-        app.MapPut("/webmail/api/notes/{id}", Handle(async (ctx, _, user) =>
+        app.MapPut("/webmail/api/notes/{id}", HandleData(async (ctx, _, user) =>
         {
             var id = ctx.Request.RouteValues["id"] as string ?? "";
             if (_store.GetWebmailItem(user, NoteKind, id) is null) throw new WebmailException(404, "there is no such note");
@@ -207,7 +208,7 @@ public sealed partial class WebmailEndpoints
             note.Id = id;
             return Json(await SaveNoteAsync(user, note, mustBeNew: false), WebmailJson.Default.Note);
         }));
-        app.MapDelete("/webmail/api/notes/{id}", Handle(async (ctx, _, user) =>
+        app.MapDelete("/webmail/api/notes/{id}", HandleData(async (ctx, _, user) =>
         {
             var id = ctx.Request.RouteValues["id"] as string ?? "";
             if (await _store.DeleteWebmailItemAsync(user, NoteKind, id, withChildren: false) == WebmailResult.NotFound)
@@ -237,7 +238,7 @@ public sealed partial class WebmailEndpoints
 
     private void MapFiles(IEndpointRouteBuilder app)
     {
-        app.MapGet("/webmail/api/files", Handle((ctx, _, user) =>
+        app.MapGet("/webmail/api/files", HandleData((ctx, _, user) =>
         {
             var folder = FolderPath(Query(ctx, "folder", "/"));
             MustBeFolder(user, folder);
@@ -245,7 +246,7 @@ public sealed partial class WebmailEndpoints
             var files = _store.ListWebmailItems(user, FileKind, folder).Select(ToEntry).ToList();
             return Task.FromResult(Json(new FileListing(folder, folders, files, _store.WebmailBytes(user), _options.QuotaBytes), WebmailJson.Default.FileListing));
         }));
-        app.MapPost("/webmail/api/files", Handle(async (ctx, _, user) =>
+        app.MapPost("/webmail/api/files", HandleData(async (ctx, _, user) =>
         {
             var folder = FolderPath(Query(ctx, "folder", "/"));
             MustBeFolder(user, folder);
@@ -266,7 +267,7 @@ public sealed partial class WebmailEndpoints
             }
             return Json(new FilesAdded(added), WebmailJson.Default.FilesAdded, 201);
         }));
-        app.MapGet("/webmail/api/files/download", Handle((ctx, _, user) =>
+        app.MapGet("/webmail/api/files/download", HandleData((ctx, _, user) =>
         {
             var path = FolderPath(Query(ctx, "path"));
             var item = _store.GetWebmailItem(user, FileKind, path) ?? throw new WebmailException(404, $"there is no file {path}");
@@ -275,7 +276,7 @@ public sealed partial class WebmailEndpoints
             h.ContentSecurityPolicy = "default-src 'none'; sandbox";
             return Task.FromResult(Results.Bytes(item.Data ?? [], "application/octet-stream"));
         }));
-        app.MapPost("/webmail/api/files/folders", Handle(async (ctx, _, user) =>
+        app.MapPost("/webmail/api/files/folders", HandleData(async (ctx, _, user) =>
         {
             var path = FolderPath((await Body(ctx, WebmailJson.Default.FilePath)).Path);
             if (path == "/") throw new WebmailException(409, "/ already exists");
@@ -284,7 +285,7 @@ public sealed partial class WebmailEndpoints
             await PutItemAsync(user, DirKind, path, ParentOf(path), NameOf(path), [], mustBeNew: true);
             return Results.StatusCode(201);
         }));
-        app.MapPost("/webmail/api/files/move", Handle(async (ctx, _, user) =>
+        app.MapPost("/webmail/api/files/move", HandleData(async (ctx, _, user) =>
         {
             var body = await Body(ctx, WebmailJson.Default.FilePath);
             var from = FolderPath(body.From);
@@ -301,7 +302,7 @@ public sealed partial class WebmailEndpoints
             }
             return Results.NoContent();
         }));
-        app.MapDelete("/webmail/api/files", Handle(async (ctx, _, user) =>
+        app.MapDelete("/webmail/api/files", HandleData(async (ctx, _, user) =>
         {
             var path = FolderPath(Query(ctx, "path"));
             if (path == "/") throw new WebmailException(400, "the top folder cannot be deleted");
@@ -353,16 +354,20 @@ public sealed partial class WebmailEndpoints
 
     // ---- settings ----
 
+    /// <summary>A call on the address book, notes, files or settings: served where the db unit is active.</summary>
+    private RequestDelegate HandleData(Func<HttpContext, WebmailSession, MailUser, Task<IResult>> handler) => Handle(handler, Needs.Db);
+
     private void MapSettings(IEndpointRouteBuilder app)
     {
-        app.MapGet("/webmail/api/settings", Handle((ctx, _, user) => Task.FromResult(Json(LoadSettings(user.Address), WebmailJson.Default.WebmailSettings))));
-        app.MapPut("/webmail/api/settings", Handle(async (ctx, _, user) =>
+        app.MapGet("/webmail/api/settings", HandleData((ctx, _, user) => Task.FromResult(Json(LoadSettings(user.Address), WebmailJson.Default.WebmailSettings))));
+        app.MapPut("/webmail/api/settings", HandleData(async (ctx, _, user) =>
         {
             var s = CheckSettings(await Body(ctx, WebmailJson.Default.WebmailSettings));
             await PutItemAsync(user, SettingsKind, SettingsId, "", SettingsId, JsonSerializer.SerializeToUtf8Bytes(s, WebmailJson.Default.WebmailSettings));
             return Json(s, WebmailJson.Default.WebmailSettings);
         }));
 
+        // Needs nothing here: the provisioning service takes the change to whichever node journals it.
         app.MapPost("/webmail/api/settings/password", Handle(async (ctx, session, user) =>
         {
             var body = await Body(ctx, WebmailJson.Default.PasswordChange);
@@ -381,12 +386,12 @@ public sealed partial class WebmailEndpoints
             _sessions.RemoveAllOf(user.Address, keep: session.Id);
             Log.Info("webmail password changed user={0}", user.Address);
             return Results.NoContent();
-        }));
+        }, Needs.Nothing));
 
-        app.MapGet("/webmail/api/settings/vacation", Handle((ctx, _, user) =>
+        app.MapGet("/webmail/api/settings/vacation", HandleData((ctx, _, user) =>
             Task.FromResult(Json(LoadItem(user.Address, SettingsKind, VacationId, WebmailJson.Default.VacationSettings)
                 ?? new VacationSettings { Subject = "", Body = "", Days = 7 }, WebmailJson.Default.VacationSettings))));
-        app.MapPut("/webmail/api/settings/vacation", Handle(async (ctx, _, user) =>
+        app.MapPut("/webmail/api/settings/vacation", HandleData(async (ctx, session, user) =>
         {
             var v = await Body(ctx, WebmailJson.Default.VacationSettings);
             v.Subject = (v.Subject ?? "").Trim();
@@ -395,18 +400,18 @@ public sealed partial class WebmailEndpoints
             if (v.Days is < 1 or > 365) throw new WebmailException(400, "reply again to the same sender after 1 to 365 days");
             if (v.Subject.Length > 200 || v.Subject.Any(char.IsControl) || v.Body.Length > 20_000) throw new WebmailException(400, "the subject is one line up to 200 characters, the text up to 20,000");
             if (v.Enabled && v.Body.Trim().Length == 0) throw new WebmailException(400, "write the text of the automatic reply");
-            await ApplySieveAsync(user, v, LoadRules(user.Address), ctx.RequestAborted);
+            await ApplySieveAsync(ctx, session, user, v, LoadRules(user.Address));
             await PutItemAsync(user, SettingsKind, VacationId, "", VacationId, JsonSerializer.SerializeToUtf8Bytes(v, WebmailJson.Default.VacationSettings));
             return Json(v, WebmailJson.Default.VacationSettings);
         }));
 
-        app.MapGet("/webmail/api/settings/filters", Handle((ctx, _, user) =>
+        app.MapGet("/webmail/api/settings/filters", HandleData((ctx, _, user) =>
             Task.FromResult(Json(new FilterSettings { Script = LoadRules(user.Address) }, WebmailJson.Default.FilterSettings))));
-        app.MapPut("/webmail/api/settings/filters", Handle(async (ctx, _, user) =>
+        app.MapPut("/webmail/api/settings/filters", HandleData(async (ctx, session, user) =>
         {
             var rules = (await Body(ctx, WebmailJson.Default.FilterSettings)).Script ?? "";
             if (rules.Trim().Length > 0 && _checkSieve(rules) is { } error) throw new WebmailException(400, "the rules do not parse: " + error);
-            await ApplySieveAsync(user, LoadItem(user.Address, SettingsKind, VacationId, WebmailJson.Default.VacationSettings), rules, ctx.RequestAborted);
+            await ApplySieveAsync(ctx, session, user, LoadItem(user.Address, SettingsKind, VacationId, WebmailJson.Default.VacationSettings), rules);
             await PutItemAsync(user, SettingsKind, FiltersId, "", FiltersId, Encoding.UTF8.GetBytes(rules));
             return Json(new FilterSettings { Script = rules }, WebmailJson.Default.FilterSettings);
         }));
@@ -467,15 +472,56 @@ public sealed partial class WebmailEndpoints
 
     private static string SieveString(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 
-    private async Task ApplySieveAsync(MailUser user, VacationSettings? vacation, string rules, CancellationToken ct)
+    /// <summary>
+    /// Writes the script vacation and filters make (or takes it away when they make none). It
+    /// belongs to the mailbox's partition: in a pair where that is active on the other node than
+    /// db, the script is handed to the other node (the internal call below).
+    /// </summary>
+    private async Task ApplySieveAsync(HttpContext ctx, WebmailSession session, MailUser user, VacationSettings? vacation, string rules)
     {
         var script = ComposeScript(vacation, rules);
+        if (script is not null && _checkSieve(script) is { } error) throw new WebmailException(400, "these settings make a script that does not parse: " + error);
+        if (_store.IsServedHere(user))
+        {
+            await WriteSieveAsync(user, script);
+            return;
+        }
+        using var request = new HttpRequestMessage(HttpMethod.Put, "http://peer" + InternalSievePath)
+        {
+            Content = new StringContent(JsonSerializer.Serialize(new FilterSettings { Script = script }, WebmailJson.Default.FilterSettings), Encoding.UTF8, "application/json"),
+        };
+        using var response = await _forwarding.SendAsync(ctx, session, user, request, ctx.RequestAborted);
+        if (response.IsSuccessStatusCode) return;
+        var detail = "the other node did not take the script";
+        try
+        {
+            using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ctx.RequestAborted));
+            if (problem.RootElement.TryGetProperty("detail", out var d) && d.GetString() is { Length: > 0 } text) detail = text;
+        }
+        catch (JsonException) { }
+        throw new WebmailException((int)response.StatusCode, detail);
+    }
+
+    private const string InternalSievePath = "/webmail/api/internal/sieve";
+
+    /// <summary>The call the db node makes of the mailbox's node in a pair; refused to anything but a forwarded request.</summary>
+    private void MapInternal(IEndpointRouteBuilder app) =>
+        app.MapPut(InternalSievePath, Handle(async (ctx, _, user) =>
+        {
+            if (_forwarding.ForwardedSessionId(ctx) is null) throw new WebmailException(404, "no such call");
+            var script = (await Body(ctx, WebmailJson.Default.FilterSettings)).Script;
+            if (script is not null && _checkSieve(script) is { } error) throw new WebmailException(400, "these settings make a script that does not parse: " + error);
+            await WriteSieveAsync(user, script);
+            return Results.NoContent();
+        }));
+
+    private async Task WriteSieveAsync(MailUser user, string? script)
+    {
         if (script is null)
         {
             if (_store.GetActiveSieveScript(user) is { Name: SieveScriptName }) await _store.SetActiveSieveScriptAsync(user, "");
             return;
         }
-        if (_checkSieve(script) is { } error) throw new WebmailException(400, "these settings make a script that does not parse: " + error);
         var put = await _store.PutSieveScriptAsync(user, SieveScriptName, script);
         if (put != SieveResult.Ok) throw new WebmailException(400, put == SieveResult.TooLarge ? "the rules are longer than a script may be" : "you have as many Sieve scripts as allowed; delete one (ManageSieve) first");
         await _store.SetActiveSieveScriptAsync(user, SieveScriptName);

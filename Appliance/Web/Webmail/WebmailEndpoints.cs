@@ -43,9 +43,13 @@ public sealed partial class WebmailEndpoints
     private readonly Hosting.WebmailOptions _options;
     private readonly Func<string, string?> _checkSieve;
     private readonly bool _devMode;
+    private readonly WebmailForwarding _forwarding;
+
+    /// <summary>What a call needs active on the node that serves it: the mailbox's partition, the db unit, or neither.</summary>
+    private enum Needs { Mailbox, Db, Nothing }
 
     public WebmailEndpoints(MailStore store, Provisioning.ProvisioningService provisioning, WebmailComposer composer, Hosting.WebmailOptions options,
-        Func<string, string?> checkSieve, bool devMode, TimeProvider time)
+        Func<string, string?> checkSieve, bool devMode, TimeProvider time, Hosting.ISessionForwarder? forwarder = null)
     {
         _store = store;
         _provisioning = provisioning;
@@ -55,7 +59,11 @@ public sealed partial class WebmailEndpoints
         _checkSieve = checkSieve;
         _devMode = devMode;
         _sessions = new WebmailSessions(time, TimeSpan.FromHours(options.SessionHours), TimeSpan.FromMinutes(options.IdleMinutes));
+        _forwarding = new WebmailForwarding(forwarder, _sessions, _directory);
     }
+
+    /// <summary>Serves the requests the other node of a pair forwards here (register it with the cluster).</summary>
+    public WebmailForwarding Forwarding => _forwarding;
 
     public void Map(IEndpointRouteBuilder app)
     {
@@ -69,7 +77,7 @@ public sealed partial class WebmailEndpoints
             _sessions.Remove(s.Id);
             WebmailSessions.ClearCookie(ctx);
             return Task.FromResult(Results.NoContent());
-        }, needsMailbox: false));
+        }, Needs.Nothing));
 
         MapMail(app);
         MapMessages(app);
@@ -82,12 +90,13 @@ public sealed partial class WebmailEndpoints
     /// <summary>
     /// Runs a handler for the signed-in mailbox: the session (and the CSRF token on changes) is
     /// checked first, and the store's and the handler's refusals become problem documents.
-    /// Unless <paramref name="needsMailbox"/> is false (signing out), the mailbox's partition must be active here.
+    /// What <paramref name="needs"/> names must be active here; in a pair a request for a unit
+    /// active on the other node is forwarded there (WebmailForwarding).
     /// </summary>
-    private RequestDelegate Handle(Func<HttpContext, WebmailSession, MailUser, Task<IResult>> handler, bool needsMailbox = true) => async ctx =>
+    private RequestDelegate Handle(Func<HttpContext, WebmailSession, MailUser, Task<IResult>> handler, Needs needs = Needs.Mailbox) => async ctx =>
     {
         ctx.Response.Headers.CacheControl = "no-store";
-        var (session, problem) = _sessions.Identify(ctx, _directory);
+        var (session, problem, forwarded) = Identify(ctx);
         if (session is null)
         {
             await Problems.Result(problem!).ExecuteAsync(ctx);
@@ -97,8 +106,13 @@ public sealed partial class WebmailEndpoints
         IResult result;
         try
         {
-            if (needsMailbox && !_store.IsServedHere(user))
-                throw new WebmailException(503, "your mailbox is being served by the other node at the moment; try again in a few seconds");
+            if (!ServedHere(user, needs))
+            {
+                if (forwarded || !_forwarding.CanForward)
+                    throw new WebmailException(503, "your mailbox is being served by the other node at the moment; try again in a few seconds");
+                await _forwarding.ForwardAsync(ctx, session, user);
+                return;
+            }
             result = await handler(ctx, session, user);
         }
         catch (WebmailException ex) { result = Problem(ex.Status, ex.Message); }
@@ -110,6 +124,22 @@ public sealed partial class WebmailEndpoints
         catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested) { return; }
         await result.ExecuteAsync(ctx);
     };
+
+    private bool ServedHere(MailUser user, Needs needs) => needs switch
+    {
+        Needs.Mailbox => _store.IsServedHere(user),
+        Needs.Db => _store.WebmailWritable,
+        _ => true,
+    };
+
+    /// <summary>The request's session: a browser's (cookie, CSRF token on changes) or, on the internal port, the one the other node forwarded it for.</summary>
+    private (WebmailSession? Session, Problem? Problem, bool Forwarded) Identify(HttpContext ctx)
+    {
+        if (_forwarding.ForwardedSessionId(ctx) is { } id)
+            return _sessions.Find(id) is { } adopted ? (adopted, null, true) : (null, Problems.Unauthorized("the forwarded session has ended"), true);
+        var (session, problem) = _sessions.Identify(ctx, _directory);
+        return (session, problem, false);
+    }
 
     internal static IResult Problem(int status, string detail) => Problems.Result(status switch
     {
@@ -314,10 +344,23 @@ public sealed partial class WebmailEndpoints
     /// </summary>
     private async Task EventsAsync(HttpContext ctx)
     {
-        var (session, problem) = _sessions.Identify(ctx, _directory);
+        var (session, problem, forwarded) = Identify(ctx);
         if (session is null)
         {
             await Problems.Result(problem!).ExecuteAsync(ctx);
+            return;
+        }
+        var user = _directory.FindMailbox(session.Address)!.ToUser();
+        if (!_store.IsServedHere(user))
+        {
+            try
+            {
+                if (forwarded || !_forwarding.CanForward)
+                    throw new WebmailException(503, "your mailbox is being served by the other node at the moment; try again in a few seconds");
+                await _forwarding.ForwardAsync(ctx, session, user);
+            }
+            catch (WebmailException ex) { await Problem(ex.Status, ex.Message).ExecuteAsync(ctx); }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException && ctx.RequestAborted.IsCancellationRequested) { }
             return;
         }
         var changed = Channel.CreateBounded<string>(new BoundedChannelOptions(64) { FullMode = BoundedChannelFullMode.DropOldest });
@@ -343,7 +386,8 @@ public sealed partial class WebmailEndpoints
                 if (folder is null)
                 {
                     await ctx.Response.WriteAsync(": keep-alive\n\n", ct);
-                    if (_sessions.Find(session.Id) is null) return; // signed out or expired meanwhile
+                    // Signed out or expired meanwhile, or the mailbox moved to the other node: the page reconnects.
+                    if (_sessions.Find(session.Id) is null || !_store.IsServedHere(user)) return;
                 }
                 else
                 {

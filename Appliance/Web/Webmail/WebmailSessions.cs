@@ -48,6 +48,24 @@ public sealed class WebmailSessions(TimeProvider time, TimeSpan maxAge, TimeSpan
         return session;
     }
 
+    /// <summary>
+    /// The session a request forwarded by the other node acts for: the peer's session, kept here
+    /// under the same id and CSRF token (so uploads made through this node wait here for the
+    /// message that takes them), its password brought up to date.
+    /// </summary>
+    public WebmailSession Adopt(string id, string address, string password, string passwordHash, string csrf)
+    {
+        if (Find(id) is { } known && known.Address == address && known.Csrf == csrf)
+        {
+            known.Password = password;
+            known.PasswordHash = passwordHash;
+            return known;
+        }
+        var session = new WebmailSession(id, address, password, passwordHash, csrf, time.GetUtcNow());
+        _sessions[id] = session;
+        return session;
+    }
+
     public WebmailSession? Find(string? id)
     {
         if (id is null || !_sessions.TryGetValue(id, out var s)) return null;
