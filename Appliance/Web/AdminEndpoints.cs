@@ -27,7 +27,7 @@ public sealed class AdminEndpoints(Provisioning.ProvisioningService provisioning
         app.MapDelete("/api/v1/session", api.Handle("admin", (ctx, caller) =>
         {
             sessions.Remove(caller.Session?.Id ?? "");
-            AdminSessions.ClearCookie(ctx);
+            sessions.ClearCookie(ctx);
             return Task.FromResult(Results.NoContent());
         }));
 
@@ -81,7 +81,7 @@ public sealed class AdminEndpoints(Provisioning.ProvisioningService provisioning
             case AdminLoginOutcome.BadCredentials: return Problems.Result(Problems.Unauthorized("wrong name, password or code"));
         }
         var session = sessions.Create(body.Name);
-        AdminSessions.SetCookie(ctx, session);
+        sessions.SetCookie(ctx, session);
         return Results.Json(new SessionInfo(session.Name, session.Csrf, provisioning.Directory.AdminHasTotp(session.Name)), WebJson.Default.SessionInfo);
     }
 

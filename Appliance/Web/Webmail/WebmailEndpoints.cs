@@ -75,7 +75,7 @@ public sealed partial class WebmailEndpoints
         app.MapDelete("/webmail/api/session", Handle((ctx, s, _) =>
         {
             _sessions.Remove(s.Id);
-            WebmailSessions.ClearCookie(ctx);
+            _sessions.ClearCookie(ctx);
             return Task.FromResult(Results.NoContent());
         }, Needs.Nothing));
 

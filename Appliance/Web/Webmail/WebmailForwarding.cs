@@ -199,7 +199,7 @@ public sealed class WebmailForwarding(ISessionForwarder? forwarder, WebmailSessi
             return;
         }
         sessions.Adopt(parts[0], login.User.Address, parts[2], box.PasswordHash, parts[1]);
-        var token = AdminSessions.NewSecret();
+        var token = BrowserSession.NewSecret();
         _tokens[token] = parts[0];
         try
         {

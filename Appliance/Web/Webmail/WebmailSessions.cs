@@ -1,13 +1,11 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
-using System.Text;
 using Appliance.Directory;
 using Microsoft.AspNetCore.Http;
 
 namespace Appliance.Web.Webmail;
 
 // Implementation notes
-// - Like the admin panel's (AdminSessions): sessions live in memory on the node that made them,
+// - Like the admin panel's (BrowserSessions): sessions live in memory on the node that made them,
 //   a random 256-bit id in an HttpOnly, SameSite=Strict cookie (Secure over HTTPS) and a
 //   separate CSRF token echoed in X-CSRF-Token on every change. A restart signs users out.
 // - The session keeps the password the user signed in with, in memory only: the webmail sends
@@ -20,14 +18,11 @@ namespace Appliance.Web.Webmail;
 public sealed record PendingUpload(string Id, string Name, string Type, byte[] Data, DateTimeOffset Created);
 
 public sealed class WebmailSession(string id, string address, string password, string passwordHash, string csrf, DateTimeOffset created)
+    : BrowserSession(id, address, csrf, created)
 {
-    public string Id { get; } = id;
-    public string Address { get; } = address;
+    public string Address => Owner;
     public string Password { get; set; } = password;
     public string PasswordHash { get; set; } = passwordHash;
-    public string Csrf { get; } = csrf;
-    public DateTimeOffset Created { get; } = created;
-    public DateTimeOffset LastSeen { get; set; } = created;
     public ConcurrentDictionary<string, PendingUpload> Uploads { get; } = new(StringComparer.Ordinal);
 
     public long UploadedBytes => Uploads.Values.Sum(u => (long)u.Data.Length);
@@ -37,16 +32,10 @@ public sealed class WebmailSessions(TimeProvider time, TimeSpan maxAge, TimeSpan
 {
     public const string CookieName = "appliance_webmail";
     private static readonly TimeSpan UploadLifetime = TimeSpan.FromHours(1);
-    private readonly ConcurrentDictionary<string, WebmailSession> _sessions = new(StringComparer.Ordinal);
+    private readonly BrowserSessions<WebmailSession> _sessions = new(CookieName, time, maxAge, idleTimeout);
 
-    public WebmailSession Create(string address, string password, string passwordHash)
-    {
-        foreach (var (id, s) in _sessions)
-            if (Expired(s)) _sessions.TryRemove(id, out _);
-        var session = new WebmailSession(AdminSessions.NewSecret(), address, password, passwordHash, AdminSessions.NewSecret(), time.GetUtcNow());
-        _sessions[session.Id] = session;
-        return session;
-    }
+    public WebmailSession Create(string address, string password, string passwordHash) =>
+        _sessions.Add(new WebmailSession(BrowserSession.NewSecret(), address, password, passwordHash, BrowserSession.NewSecret(), time.GetUtcNow()));
 
     /// <summary>
     /// The session a request forwarded by the other node acts for: the peer's session, kept here
@@ -61,45 +50,27 @@ public sealed class WebmailSessions(TimeProvider time, TimeSpan maxAge, TimeSpan
             known.PasswordHash = passwordHash;
             return known;
         }
-        var session = new WebmailSession(id, address, password, passwordHash, csrf, time.GetUtcNow());
-        _sessions[id] = session;
-        return session;
+        return _sessions.Add(new WebmailSession(id, address, password, passwordHash, csrf, time.GetUtcNow()));
     }
 
+    /// <summary>The live session with this id, its uploads older than an hour dropped; or null.</summary>
     public WebmailSession? Find(string? id)
     {
-        if (id is null || !_sessions.TryGetValue(id, out var s)) return null;
-        if (Expired(s)) { _sessions.TryRemove(id, out _); return null; }
+        if (_sessions.Find(id) is not { } s) return null;
         var now = time.GetUtcNow();
-        s.LastSeen = now;
         foreach (var (uploadId, u) in s.Uploads)
             if (now - u.Created > UploadLifetime) s.Uploads.TryRemove(uploadId, out _);
         return s;
     }
 
-    public void Remove(string id) => _sessions.TryRemove(id, out _);
+    public void Remove(string id) => _sessions.Remove(id);
 
     /// <summary>Ends every session of a mailbox except <paramref name="keep"/> (after a password change).</summary>
-    public void RemoveAllOf(string address, string? keep)
-    {
-        foreach (var (id, s) in _sessions)
-            if (s.Address == address && id != keep) _sessions.TryRemove(id, out _);
-    }
+    public void RemoveAllOf(string address, string? keep) => _sessions.RemoveAllOf(address, keep);
 
-    private bool Expired(WebmailSession s)
-    {
-        var now = time.GetUtcNow();
-        return now - s.Created > maxAge || now - s.LastSeen > idleTimeout;
-    }
+    public void SetCookie(HttpContext ctx, WebmailSession session) => _sessions.SetCookie(ctx, session);
 
-    public void SetCookie(HttpContext ctx, WebmailSession session) =>
-        ctx.Response.Cookies.Append(CookieName, session.Id, new CookieOptions
-        {
-            HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = ctx.Request.IsHttps, Path = "/", MaxAge = maxAge,
-        });
-
-    public static void ClearCookie(HttpContext ctx) =>
-        ctx.Response.Cookies.Delete(CookieName, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = ctx.Request.IsHttps, Path = "/" });
+    public void ClearCookie(HttpContext ctx) => _sessions.ClearCookie(ctx);
 
     /// <summary>The signed-in session of a request, checking the CSRF token on anything but GET/HEAD.</summary>
     public (WebmailSession? Session, Problem? Problem) Identify(HttpContext ctx, MailDirectory directory)
@@ -111,12 +82,7 @@ public sealed class WebmailSessions(TimeProvider time, TimeSpan maxAge, TimeSpan
             Remove(session.Id);
             return (null, Problems.Unauthorized("the session has ended (the password changed or the mailbox was disabled); sign in again"));
         }
-        if (!HttpMethods.IsGet(ctx.Request.Method) && !HttpMethods.IsHead(ctx.Request.Method))
-        {
-            var sent = ctx.Request.Headers["X-CSRF-Token"].ToString();
-            if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(sent), Encoding.UTF8.GetBytes(session.Csrf)))
-                return (null, Problems.Forbidden("missing or wrong X-CSRF-Token header"));
-        }
+        if (!BrowserSessions<WebmailSession>.CsrfAllows(ctx, session)) return (null, Problems.Forbidden("missing or wrong X-CSRF-Token header"));
         return (session, null);
     }
 }
