@@ -394,7 +394,12 @@ function Set-BenchEnvironment([System.Collections.IDictionary]$Extra = @{}) {
 }
 
 function Restore-Environment([hashtable]$Saved) {
-    foreach ($k in $Saved.Keys) { [Environment]::SetEnvironmentVariable($k, $Saved[$k]) }
+    # A variable that was not set is removed: passed to .NET, PowerShell's $null becomes "", which
+    # left APPLIANCE__Relay__TrustedNetworks__0 set but empty for the figures after the relay's.
+    foreach ($k in $Saved.Keys) {
+        if ($null -eq $Saved[$k]) { Remove-Item "Env:$k" -ErrorAction SilentlyContinue }
+        else { [Environment]::SetEnvironmentVariable($k, $Saved[$k]) }
+    }
 }
 
 function Measure-Appliance([hashtable]$Results) {

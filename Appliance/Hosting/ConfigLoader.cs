@@ -23,6 +23,15 @@ public static class ConfigLoader
         if (dataDir is not null) options.Node.DataDirectory = dataDir;
         if (string.IsNullOrEmpty(options.Node.Name)) options.Node.Name = System.Net.Dns.GetHostName();
         if (string.IsNullOrEmpty(options.Node.Hostname)) options.Node.Hostname = System.Net.Dns.GetHostName();
+        options.Relay.TrustedNetworks = TrustedNetworks(options.Relay.TrustedNetworks);
         return options;
     }
+
+    /// <summary>
+    /// Relay:TrustedNetworks as CIDR ranges: blank entries (an emptied environment variable) are
+    /// none, anything else that is not a range stops the start with its name rather than a crash later.
+    /// </summary>
+    public static string[] TrustedNetworks(IEnumerable<string?> entries) =>
+        [.. entries.Select(e => (e ?? "").Trim()).Where(e => e.Length > 0).Select(e => System.Net.IPNetwork.TryParse(e, out _) ? e
+            : throw new FormatException($"Relay:TrustedNetworks: \"{e}\" is not an address range (CIDR, like 192.0.2.0/24 or 2001:db8::/32)"))];
 }
