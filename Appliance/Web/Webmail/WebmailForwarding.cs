@@ -53,7 +53,7 @@ public sealed class WebmailForwarding(ISessionForwarder? forwarder, WebmailSessi
         using var ends = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted,
             ctx.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
         var ct = ends.Token;
-        var request = new HttpRequestMessage(new HttpMethod(ctx.Request.Method), "http://peer" + ctx.Request.Path + ctx.Request.QueryString);
+        using var request = new HttpRequestMessage(new HttpMethod(ctx.Request.Method), "http://peer" + ctx.Request.Path + ctx.Request.QueryString);
         if (ctx.Request.ContentLength > 0 || ctx.Request.Headers.TransferEncoding.Count > 0)
         {
             request.Content = new StreamContent(ctx.Request.Body);
@@ -76,11 +76,11 @@ public sealed class WebmailForwarding(ISessionForwarder? forwarder, WebmailSessi
                 await ctx.Response.Body.FlushAsync(ct);
             }
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or HttpRequestException or OperationCanceledException && !ctx.RequestAborted.IsCancellationRequested)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or HttpRequestException or OperationCanceledException)
         {
-            // The peer went away mid-answer, or this node is stopping: the browser gets a cut
-            // answer (an event stream reconnects).
-            ctx.Abort();
+            // The browser left, or the peer went away mid-answer, or this node is stopping: the
+            // browser gets a cut answer (an event stream reconnects).
+            if (!ctx.RequestAborted.IsCancellationRequested) ctx.Abort();
         }
     }
 
