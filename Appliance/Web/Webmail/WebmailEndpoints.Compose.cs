@@ -20,7 +20,7 @@ public sealed partial class WebmailEndpoints
                 throw new WebmailException(413, $"attachments may add up to {_composer.MaxMessageSize / (1024 * 1024)} MB per message");
             var upload = await ReadUploadAsync(file, ctx.RequestAborted);
             session.Uploads[upload.Id] = upload;
-            return Json(new UploadInfo(upload.Id, upload.Name, upload.Type, upload.Data.Length), WebmailJson.Default.UploadInfo, 201);
+            return Json(upload.Info, WebmailJson.Default.UploadInfo, 201);
         }));
 
         app.MapPost("/webmail/api/send", Handle(async (ctx, session, user) =>
@@ -91,7 +91,7 @@ public sealed partial class WebmailEndpoints
         var name = Path.GetFileName(file.FileName.Replace('\\', '/'));
         if (string.IsNullOrWhiteSpace(name) || name.Any(char.IsControl)) name = "attachment";
         var type = ContentType.TryParse(file.ContentType ?? "", out var parsed) ? parsed.MimeType.ToLowerInvariant() : "application/octet-stream";
-        return new PendingUpload(BrowserSession.NewSecret()[..16], name, type, data.ToArray(), DateTimeOffset.UtcNow);
+        return PendingUpload.Of(name, type, data.ToArray());
     }
 
     /// <summary>A forwarded message's (or a draft's) attachments, made uploads of the session so the new message can carry them.</summary>
@@ -103,9 +103,9 @@ public sealed partial class WebmailEndpoints
             using var data = new MemoryStream();
             if (part.Content is not null) await part.Content.DecodeToAsync(data, ct);
             if (session.UploadedBytes + data.Length > _composer.MaxMessageSize) throw new WebmailException(413, "the attachments are larger than a message may be");
-            var upload = new PendingUpload(BrowserSession.NewSecret()[..16], WebmailReader.AttachmentName(part, path), part.ContentType.MimeType.ToLowerInvariant(), data.ToArray(), DateTimeOffset.UtcNow);
+            var upload = PendingUpload.Of(WebmailReader.AttachmentName(part, path), part.ContentType.MimeType.ToLowerInvariant(), data.ToArray());
             session.Uploads[upload.Id] = upload;
-            list.Add(new UploadInfo(upload.Id, upload.Name, upload.Type, upload.Data.Length));
+            list.Add(upload.Info);
         }
         return list;
     }

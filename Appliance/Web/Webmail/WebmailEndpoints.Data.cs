@@ -253,7 +253,7 @@ public sealed partial class WebmailEndpoints
             if (!ctx.Request.HasFormContentType) throw new WebmailException(400, "send the files as multipart/form-data");
             var form = await ctx.Request.ReadFormAsync(ctx.RequestAborted);
             if (form.Files.Count == 0) throw new WebmailException(400, "send the files in fields named file");
-            var added = new List<FileEntry>();
+            var added = new List<string>();
             foreach (var file in form.Files)
             {
                 var name = Path.GetFileName(file.FileName.Replace('\\', '/'));
@@ -263,9 +263,11 @@ public sealed partial class WebmailEndpoints
                 using var data = new MemoryStream((int)file.Length);
                 await file.CopyToAsync(data, ctx.RequestAborted);
                 await PutItemAsync(user, FileKind, path, folder, NameOf(path), data.ToArray());
-                added.Add(ToEntry(_store.ListWebmailItems(user, FileKind, folder).First(i => i.Id == path)));
+                added.Add(path);
             }
-            return Json(new FilesAdded(added), WebmailJson.Default.FilesAdded, 201);
+            // One listing for the answer (size and time as stored), not one per file.
+            var stored = _store.ListWebmailItems(user, FileKind, folder).ToDictionary(i => i.Id, StringComparer.Ordinal);
+            return Json(new FilesAdded([.. added.Select(path => ToEntry(stored[path]))]), WebmailJson.Default.FilesAdded, 201);
         }));
         app.MapGet("/webmail/api/files/download", HandleData((ctx, _, user) =>
         {

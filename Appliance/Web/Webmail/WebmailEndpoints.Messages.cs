@@ -22,8 +22,7 @@ public sealed partial class WebmailEndpoints
             var ct = ctx.RequestAborted;
             var folder = MailStore.FolderName(Query(ctx, "folder"));
             var uid = QueryUid(ctx);
-            var message = await WebmailReader.LoadAsync(_store, user, folder, uid, ct);
-            var stored = await _store.GetMessageAsync(user, folder, uid, ct) ?? throw new WebmailException(404, "that message is gone (moved or deleted meanwhile)");
+            var (stored, message) = await WebmailReader.OpenAsync(_store, user, folder, uid, ct);
             if (!stored.Flags.HasFlag(MessageFlags.Seen))
                 await _store.StoreFlagsAsync(user, folder, [uid], FlagMode.Add, MessageFlags.Seen, [], null, ct);
             var remote = message.HtmlBody is { } html && HtmlSanitizer.Sanitize(html, new SanitizeOptions()).HadRemoteImages;
@@ -43,9 +42,7 @@ public sealed partial class WebmailEndpoints
             var uid = QueryUid(ctx);
             var allowRemote = Query(ctx, "remote", "0") == "1";
             var message = await WebmailReader.LoadAsync(_store, user, folder, uid, ctx.RequestAborted);
-            // Inline images (cid:) go into the document as data: URIs: the frame is sandboxed without
-            // allow-same-origin, so its own requests carry no session cookie and could not fetch them.
-            var (doc, _) = WebmailReader.BodyDocument(message, allowRemote, cid => WebmailReader.InlineImage(message, cid));
+            var doc = WebmailReader.BodyDocument(message, allowRemote);
             var h = ctx.Response.Headers;
             h.ContentSecurityPolicy = WebmailReader.BodyPolicy(allowRemote);
             h.XFrameOptions = "SAMEORIGIN";
@@ -57,10 +54,8 @@ public sealed partial class WebmailEndpoints
             var folder = MailStore.FolderName(Query(ctx, "folder"));
             var uid = QueryUid(ctx);
             var message = await WebmailReader.LoadAsync(_store, user, folder, uid, ctx.RequestAborted);
-            var path = ctx.Request.Query["part"].ToString();
-            var cid = ctx.Request.Query["cid"].ToString();
-            var part = WebmailReader.FindPart(message, path.Length > 0 ? path : null, cid.Length > 0 ? cid : null)
-                ?? throw new WebmailException(404, "the message has no such part");
+            var path = Query(ctx, "part");
+            var part = WebmailReader.FindPart(message, path, null) ?? throw new WebmailException(404, "the message has no such part");
             var type = part.ContentType.MimeType.ToLowerInvariant();
             var inline = Query(ctx, "download", "0") != "1" && InlineTypes.Contains(type);
             var data = new MemoryStream();
@@ -69,7 +64,7 @@ public sealed partial class WebmailEndpoints
             var h = ctx.Response.Headers;
             h.ContentSecurityPolicy = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
             h.XFrameOptions = "SAMEORIGIN";
-            h.ContentDisposition = Disposition(inline, WebmailReader.AttachmentName(part, path.Length > 0 ? path : "1"));
+            h.ContentDisposition = Disposition(inline, WebmailReader.AttachmentName(part, path));
             return Results.Stream(data, inline ? (type == "text/plain" ? "text/plain; charset=" + (part.ContentType.Charset ?? "utf-8") : type) : "application/octet-stream");
         }));
 

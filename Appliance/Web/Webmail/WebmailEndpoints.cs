@@ -26,7 +26,7 @@ public sealed class WebmailException(int status, string detail) : Exception(deta
 /// Mail is read and changed through the same store API IMAP uses (so a move into Junk trains the
 /// spam filter, and IMAP clients see every change at once); sending goes through the node's own
 /// submission service (WebmailComposer); the address book, notes, files and settings live in the
-/// db unit (WebmailData).
+/// db unit (WebmailEndpoints.Data.cs). In a pair, a call whose unit is active on the other node is forwarded there (WebmailForwarding).
 /// </summary>
 public sealed partial class WebmailEndpoints
 {
@@ -116,8 +116,8 @@ public sealed partial class WebmailEndpoints
             result = await handler(ctx, session, user);
         }
         catch (WebmailException ex) { result = Problem(ex.Status, ex.Message); }
-        catch (FolderNotFoundException ex) { result = Problem(404, $"there is no folder {ex.Message["no folder ".Length..]}"); }
-        catch (FolderExistsException ex) { result = Problem(409, $"a folder {ex.Message["folder ".Length..^" exists".Length]} already exists"); }
+        catch (FolderNotFoundException ex) { result = Problem(404, $"there is no folder {ex.Folder}"); }
+        catch (FolderExistsException ex) { result = Problem(409, $"a folder {ex.Folder} already exists"); }
         catch (UnitUnavailableException ex) { result = Problem(503, ex.Message); }
         catch (JsonException) { result = Problem(400, "the request's body is not the JSON this call expects"); }
         catch (BadHttpRequestException ex) { result = Problem(ex.StatusCode, ex.Message); }
@@ -271,7 +271,7 @@ public sealed partial class WebmailEndpoints
         }));
 
         app.MapGet("/webmail/api/messages", Handle(ListMessagesAsync));
-        app.MapGet("/webmail/api/events", EventsAsync);
+        app.MapGet("/webmail/api/events", Handle(EventsAsync));
     }
 
     /// <summary>A folder the user made (not INBOX, not special-use), which may be renamed or deleted.</summary>
@@ -342,31 +342,11 @@ public sealed partial class WebmailEndpoints
     /// changes (new mail, or a change made by an IMAP client or another tab), and a comment every
     /// 25 s so proxies keep the stream open.
     /// </summary>
-    private async Task EventsAsync(HttpContext ctx)
+    private async Task<IResult> EventsAsync(HttpContext ctx, WebmailSession session, MailUser user)
     {
-        var (session, problem, forwarded) = Identify(ctx);
-        if (session is null)
-        {
-            await Problems.Result(problem!).ExecuteAsync(ctx);
-            return;
-        }
-        var user = _directory.FindMailbox(session.Address)!.ToUser();
-        if (!_store.IsServedHere(user))
-        {
-            try
-            {
-                if (forwarded || !_forwarding.CanForward)
-                    throw new WebmailException(503, "your mailbox is being served by the other node at the moment; try again in a few seconds");
-                await _forwarding.ForwardAsync(ctx, session, user);
-            }
-            catch (WebmailException ex) { await Problem(ex.Status, ex.Message).ExecuteAsync(ctx); }
-            catch (Exception ex) when (ex is OperationCanceledException or IOException && ctx.RequestAborted.IsCancellationRequested) { }
-            return;
-        }
         var changed = Channel.CreateBounded<string>(new BoundedChannelOptions(64) { FullMode = BoundedChannelFullMode.DropOldest });
         using var subscription = _store.Changes.Subscribe(session.Address, folder => changed.Writer.TryWrite(folder));
         ctx.Response.Headers.ContentType = "text/event-stream";
-        ctx.Response.Headers.CacheControl = "no-store";
         ctx.Response.Headers["X-Accel-Buffering"] = "no";
         // Ends with the server too: an open stream would otherwise hold a stopping node for Kestrel's whole shutdown timeout.
         var stopping = ctx.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
@@ -387,7 +367,7 @@ public sealed partial class WebmailEndpoints
                 {
                     await ctx.Response.WriteAsync(": keep-alive\n\n", ct);
                     // Signed out or expired meanwhile, or the mailbox moved to the other node: the page reconnects.
-                    if (_sessions.Find(session.Id) is null || !_store.IsServedHere(user)) return;
+                    if (_sessions.Find(session.Id) is null || !_store.IsServedHere(user)) break;
                 }
                 else
                 {
@@ -399,5 +379,6 @@ public sealed partial class WebmailEndpoints
         }
         catch (OperationCanceledException) { }
         catch (IOException) { }
+        return Results.Empty; // the stream was the answer
     }
 }

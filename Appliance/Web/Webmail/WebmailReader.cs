@@ -24,11 +24,15 @@ public static class WebmailReader
         structure.BodyStructure.Contains("(\"attachment\"", StringComparison.OrdinalIgnoreCase)
         || structure.BodyStructure.Contains("\"name\"", StringComparison.OrdinalIgnoreCase);
 
-    public static async Task<MimeMessage> LoadAsync(MailStore store, MailUser user, string folder, long uid, CancellationToken ct)
+    public static async Task<MimeMessage> LoadAsync(MailStore store, MailUser user, string folder, long uid, CancellationToken ct) =>
+        (await OpenAsync(store, user, folder, uid, ct)).Message;
+
+    /// <summary>A message's row (flags, arrival) and its parsed text; 404 when the folder has no such UID.</summary>
+    public static async Task<(StoredMessage Stored, MimeMessage Message)> OpenAsync(MailStore store, MailUser user, string folder, long uid, CancellationToken ct)
     {
         var stored = await store.GetMessageAsync(user, folder, uid, ct) ?? throw new WebmailException(404, "that message is gone (moved or deleted meanwhile)");
         await using var stream = store.OpenMessage(user, stored);
-        return await MimeMessage.LoadAsync(stream, ct);
+        return (stored, await MimeMessage.LoadAsync(stream, ct));
     }
 
     public static IReadOnlyList<MailAddress> Addresses(InternetAddressList list) =>
@@ -63,6 +67,7 @@ public static class WebmailReader
         return counter.Length;
     }
 
+    /// <summary>The leaf part at an IMAP-style path ("2", "1.2"), or the one with a Content-ID.</summary>
     public static MimePart? FindPart(MimeMessage message, string? path, string? cid)
     {
         var iter = new MimeIterator(message);
@@ -91,16 +96,16 @@ public static class WebmailReader
         return $"data:{type};base64,{Convert.ToBase64String(bytes.GetBuffer(), 0, (int)bytes.Length)}";
     }
 
-    /// <summary>The document of the reading iframe, and whether its HTML wanted remote images.</summary>
-    public static (string Html, bool HadRemoteImages) BodyDocument(MimeMessage message, bool allowRemote, Func<string, string?> cidUrl)
+    /// <summary>
+    /// The document of the reading iframe. Inline images (cid:) go into it as data: URIs: the frame
+    /// is sandboxed without allow-same-origin, so its own requests carry no session cookie.
+    /// </summary>
+    public static string BodyDocument(MimeMessage message, bool allowRemote)
     {
         string content;
-        var remote = false;
         if (message.HtmlBody is { } html)
         {
-            var clean = HtmlSanitizer.Sanitize(html, new SanitizeOptions { AllowRemoteImages = allowRemote, ResolveCid = cidUrl });
-            content = clean.Html;
-            remote = clean.HadRemoteImages;
+            content = HtmlSanitizer.Sanitize(html, new SanitizeOptions { AllowRemoteImages = allowRemote, ResolveCid = cid => InlineImage(message, cid) }).Html;
         }
         else if (message.TextBody is { } text)
         {
@@ -114,13 +119,12 @@ public static class WebmailReader
         {
             content = "<p class=\"empty\">(this message has no text)</p>";
         }
-        var doc = $$"""
+        return $$"""
             <!doctype html><html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><base target="_blank">
             <style>body{font:14px/1.45 system-ui,sans-serif;color:#1d2330;margin:12px;overflow-wrap:anywhere}img{max-width:100%;height:auto}
             .plain{font-family:ui-monospace,monospace;white-space:pre-wrap}.empty{color:#777}blockquote{border-left:3px solid #ccd;margin:0 0 0 4px;padding-left:10px;color:#445}</style>
             </head><body>{{content}}</body></html>
             """;
-        return (doc, remote);
     }
 
     /// <summary>The policy of the reading iframe's document: no script at all, images only from here (or anywhere once allowed).</summary>

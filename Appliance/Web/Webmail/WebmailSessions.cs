@@ -15,7 +15,12 @@ namespace Appliance.Web.Webmail;
 //   session) ends the session at its next request.
 // - Uploaded attachments wait in the session (bounded per session) until a message takes them.
 
-public sealed record PendingUpload(string Id, string Name, string Type, byte[] Data, DateTimeOffset Created);
+public sealed record PendingUpload(string Id, string Name, string Type, byte[] Data, DateTimeOffset Created)
+{
+    public static PendingUpload Of(string name, string type, byte[] data) => new(BrowserSession.NewSecret()[..16], name, type, data, DateTimeOffset.UtcNow);
+
+    public UploadInfo Info => new(Id, Name, Type, Data.Length);
+}
 
 public sealed class WebmailSession(string id, string address, string password, string passwordHash, string csrf, DateTimeOffset created)
     : BrowserSession(id, address, csrf, created)
